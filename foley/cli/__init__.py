@@ -1,0 +1,1 @@
+"""The ``foley`` console script (see :mod:`foley.cli.main`)."""

@@ -1,0 +1,13 @@
+"""The project's error types: what a user sees is ``str(error)``, one line."""
+
+
+class FoleyError(Exception):
+    """Base class of every error the project raises for a user."""
+
+
+class InputError(FoleyError, ValueError):
+    """A file or argument that cannot be used (corrupt, empty, too long, wrong kind...)."""
+
+
+class ModelMismatchError(FoleyError, ValueError):
+    """Weights, vectors or an index built for another model, dimension or config."""

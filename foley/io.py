@@ -1,0 +1,448 @@
+"""Video and audio I/O: PyAV for containers, soundfile for wav/flac/ogg.
+
+Every decoder answers a bad file with :class:`foley.errors.InputError` and a one-line message
+(what was wrong with which file); nothing here prints a traceback at a user.
+
+Frames come back as ``uint8 (num_frames, S, S, 3)`` at ``cfg.fps`` and ``cfg.frame_size``
+whatever the file's rate (constant, variable, 29.97...), resolution or rotation; audio as
+``float32 (num_samples,)`` mono at ``cfg.sample_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from foley.audio import resample, to_mono
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError
+
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"}
+
+
+@dataclass
+class Video:
+    """A decoded video, resampled to the contract's rate and size."""
+
+    frames: np.ndarray  # (num_frames, S, S, 3) uint8 at ``fps``
+    fps: float
+    duration: float  # seconds (of the video stream)
+    audio: np.ndarray | None  # (num_samples,) float32 at ``sample_rate``, None if no audio
+    sample_rate: int
+    source_fps: float
+    source_size: tuple[int, int]  # (width, height) as displayed (rotation applied)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass
+class VideoInfo:
+    """What a container says about itself, before any decoding."""
+
+    duration: float  # seconds (best estimate)
+    width: int
+    height: int
+    fps: float
+    rotation: int  # degrees counter-clockwise (FFmpeg display-matrix convention), 0..359
+    has_audio: bool
+    num_frames: int  # as declared (0 if the container does not say)
+
+
+def _name(path: str | os.PathLike) -> str:
+    return Path(path).name
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, expected a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{_name(p)}: the file is empty (0 bytes)")
+    try:
+        return av.open(str(p), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{_name(p)}: not a readable video or audio file ({_short(err)})") from err
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:160]
+
+
+def _stream_rotation(stream) -> int:
+    """Rotation in degrees from the display matrix or the legacy ``rotate`` tag."""
+    tag = (stream.metadata or {}).get("rotate")
+    if tag:
+        try:
+            return int(float(tag)) % 360
+        except ValueError:
+            pass
+    return 0
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read the container header: duration, size, rate, rotation, audio presence."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InputError(f"{_name(path)}: has no video stream")
+        vs = container.streams.video[0]
+        width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = 0.0
+        if vs.duration is not None and vs.time_base is not None:
+            duration = float(vs.duration * vs.time_base)
+        if duration <= 0 and container.duration:
+            duration = container.duration / 1_000_000
+        rotation = _stream_rotation(vs)
+        try:  # the display matrix reaches us on decoded frames
+            first = next(container.decode(vs), None)
+            if first is not None and getattr(first, "rotation", 0):
+                rotation = int(first.rotation) % 360
+        except Exception:  # noqa: BLE001 - a broken first frame is load_video's to report
+            pass
+        return VideoInfo(
+            duration=duration,
+            width=width,
+            height=height,
+            fps=fps,
+            rotation=rotation,
+            has_audio=bool(container.streams.audio),
+            num_frames=int(vs.frames or 0),
+        )
+
+
+def _resize_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is ``size`` (aspect kept), then centre-crop to square."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scale = size / min(h, w)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(img[top : top + size, left : left + size])
+
+
+def _apply_rotation(img: np.ndarray, degrees: int) -> np.ndarray:
+    # Display matrices rotate counter-clockwise by ``degrees``; rot90 is counter-clockwise too.
+    k = (round(degrees / 90) % 4) if degrees else 0
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def load_video(
+    path: str | os.PathLike,
+    cfg: AVConfig = DEFAULT_CONFIG,
+    *,
+    with_audio: bool = True,
+    max_seconds: float | None = None,
+    max_pixels: int | None = None,
+) -> Video:
+    """Decode frames at ``cfg.fps`` / ``cfg.frame_size`` and, if asked, audio at 16 kHz mono.
+
+    Frame ``k`` shows the source frame on screen at time ``k / cfg.fps`` (sample and hold), so
+    constant, variable and fractional rates all map onto the same clock.
+    """
+    import av
+
+    max_seconds = cfg.max_video_seconds if max_seconds is None else max_seconds
+    max_pixels = cfg.max_pixels if max_pixels is None else max_pixels
+    info = probe_video(path)
+    name = _name(path)
+    if info.width <= 0 or info.height <= 0:
+        raise InputError(
+            f"{name}: the video stream has no picture size ({info.width}x{info.height})"
+        )
+    if info.width * info.height > max_pixels:
+        raise InputError(
+            f"{name}: resolution {info.width}x{info.height} is above the limit of "
+            f"{max_pixels:,} pixels"
+        )
+    if info.duration > max_seconds:
+        raise InputError(
+            f"{name}: {info.duration:.1f} s long, above the limit of {max_seconds:g} s"
+        )
+
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    rotation = info.rotation
+    try:
+        with _open(path) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            for frame in container.decode(vs):
+                t = frame.time if frame.time is not None else len(times) / max(info.fps, 1.0)
+                if t > max_seconds:
+                    raise InputError(f"{name}: longer than the limit of {max_seconds:g} s")
+                rot = getattr(frame, "rotation", 0) or 0
+                rotation = int(rot) % 360 if rot else rotation
+                w, h = frame.width, frame.height
+                scale = cfg.frame_size / max(1, min(w, h))
+                rw, rh = (
+                    max(cfg.frame_size, round(w * scale)),
+                    max(cfg.frame_size, round(h * scale)),
+                )
+                img = frame.to_ndarray(format="rgb24", width=rw, height=rh)
+                frames.append(_resize_crop(_apply_rotation(img, rotation), cfg.frame_size))
+                times.append(float(t))
+    except av.error.FFmpegError as err:
+        if not frames:
+            raise InputError(f"{name}: the video stream cannot be decoded ({_short(err)})") from err
+        # A truncated tail: keep what decoded, as players do.
+    if not frames:
+        raise InputError(f"{name}: the video stream has no frames")
+
+    src = np.asarray(times, dtype=np.float64)
+    order = np.argsort(src, kind="stable")
+    src = src[order] - src[order][0]
+    last_dt = float(np.median(np.diff(src))) if len(src) > 1 else 1.0 / max(info.fps, cfg.fps)
+    duration = float(src[-1] + last_dt)
+    n_out = max(1, math.floor(duration * cfg.fps + 1e-6))
+    targets = np.arange(n_out) / cfg.fps
+    pick = np.clip(np.searchsorted(src, targets + 1e-6, side="right") - 1, 0, len(src) - 1)
+    stacked = np.stack([frames[order[i]] for i in pick])
+
+    audio = None
+    if with_audio and info.has_audio:
+        audio = _decode_audio(path, cfg.sample_rate, max_seconds=max_seconds)
+    w, h = info.width, info.height
+    if rotation in (90, 270):
+        w, h = h, w
+    return Video(
+        frames=stacked,
+        fps=cfg.fps,
+        duration=duration,
+        audio=audio,
+        sample_rate=cfg.sample_rate,
+        source_fps=info.fps or (len(src) / duration if duration else 0.0),
+        source_size=(w, h),
+    )
+
+
+def _decode_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float) -> np.ndarray:
+    import av
+
+    name = _name(path)
+    chunks: list[np.ndarray] = []
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    limit = int(max_seconds * sample_rate)
+    total = 0
+    try:
+        with _open(path) as container:
+            if not container.streams.audio:
+                raise InputError(f"{name}: has no audio stream")
+            stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:
+                # AAC pads its last frame: trim to the duration the container declares.
+                limit = min(limit, round(float(stream.duration * stream.time_base) * sample_rate))
+            declared = limit
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += chunk.size
+                if total > limit + sample_rate:
+                    if declared < int(max_seconds * sample_rate):
+                        break  # past the declared duration: padding only
+                    raise InputError(f"{name}: audio longer than the limit of {max_seconds:g} s")
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.FFmpegError as err:
+        if not chunks:
+            raise InputError(f"{name}: the audio stream cannot be decoded ({_short(err)})") from err
+    wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return _sanitize(wave[:limit], name)
+
+
+def _sanitize(wave: np.ndarray, name: str) -> np.ndarray:
+    if not np.all(np.isfinite(wave)):
+        raise InputError(f"{name}: the audio contains NaN or infinite samples")
+    return np.clip(wave, -1.0, 1.0).astype(np.float32)
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int = DEFAULT_CONFIG.sample_rate,
+    *,
+    max_seconds: float = DEFAULT_CONFIG.max_video_seconds,
+) -> np.ndarray:
+    """Any audio file (or a video's audio track) as mono float32 at ``sample_rate``."""
+    p = Path(path)
+    if p.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        if not p.exists():
+            raise InputError(f"{p}: no such file")
+        if p.stat().st_size == 0:
+            raise InputError(f"{p.name}: the file is empty (0 bytes)")
+        try:
+            info = sf.info(str(p))
+            if info.frames > max_seconds * info.samplerate:
+                raise InputError(f"{p.name}: longer than the limit of {max_seconds:g} s")
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as err:
+            raise InputError(f"{p.name}: not a readable audio file ({_short(err)})") from err
+        if data.shape[0] == 0:
+            raise InputError(f"{p.name}: the audio has no samples")
+        if not np.all(np.isfinite(data)):
+            raise InputError(f"{p.name}: the audio contains NaN or infinite samples")
+        return _sanitize(resample(to_mono(data), sr, sample_rate), p.name)
+    wave = _decode_audio(p, sample_rate, max_seconds=max_seconds)
+    if wave.size == 0:
+        raise InputError(f"{p.name}: the audio has no samples")
+    return wave
+
+
+def save_audio(
+    path: str | os.PathLike, wave: np.ndarray, sample_rate: int = DEFAULT_CONFIG.sample_rate
+) -> Path:
+    """Write a mono wave as wav/flac/ogg (by suffix), 16-bit PCM for wav."""
+    import soundfile as sf
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    wave = np.clip(np.nan_to_num(np.asarray(wave, np.float32).reshape(-1)), -1.0, 1.0)
+    subtype = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS"}.get(p.suffix.lower()[1:])
+    sf.write(str(p), wave, sample_rate, subtype=subtype)
+    return p
+
+
+def _add_audio_stream(container, sample_rate: int):
+    stream = container.add_stream("aac", rate=sample_rate)
+    stream.layout = "mono"
+    return stream
+
+
+def _encode_audio(container, stream, wave: np.ndarray, sample_rate: int) -> None:
+    import av
+
+    wave = np.clip(np.nan_to_num(np.asarray(wave, np.float32).reshape(-1)), -1.0, 1.0)
+    chunk = 1024
+    for start in range(0, wave.size, chunk):
+        piece = wave[start : start + chunk]
+        frame = av.AudioFrame.from_ndarray(piece[None, :], format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        frame.time_base = Fraction(1, sample_rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float,
+    audio: np.ndarray | None = None,
+    sample_rate: int = DEFAULT_CONFIG.sample_rate,
+    *,
+    crf: int = 23,
+    frame_times: np.ndarray | None = None,
+) -> Path:
+    """Encode ``frames`` (T, H, W, 3) uint8 as H.264 (+ AAC audio) in an mp4.
+
+    ``frame_times`` (seconds, increasing) gives a variable frame rate; otherwise frames are
+    ``1/fps`` apart. Output bytes are deterministic for the same input.
+    """
+    import av
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise InputError(f"frames must be (num_frames, H, W, 3) uint8, got {frames.shape}")
+    rate = Fraction(fps).limit_denominator(1001)
+    time_base = Fraction(1, 90_000) if frame_times is not None else 1 / rate
+    with av.open(str(p), mode="w", format="mp4") as container:
+        vs = container.add_stream("libx264", rate=rate)
+        vs.width, vs.height = (
+            frames.shape[2] + frames.shape[2] % 2,
+            frames.shape[1] + frames.shape[1] % 2,
+        )
+        vs.pix_fmt = "yuv420p"
+        vs.time_base = time_base
+        vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        vs.codec_context.time_base = time_base
+        astream = _add_audio_stream(container, sample_rate) if audio is not None else None
+        for i, img in enumerate(frames):
+            if img.shape[0] % 2 or img.shape[1] % 2:
+                img = np.pad(
+                    img, ((0, img.shape[0] % 2), (0, img.shape[1] % 2), (0, 0)), mode="edge"
+                )
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            if frame_times is not None:
+                frame.pts = int(round(float(frame_times[i]) * 90_000))
+            else:
+                frame.pts = i
+            frame.time_base = time_base
+            for packet in vs.encode(frame):
+                container.mux(packet)
+        for packet in vs.encode(None):
+            container.mux(packet)
+        if astream is not None:
+            _encode_audio(container, astream, audio, sample_rate)
+    return p
+
+
+def mux_audio(
+    video_path: str | os.PathLike,
+    wave: np.ndarray,
+    sample_rate: int,
+    out_path: str | os.PathLike,
+) -> Path:
+    """Copy ``video_path``'s video stream (no re-encode) into ``out_path`` with ``wave`` as audio.
+
+    An existing audio track is replaced. ``out_path`` is written atomically (temp file, rename),
+    so a failure never leaves a half-written output or touches the input.
+    """
+    src, dst = Path(video_path), Path(out_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with _open(src) as inp:
+        if not inp.streams.video:
+            raise InputError(f"{src.name}: has no video stream")
+        in_video = inp.streams.video[0]
+        fd, tmp = tempfile.mkstemp(suffix=dst.suffix or ".mp4", dir=dst.parent)
+        os.close(fd)
+        try:
+            import av
+
+            fmt = "mp4" if dst.suffix.lower() in {".mp4", ".m4v", ".mov", ""} else None
+            with av.open(tmp, mode="w", format=fmt) as out:
+                out_video = out.add_stream_from_template(in_video)
+                rot = _stream_rotation(in_video)
+                if rot:
+                    out_video.metadata["rotate"] = str(rot)
+                astream = _add_audio_stream(out, sample_rate)
+                for packet in inp.demux(in_video):
+                    if packet.dts is None:
+                        continue
+                    packet.stream = out_video
+                    out.mux(packet)
+                _encode_audio(out, astream, wave, sample_rate)
+            shutil.move(tmp, dst)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return dst
+
+
+def frames_to_tensor(frames: np.ndarray):
+    """``uint8 (T, H, W, 3)`` -> ``torch.float32 (T, 3, H, W)`` in [0, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)

@@ -1,0 +1,23 @@
+"""``foley train <component>``: one subcommand per trainer.
+
+Each trainer module exposes ``add_arguments(parser)`` and ``run(args) -> int``. A component is
+listed here once its trainer works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+TRAINERS: dict[str, str] = {}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a component (accelerate)")
+    comp = parser.add_subparsers(dest="component", metavar="COMPONENT", required=True)
+    for name, module_path in TRAINERS.items():
+        module = importlib.import_module(module_path)
+        doc = (module.__doc__ or name).strip().splitlines()[0]
+        sub = comp.add_parser(name, help=doc, description=doc)
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.run)
