@@ -1,0 +1,1 @@
+"""Metrics shared by eval, benchmarks and the app (DESIGN.md, "Metrics")."""
