@@ -43,7 +43,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
     eye = np.eye(a.shape[1]) * eps
     s_a = np.cov(a, rowvar=False) + eye
     s_b = np.cov(b, rowvar=False) + eye
-    covmean, _ = linalg.sqrtm(s_a @ s_b, disp=False)
-    covmean = np.real(covmean)
+    covmean = np.real(linalg.sqrtm(s_a @ s_b))
     fd = float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * covmean))
     return max(fd, 0.0)
