@@ -324,6 +324,7 @@ def save_audio(
 def _add_audio_stream(container, sample_rate: int):
     stream = container.add_stream("aac", rate=sample_rate)
     stream.layout = "mono"
+    stream.options = {"aac_coder": "fast"}
     return stream
 
 
@@ -376,7 +377,13 @@ def write_video(
         )
         vs.pix_fmt = "yuv420p"
         vs.time_base = time_base
-        vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        # mbtree off: with it, x264's output bytes can depend on the process's heap state.
+        vs.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "threads": "1",
+            "x264-params": "mbtree=0",
+        }
         vs.codec_context.time_base = time_base
         astream = _add_audio_stream(container, sample_rate) if audio is not None else None
         for i, img in enumerate(frames):
