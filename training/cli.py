@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 
-TRAINERS: dict[str, str] = {}
+TRAINERS: dict[str, str] = {
+    "mc3": "training.train_mc3",
+    "avs": "training.train_avs",
+    "denoiser": "training.train_denoiser",
+    "codec": "training.train_codec",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

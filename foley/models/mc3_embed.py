@@ -1,0 +1,131 @@
+"""Embedding clips with MC3, in batches: shared by ``foley index``, the trainer and benchmarks.
+
+A clip's audio, video and narration embeddings come back as float32 arrays ``(num_clips, D)``
+in dataset order, with its ambient level (dBFS of the quietest 0.5 s window) measured on the
+clip's own audio track.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from foley.errors import InputError
+from foley.metrics.audio import ambient_level_db
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+
+
+@dataclass
+class ClipEmbeddings:
+    """Embeddings of the clips of one dataset split, row ``i`` = clip ``i``."""
+
+    ids: list[str]
+    audio: np.ndarray  # (n, D) float32, L2-normalised
+    video: np.ndarray  # (n, D)
+    text: np.ndarray | None  # (n, D) or None when not asked for
+    ambient_db: np.ndarray  # (n,) float64 dBFS
+    meta: list[dict[str, Any]]  # the dataset's per-clip metadata (ClipRecord columns)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "frames": torch.stack([it["frames"] for it in items]),  # (b, T, 3, S, S)
+        "audio": torch.stack([it["audio"] for it in items]),  # (b, N)
+        "text": [it["text"] for it in items],
+        "meta": [it["meta"] for it in items],
+    }
+
+
+def _ambient(wave: np.ndarray, sample_rate: int) -> float:
+    """Ambient level of a clip's own audio: the zero padding that fits a short clip to the
+    training length (``ClipDataset``) is trimmed first, or it would read as silence."""
+    return float(ambient_level_db(np.trim_zeros(wave, "b"), sample_rate))
+
+
+def model_id(model_dir: str | os.PathLike) -> str:
+    """Identity of saved MC3 weights (``mc3-`` + 16 hex of the weights' SHA-256).
+
+    An index records it; querying with other weights is refused.
+    """
+    path = Path(model_dir) / WEIGHTS_NAME
+    if not path.is_file():
+        raise InputError(f"{model_dir}: not a saved MC3 model (no {WEIGHTS_NAME})")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return "mc3-" + digest.hexdigest()[:16]
+
+
+def load_mc3(model_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """``MC3Model.from_pretrained`` with a one-line error for a wrong folder."""
+    from foley.models.mc3 import MC3Model
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file() or not (path / WEIGHTS_NAME).is_file():
+        raise InputError(f"{path}: not a saved MC3 model (expected config.json and {WEIGHTS_NAME})")
+    cfg = MC3Model.load_config(str(path))
+    if cfg.get("_class_name") not in (None, "MC3Model"):
+        raise InputError(f"{path}: holds a {cfg['_class_name']}, not an MC3Model")
+    return MC3Model.from_pretrained(str(path)).to(device).eval()
+
+
+@torch.no_grad()
+def iter_embeddings(
+    model,
+    dataset: Dataset,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    with_text: bool = True,
+    progress: bool = True,
+) -> Iterator[ClipEmbeddings]:
+    """Embed the clips of a :class:`foley.data.ego4d.ClipDataset` batch by batch, in order."""
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate
+    )
+    sample_rate = model.config.sample_rate
+    bar = tqdm(total=len(dataset), desc="embedding clips", unit="clip", disable=not progress)
+    for batch in loader:
+        yield ClipEmbeddings(
+            ids=[m["clip_id"] for m in batch["meta"]],
+            audio=model.encode_audio(batch["audio"]).float().cpu().numpy(),
+            video=model.encode_video(batch["frames"]).float().cpu().numpy(),
+            text=model.encode_text(batch["text"]).float().cpu().numpy() if with_text else None,
+            ambient_db=np.array([_ambient(w.numpy(), sample_rate) for w in batch["audio"]]),
+            meta=batch["meta"],
+        )
+        bar.update(len(batch["meta"]))
+    bar.close()
+
+
+def concat(parts: list[ClipEmbeddings], dim: int) -> ClipEmbeddings:
+    """One :class:`ClipEmbeddings` from consecutive batches."""
+    empty = np.zeros((0, dim), np.float32)
+    with_text = all(p.text is not None for p in parts)
+    return ClipEmbeddings(
+        ids=[i for p in parts for i in p.ids],
+        audio=np.concatenate([p.audio for p in parts]) if parts else empty,
+        video=np.concatenate([p.video for p in parts]) if parts else empty,
+        text=(np.concatenate([p.text for p in parts]) if parts else empty) if with_text else None,
+        ambient_db=np.concatenate([p.ambient_db for p in parts]) if parts else np.zeros(0),
+        meta=[m for p in parts for m in p.meta],
+    )
+
+
+def embed_dataset(model, dataset: Dataset, **kwargs) -> ClipEmbeddings:
+    """Every clip of a dataset at once (see :func:`iter_embeddings` for the arguments)."""
+    return concat(list(iter_embeddings(model, dataset, **kwargs)), model.config.embed_dim)
