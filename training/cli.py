@@ -14,6 +14,7 @@ TRAINERS: dict[str, str] = {
     "avs": "training.train_avs",
     "denoiser": "training.train_denoiser",
     "codec": "training.train_codec",
+    "all": "training.recipe",
 }
 
 

@@ -9,6 +9,8 @@ The index stores each clip's MC3 *audio* embedding (queries are videos: video-to
 retrieval, how AV-LDM picks its conditioning clip) with the clip's path, video_uid, narration,
 split and ambient level (dBFS of its quietest 0.5 s window).  ``build`` writes a complete new
 version and switches to it atomically; a failed or killed build leaves the previous one serving.
+Under ``accelerate launch --num_processes N`` each process embeds its share of the clips and the
+main process gathers them and writes the index once.
 """
 
 from __future__ import annotations
@@ -185,7 +187,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     model, mid = (None, model_id(args.model)) if state else _load(args)
     root = Path(args.data)
     with _index_errors():
-        dim = model.config.embed_dim if model else MC3Model.load_config(args.model)["embed_dim"]
+        if model is not None:
+            dim = model.config.embed_dim
+        else:
+            dim = MC3Model.load_config(args.model)["embed_dim"]
         with ClipIndex.rebuild(args.out, mid, dim, progress=not args.quiet) as builder:
             if state is not None:
                 for ids, vectors, rows in parts:

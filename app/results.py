@@ -1,0 +1,203 @@
+"""What one generation request produces, and the functions that write it to disk.
+
+Each function writes into a per-request folder: candidate wavs and spectrograms (onsets
+marked), the muxed video, the conditioning clip, the AVS mask overlay (PNG strip and MP4) with
+the alignment score.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from foley.errors import FoleyError
+
+
+@dataclass
+class Candidate:
+    seed: int
+    audio_path: str  # wav
+    spectrogram_path: str  # png, detected onsets marked
+    onsets: list[float]  # seconds
+    ambient_db: float  # dBFS of the quietest 0.5 s
+
+
+@dataclass
+class ConditionClip:
+    id: str  # index id, or "uploaded"
+    audio_path: str  # wav: the clip-length audio the model was conditioned on
+    narration: str | None = None
+    ambient_db: float | None = None
+    score: float | None = None  # MC3 video-to-audio similarity of a retrieved clip
+    clip_path: str | None = None
+
+
+@dataclass
+class AVSResult:
+    score: float  # alignment score in [0, 1] (0.5: no better than shuffled audio)
+    strip_path: str  # png: frames with the sounding-object mask
+    video_path: str  # mp4: the overlay with the generated audio
+    seconds: float  # how much of the video the masks cover
+
+
+@dataclass
+class GenerateResult:
+    video_path: str  # the uploaded video with the first candidate muxed in
+    candidates: list[Candidate]
+    mode: str
+    seconds: float
+    condition: ConditionClip | None
+    avs: AVSResult | None
+    avs_note: str  # why there is no overlay, when there is none
+    elapsed: float
+    index_version: str | None = None
+
+    def details(self) -> dict:
+        """JSON-able summary (the app's details panel and the API's ``details`` output)."""
+        return {
+            "mode": self.mode,
+            "seconds": round(self.seconds, 3),
+            "elapsed_s": round(self.elapsed, 2),
+            "candidates": [
+                {
+                    "seed": c.seed,
+                    "onsets_s": [round(t, 3) for t in c.onsets],
+                    "ambient_db": round(c.ambient_db, 1),
+                }
+                for c in self.candidates
+            ],
+            "condition": None
+            if self.condition is None
+            else {k: v for k, v in asdict(self.condition).items() if k != "audio_path"},
+            "alignment_score": None if self.avs is None else round(self.avs.score, 3),
+            "avs_note": self.avs_note or None,
+            "index_version": self.index_version,
+        }
+
+
+def write_candidate(
+    out_dir: Path, k: int, seed: int, wave: np.ndarray, sr: int, cfg, plot_lock: threading.Lock
+) -> Candidate:
+    """Candidate ``k``: its wav, its spectrogram with the detected onsets, its ambient level."""
+    from foley.io import save_audio
+    from foley.metrics.audio import ambient_level_db
+    from foley.metrics.onsets import detect_onsets
+    from foley.viz.spectrogram import spectrogram_png
+
+    wav = save_audio(out_dir / f"candidate{k + 1}_seed{seed}.wav", wave, sr)
+    onsets = [float(t) for t in detect_onsets(wave, cfg)]
+    png = out_dir / f"candidate{k + 1}_spectrogram.png"
+    with plot_lock:  # pyplot is not thread-safe
+        spectrogram_png(
+            wave,
+            sr,
+            png,
+            onsets=onsets,
+            title=f"seed {seed}: {len(onsets)} onsets detected",
+            cfg=cfg,
+        )
+    return Candidate(seed, str(wav), str(png), onsets, float(ambient_level_db(wave, sr)))
+
+
+def mux_result(video, decoded, wave: np.ndarray, sr: int, out: Path) -> Path:
+    """The upload's own video stream with the audio; re-encoded frames if it cannot be
+    copied into an mp4."""
+    import av
+
+    from foley.io import mux_audio, write_video
+
+    try:
+        return mux_audio(video, wave, sr, out)
+    except (FoleyError, av.error.FFmpegError, ValueError):
+        return write_video(out, decoded.frames, decoded.fps, audio=wave, sample_rate=sr)
+
+
+def condition_clip(out_dir: Path, first, index, cond_wave, upload, sr: int) -> ConditionClip | None:
+    """The clip the model was conditioned on (``first``: the first pipeline output)."""
+    from foley.io import save_audio
+    from foley.metrics.audio import ambient_level_db
+
+    wave = first.condition_audios[0]
+    if wave is None:
+        return None
+    wav = str(save_audio(out_dir / "condition.wav", wave, sr))
+    if cond_wave is not None:
+        return ConditionClip(
+            "uploaded",
+            wav,
+            narration=Path(upload).name,
+            ambient_db=float(ambient_level_db(cond_wave, sr)),
+        )
+    cid = first.condition_ids[0]
+    meta = {}
+    try:
+        meta = index.get(cid)
+    except (KeyError, ValueError):
+        pass
+    return ConditionClip(
+        cid,
+        wav,
+        narration=meta.get("narration"),
+        ambient_db=meta.get("ambient_db"),
+        score=first.condition_scores[0],
+        clip_path=meta.get("clip_path"),
+    )
+
+
+def avs_overlay(
+    avs, video, wave: np.ndarray, sr: int, out_dir: Path, limits
+) -> tuple[AVSResult | None, str]:
+    """Masks of the sounding object from the generated audio, and the alignment score."""
+    if avs is None:
+        return None, (
+            "No AVS model loaded (the model folder has no avs/ and no --avs was given): "
+            "no mask overlay or alignment score."
+        )
+    import torch
+
+    from foley.audio import resample
+    from foley.io import frames_to_tensor, load_video
+    from foley.metrics.avs import alignment_score, predict_probs
+    from foley.viz.masks import save_overlay_strip, save_overlay_video
+
+    acfg = avs.av
+    seconds = min(wave.size / sr, limits.avs_max_seconds)
+    decoded = load_video(video, acfg, with_audio=False, max_seconds=limits.max_video_seconds)
+    frames = decoded.frames[: max(1, acfg.num_frames(seconds))]  # (T, S, S, 3) uint8
+    audio = (
+        resample(np.asarray(wave, np.float32), sr, acfg.sample_rate)
+        if sr != acfg.sample_rate
+        else wave
+    )
+    fpc, spc = acfg.frames_per_clip, acfg.samples_per_clip
+    n_win = int(np.ceil(len(frames) / fpc))
+    pad_f = np.concatenate([frames, np.repeat(frames[-1:], n_win * fpc - len(frames), 0)])
+    pad_a = np.zeros(n_win * spc, np.float32)
+    pad_a[: min(audio.size, n_win * spc)] = audio[: n_win * spc]
+    device = next(avs.parameters()).device
+    x = frames_to_tensor(pad_f).reshape(n_win, fpc, *frames_to_tensor(pad_f[:1]).shape[1:])
+    w = torch.from_numpy(pad_a).reshape(n_win, spc)
+    with torch.no_grad():
+        x, w = x.to(device), w.to(device)
+        probs = predict_probs(avs, x, w).reshape(-1, *x.shape[-2:])[: len(frames)]
+        score = alignment_score(avs, x, w, num_shuffles=limits.avs_shuffles)
+    score = float(torch.as_tensor(score).float().mean())
+    masks = probs.float().cpu().numpy()  # (T, S, S) in [0, 1]
+    up = max(1, int(np.ceil(160 / frames.shape[1])))  # readable on screen: >= 160 px frames
+    strip = save_overlay_strip(
+        out_dir / "avs_overlay.png",
+        frames.repeat(up, 1).repeat(up, 2),
+        masks.repeat(up, 1).repeat(up, 2),
+    )
+    clip = save_overlay_video(
+        out_dir / "avs_overlay.mp4",
+        frames,
+        masks,
+        acfg.fps,
+        audio=audio[: acfg.num_samples(len(frames) / acfg.fps)],
+        sample_rate=acfg.sample_rate,
+    )
+    return AVSResult(score, str(strip), str(clip), len(frames) / acfg.fps), ""

@@ -1,0 +1,430 @@
+"""The app's request handlers as plain Python: validation, generation, index info and rebuilds.
+
+:class:`FoleyService` owns the loaded models and the serving index; the Gradio layer
+(:mod:`app.ui`) only converts its results and errors.  Every request gets its own pipeline
+object (shared weights, its own scheduler and index snapshot) and its own output folder, so
+requests never see each other's settings.  User errors are :class:`foley.errors.FoleyError` with
+a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.rebuild import RebuildJob, build_index
+from app.results import (
+    GenerateResult,
+    avs_overlay,
+    condition_clip,
+    mux_result,
+    write_candidate,
+)
+from foley.errors import InputError
+
+MODES = ("action_focused", "ambient_joint")
+ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], what is happening)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the app accepts; stated in the UI."""
+
+    max_upload_mb: float = 100.0
+    max_video_seconds: float = 30.0
+    max_condition_seconds: float = 60.0
+    max_steps: int = 100
+    max_guidance: float = 15.0
+    max_candidates: int = 4
+    avs_max_seconds: float = 9.0  # the mask overlay and score cover at most this much
+    avs_shuffles: int = 8  # references of the alignment score (time-shuffled audio)
+    concurrency: int = 1  # generations running at once (the rest wait in the queue)
+    queue_size: int = 16
+
+    def describe(self) -> str:
+        return (
+            f"Videos up to {self.max_upload_mb:g} MB and {self.max_video_seconds:g} s; "
+            f"ambient clips up to {self.max_condition_seconds:g} s; "
+            f"up to {self.max_candidates} candidates and {self.max_steps} steps."
+        )
+
+
+@dataclass(frozen=True)
+class Models:
+    """What the app serves: the pipeline, the optional AVS model, and where they came from."""
+
+    pipeline: object  # foley.pipelines.foley_pipeline.FoleyPipeline
+    avs: object | None = None  # foley.models.avs.AVSModel
+    model_dir: Path | None = None
+
+
+def load_models(
+    model_dir: str | os.PathLike,
+    *,
+    avs_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+) -> Models:
+    """``FoleyPipeline.from_pretrained(model_dir)`` plus ``avs/`` (or ``avs_dir``) if present."""
+    import torch
+
+    # diffusers imports a component's module only if it is already imported
+    import foley.models.codec  # noqa: F401
+    import foley.models.denoiser  # noqa: F401
+    import foley.models.mc3  # noqa: F401
+    import foley.models.video_encoder  # noqa: F401
+    from foley.models.avs import AVSModel
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    root = Path(model_dir).expanduser()
+    if not (root / "model_index.json").is_file():
+        raise InputError(f"{root}: not a saved Foley pipeline (no model_index.json)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline = FoleyPipeline.from_pretrained(root).to(device)
+    avs_path = Path(avs_dir).expanduser() if avs_dir else root / "avs"
+    avs = None
+    if avs_path.is_dir():
+        avs = AVSModel.from_pretrained(avs_path).to(device).eval()
+    elif avs_dir:
+        raise InputError(f"{avs_path}: no such AVS model folder")
+    return Models(pipeline=pipeline, avs=avs, model_dir=root)
+
+
+# ---- the service ----------------------------------------------------------------------------
+class FoleyService:
+    """Request handlers over one set of models and one serving index.
+
+    ``models``: a :class:`Models`, a ``FoleyPipeline``, or a zero-argument callable returning
+    either (called once, on first use). ``index_path``: the retrieval index to serve and rebuild
+    (default: the pipeline's own ``index/``).  ``avs``: an AVS model when ``models`` is a bare
+    pipeline.
+    """
+
+    def __init__(
+        self,
+        models,
+        index_path: str | os.PathLike | None = None,
+        *,
+        limits: Limits = Limits(),
+        avs=None,
+        work_dir: str | os.PathLike | None = None,
+        max_age_s: float = 3600.0,
+    ) -> None:
+        self.limits = limits
+        self._source, self._avs = models, avs
+        self._models: Models | None = None
+        self._index_path = Path(index_path).expanduser() if index_path else None
+        self._index = None
+        self._lock = threading.Lock()  # loading, the index swap, the rebuild slot
+        self._plot_lock = threading.Lock()  # matplotlib's pyplot is not thread-safe
+        self._job: RebuildJob | None = None
+        self._model_id: str | None = None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="foley-app-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.max_age_s = max_age_s
+
+    # ---- models and index ---------------------------------------------------------------
+    @property
+    def models(self) -> Models:
+        """The models, loaded on first use (thread-safe)."""
+        if self._models is None:
+            with self._lock:
+                if self._models is None:
+                    self._models = self._load()
+        return self._models
+
+    def _load(self) -> Models:
+        from retrieval_index import IndexNotFoundError, RetrievalIndexError
+
+        src = (
+            self._source()
+            if callable(self._source) and not _is_pipeline(self._source)
+            else (self._source)
+        )
+        models = src if isinstance(src, Models) else Models(pipeline=src, avs=self._avs)
+        if self._avs is not None and models.avs is None:
+            models = Models(models.pipeline, self._avs, models.model_dir)
+        self._index = getattr(models.pipeline, "index", None)
+        if self._index_path is not None:
+            from retrieval_index import ClipIndex
+
+            try:
+                self._index = ClipIndex.open(self._index_path)
+            except IndexNotFoundError:
+                self._index = None  # nothing there yet: a rebuild will create it
+            except RetrievalIndexError as err:
+                raise InputError(str(err)) from None
+        elif self._index is not None:
+            self._index_path = Path(self._index.path)
+        return models
+
+    def load(self) -> Models:
+        """Load now (the CLI does, so a bad model folder is reported before serving)."""
+        return self.models
+
+    @property
+    def index(self):
+        """The index serving queries now (a ClipIndex, or None)."""
+        self.models  # noqa: B018 - the index is opened with the models
+        return self._index
+
+    def mc3_model_id(self) -> str | None:
+        """Identity of the pipeline's MC3 weights (what an index built with them records)."""
+        from foley.models.mc3_embed import WEIGHTS_NAME, model_id
+
+        mc3 = self.models.pipeline.mc3
+        if mc3 is None:
+            return None
+        if self._model_id is None:
+            saved = self.models.model_dir / "mc3" if self.models.model_dir else None
+            if saved is not None and (saved / WEIGHTS_NAME).is_file():
+                self._model_id = model_id(saved)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    mc3.save_pretrained(tmp)
+                    self._model_id = model_id(tmp)
+        return self._model_id
+
+    def index_info(self) -> dict:
+        """What the serving index holds, the rebuild state, and a warning on a model mismatch."""
+        index = self.index
+        # "folder", not "path": gradio_client takes any dict with a "path" key for a file
+        info: dict = {"folder": str(self._index_path) if self._index_path else None}
+        if index is None:
+            info["status"] = "no index loaded: retrieval needs one (rebuild it from a data folder)"
+        else:
+            info.update({k: v for k, v in index.info().items() if k != "path"})
+            mid = self.mc3_model_id()
+            if mid and mid != info["model_id"]:
+                info["warning"] = f"built with {info['model_id']}, the loaded MC3 is {mid}"
+        if self.models.pipeline.mc3 is None:
+            info["warning"] = "the loaded pipeline has no MC3 model: retrieval is unavailable"
+        job = self._job
+        if job is not None:
+            info["rebuild"] = {"state": job.state, "message": job.describe()}
+        return info
+
+    # ---- rebuilds -----------------------------------------------------------------------
+    def start_rebuild(
+        self,
+        data_dir: str | os.PathLike,
+        split: str = "train",
+        *,
+        batch_size: int = 8,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> RebuildJob:
+        """Rebuild the index from ``data_dir`` in a background thread; queries keep being
+        served by the current version until the new one is complete."""
+        pipe = self.models.pipeline
+        if pipe.mc3 is None:
+            raise InputError("the loaded pipeline has no MC3 model, so it cannot build an index")
+        if self._index_path is None:
+            raise InputError("no index folder: start the app with --index DIR to build one there")
+        split = (split or "train").strip()
+        mid, cfg, target = self.mc3_model_id(), pipe.av_config, self._index_path
+        with self._lock:
+            if self._job is not None and self._job.running:
+                raise InputError("an index rebuild is already running; wait for it to finish")
+            job = RebuildJob(str(data_dir), split, str(target))
+            self._job = job
+
+        def work(progress):
+            return build_index(
+                data_dir,
+                split,
+                target,
+                pipe.mc3,
+                mid,
+                cfg,
+                batch_size=batch_size,
+                on_progress=progress,
+            )
+
+        def swap(new_index) -> None:
+            with self._lock:
+                self._index = new_index  # in-flight requests keep their snapshot
+
+        return job.start(work, swap, on_progress)
+
+    @property
+    def rebuild_job(self) -> RebuildJob | None:
+        return self._job
+
+    # ---- validation ---------------------------------------------------------------------
+    def check_video(self, path: str | os.PathLike | None):
+        """A one-line InputError for a missing, oversized, unreadable or too long video."""
+        from foley.io import probe_video
+
+        p = self._check_file(path, "video")
+        info = probe_video(p)
+        if info.duration > self.limits.max_video_seconds:
+            raise InputError(
+                f"{p.name}: {info.duration:.1f} s long, the app takes videos up to "
+                f"{self.limits.max_video_seconds:g} s"
+            )
+        if info.width <= 0 or info.height <= 0:
+            raise InputError(f"{p.name}: the video stream has no picture size")
+        return info
+
+    def _check_file(self, path, what: str) -> Path:
+        if not path:
+            raise InputError(f"no {what} given: upload one (or pick an example)")
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p.name}: the uploaded {what} is missing, upload it again")
+        size_mb = p.stat().st_size / 1e6
+        if size_mb > self.limits.max_upload_mb:
+            raise InputError(
+                f"{p.name}: {size_mb:.1f} MB, the app takes files up to "
+                f"{self.limits.max_upload_mb:g} MB"
+            )
+        return p
+
+    def _check_settings(self, mode: str, steps, guidance, seed, candidates) -> tuple:
+        lim = self.limits
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        steps, candidates, seed = int(steps), int(candidates), int(seed)
+        if not 1 <= steps <= lim.max_steps:
+            raise InputError(f"steps must be between 1 and {lim.max_steps}, got {steps}")
+        if not 1 <= candidates <= lim.max_candidates:
+            raise InputError(f"candidates must be between 1 and {lim.max_candidates}")
+        guidance = float(guidance)
+        if not (np.isfinite(guidance) and 0 <= guidance <= lim.max_guidance):
+            raise InputError(f"guidance must be between 0 and {lim.max_guidance:g}")
+        if not 0 <= seed < 2**63:
+            raise InputError("seed must be a non-negative integer")
+        return steps, guidance, seed, candidates
+
+    # ---- generation ---------------------------------------------------------------------
+    def generate(
+        self,
+        video: str | os.PathLike | None,
+        mode: str = "ambient_joint",
+        *,
+        steps: int = 25,
+        guidance: float = 3.0,
+        seed: int = 0,
+        candidates: int = 1,
+        condition_audio: str | os.PathLike | None = None,
+        ambient_db_max: float = -45.0,
+        progress: ProgressFn | None = None,
+    ) -> GenerateResult:
+        """Generate ``candidates`` soundtracks (seeds ``seed``, ``seed + 1``...) for ``video``."""
+        import torch
+
+        from foley.io import load_audio, load_video
+
+        start = time.time()
+        report = progress or (lambda fraction, desc: None)
+        steps, guidance, seed, candidates = self._check_settings(
+            mode, steps, guidance, seed, candidates
+        )
+        self.check_video(video)
+        cond_wave = None
+        if condition_audio:
+            p = self._check_file(condition_audio, "ambient clip")
+            cond_wave = load_audio(
+                p, max_seconds=self.limits.max_condition_seconds
+            )  # (N,) at 16 kHz
+        models, index = self.models, self.index
+        pipe = self._request_pipeline(index)
+        cfg = pipe.av_config
+        if cond_wave is None and (pipe.mc3 is None or index is None):
+            raise InputError(
+                "no retrieval index is loaded: upload an ambient clip under Advanced, "
+                "or start the app with a model that has an index (--index DIR)"
+            )
+        if cond_wave is None and mode == "action_focused":
+            self._check_quiet_clips(index, float(ambient_db_max))
+        report(0.02, "decoding the video")
+        decoded = load_video(
+            video, cfg, with_audio=False, max_seconds=self.limits.max_video_seconds
+        )
+        out_dir = self._request_dir()
+        audios, first = [], None
+        for k in range(candidates):
+            report(0.05 + 0.75 * k / candidates, f"generating candidate {k + 1} of {candidates}")
+            out = pipe(
+                decoded,
+                mode=mode,
+                condition_audio=cond_wave
+                if cond_wave is not None
+                else (None if first is None else first.condition_audios[0]),
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                ambient_db_max=float(ambient_db_max),
+                generator=torch.Generator().manual_seed(seed + k),
+            )
+            first = first or out
+            audios.append(out.audios[0])
+        report(0.82, "drawing spectrograms")
+        sr = pipe.av_config.sample_rate
+        cands = [
+            write_candidate(out_dir, k, seed + k, a, sr, cfg, self._plot_lock)
+            for k, a in enumerate(audios)
+        ]
+        muxed = mux_result(video, decoded, audios[0], sr, out_dir / "generated.mp4")
+        condition = condition_clip(out_dir, first, index, cond_wave, condition_audio, sr)
+        report(0.9, "segmenting the sounding object (AVS)")
+        avs, note = avs_overlay(models.avs, video, audios[0], sr, out_dir, self.limits)
+        report(1.0, "done")
+        return GenerateResult(
+            video_path=str(muxed),
+            candidates=cands,
+            mode=mode,
+            seconds=audios[0].size / sr,
+            condition=condition,
+            avs=avs,
+            avs_note=note,
+            elapsed=time.time() - start,
+            index_version=None if index is None else index.version,
+        )
+
+    @staticmethod
+    def _check_quiet_clips(index, ambient_db_max: float) -> None:
+        """Action-focused retrieval needs at least one clip at or below the threshold."""
+        probe = np.ones((1, index.dim), np.float32)
+        if not index.search(probe, 1, where={"ambient_db_max": ambient_db_max})[0]:
+            raise InputError(
+                f"no clip in the index has an ambient level at or below {ambient_db_max:g} dBFS: "
+                "raise the action-focused threshold under Advanced"
+            )
+
+    def _request_pipeline(self, index):
+        """A pipeline object for one request: shared weights, its own scheduler and index."""
+        p = self.models.pipeline
+        pipe = type(p)(
+            codec=p.codec,
+            video_encoder=p.video_encoder,
+            denoiser=p.denoiser,
+            scheduler=type(p.scheduler).from_config(p.scheduler.config),
+            mc3=p.mc3,
+            av_config=dict(p.config.av_config),
+            index=index,
+        )
+        pipe.set_progress_bar_config(desc="denoising", leave=False)
+        return pipe
+
+    def _request_dir(self) -> Path:
+        now = time.time()
+        for old in self.work_dir.glob("req-*"):
+            try:
+                if now - old.stat().st_mtime > self.max_age_s:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        return Path(tempfile.mkdtemp(prefix="req-", dir=self.work_dir))
+
+
+def _is_pipeline(obj) -> bool:
+    from diffusers import DiffusionPipeline
+
+    return isinstance(obj, DiffusionPipeline)

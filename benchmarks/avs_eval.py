@@ -1,0 +1,198 @@
+"""AVS on FoleyWorld test: J and F per setting, audio ablations, and the alignment scores.
+
+Expects the training folders written by ``foley train avs``::
+
+    RUNS/single/model          --setting single (first-frame labels)
+    RUNS/multi/model           --setting multi (all frames labelled)
+    RUNS/single-visual/model   the same with --zero-audio (visual saliency alone; optional)
+    RUNS/multi-visual/model
+
+and prints, for each setting, J and F with the true audio, the same network with the audio
+zeroed (silence in), the audio of another test clip, and the network trained without audio;
+then the alignment score (a) (J with action-only / mixture / shuffled audio) and the ROC-AUC of
+score (b) ranking each clip's true audio above another clip's.
+
+    python benchmarks/avs_eval.py --data DATA --runs RUNS [--quick] [--png docs/img/avs_overlay.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foley.config import DEFAULT_CONFIG
+from foley.metrics.avs import AVSScores, alignment_score, mask_iou, shuffle_in_time
+from foley.models.avs import AVSModel
+from training.train_avs import extract_split
+
+SETTINGS = ("single", "multi")
+
+
+def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney U)."""
+    pos, neg = np.asarray(pos, float)[:, None], np.asarray(neg, float)[None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """Each clip paired with another clip's audio (a cyclic shift of a random order)."""
+    order = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, int)
+    out[order] = np.roll(order, 1)
+    return out
+
+
+def batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield np.arange(i, min(n, i + size))
+
+
+def as_inputs(arrays: dict, idx: np.ndarray, audio: np.ndarray | None = None):
+    cfg = DEFAULT_CONFIG
+    frames = torch.from_numpy(arrays["frames"][idx]).permute(0, 1, 4, 2, 3).float() / 255.0
+    wave = torch.from_numpy(arrays["audio"][idx] if audio is None else audio[idx])
+    times = torch.from_numpy((arrays["frame_index"] + 0.5) / cfg.fps).float()
+    return frames, wave, times.expand(len(idx), -1)
+
+
+@torch.no_grad()
+def probs_of(model, arrays, idx, audio=None, zero=False, shuffle_seed=None) -> torch.Tensor:
+    frames, wave, times = as_inputs(arrays, idx, audio)
+    if zero:
+        wave = torch.zeros_like(wave)
+    if shuffle_seed is not None:
+        block = int(0.5 * DEFAULT_CONFIG.sample_rate)
+        wave = shuffle_in_time(wave, block, torch.Generator().manual_seed(shuffle_seed))
+    return torch.sigmoid(model(frames, wave, times))
+
+
+def evaluate(model, arrays, clips: np.ndarray, batch: int, **kw) -> dict[str, float]:
+    scores = AVSScores()
+    for idx in batches(len(clips), batch):
+        scores.update(probs_of(model, arrays, clips[idx], **kw), arrays["masks"][clips[idx]])
+    return scores.compute()
+
+
+def mean_j(model, arrays, clips, batch, **kw) -> float:
+    js = [
+        mask_iou(probs_of(model, arrays, clips[i], **kw), arrays["masks"][clips[i]]).mean(1)
+        for i in batches(len(clips), batch)
+    ]
+    return float(torch.cat(js).mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--quick", action="store_true", help="at most 24 clips, 4 shuffles")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--png", default="", help="write an overlay strip of one test clip here")
+    parser.add_argument("--mp4", default="", help="and its overlay video here")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    runs = Path(args.runs)
+    t0 = time.time()
+    arrays = extract_split(
+        args.data, args.split, runs / "features", max_clips=24 if args.quick else 0
+    )
+    n = len(arrays["clip_id"])
+    other = arrays["audio"][derangement(n)]
+    sources = arrays["sources"]
+    subsets = {"single": np.flatnonzero(sources <= 1), "multi": np.arange(n)}
+    print(
+        f"{args.split}: {n} clips, {int((sources <= 1).sum())} with at most one visible source,"
+        f" {int((sources > 1).sum())} with several; {arrays['frames'].shape[1]} frames each"
+    )
+    results: dict = {}
+    for setting in SETTINGS:
+        path = runs / setting / "model"
+        if not path.exists():
+            print(f"[{setting}] no model at {path}, skipped")
+            continue
+        model = AVSModel.from_pretrained(path).eval()
+        clips = subsets[setting]
+        rows = {
+            "true audio": evaluate(model, arrays, clips, args.batch),
+            "audio zeroed (silence in)": evaluate(model, arrays, clips, args.batch, zero=True),
+            "another clip's audio": evaluate(model, arrays, clips, args.batch, audio=other),
+        }
+        visual = runs / f"{setting}-visual" / "model"
+        if visual.exists():
+            vmodel = AVSModel.from_pretrained(visual).eval()
+            rows["trained without audio"] = evaluate(vmodel, arrays, clips, args.batch, zero=True)
+        print(f"\n[{setting}] {len(clips)} clips ({'all' if setting == 'multi' else '<=1 source'})")
+        print(f"{'audio':<28} {'J':>6} {'F':>6} {'J obj':>6} {'J empty':>7}")
+        for name, r in rows.items():
+            print(
+                f"{name:<28} {r['J']:6.3f} {r['F']:6.3f} {r['J_object']:6.3f} {r['J_empty']:7.3f}"
+            )
+        results[setting] = rows
+
+        # alignment score (a): J of the masks drawn from a soundtrack, with ceiling and floor
+        action = arrays["action"]
+        a_rows = {
+            "mixture (true audio, ceiling)": mean_j(model, arrays, clips, args.batch),
+            "action-only ground truth": mean_j(model, arrays, clips, args.batch, audio=action),
+            "shuffled in time (floor)": mean_j(model, arrays, clips, args.batch, shuffle_seed=0),
+            "another clip's audio": mean_j(model, arrays, clips, args.batch, audio=other),
+        }
+        print("alignment (a), J of AVS(frames, soundtrack):")
+        for name, j in a_rows.items():
+            print(f"  {name:<30} {j:6.3f}")
+        results[setting + "_alignment_a"] = a_rows
+
+        # alignment score (b): no ground truth; true audio should outrank another clip's audio
+        shuffles = 4 if args.quick else 8
+        pos, neg = [], []
+        for idx in tqdm(list(batches(len(clips), args.batch)), desc="score (b)", leave=False):
+            frames, wave, _ = as_inputs(arrays, clips[idx])
+            _, wrong, _ = as_inputs(arrays, clips[idx], other)
+            pos.append(alignment_score(model, frames, wave, num_shuffles=shuffles))
+            neg.append(alignment_score(model, frames, wrong, num_shuffles=shuffles))
+        pos, neg = torch.cat(pos).numpy(), torch.cat(neg).numpy()
+        auc = roc_auc(pos, neg)
+        print(
+            f"alignment (b): mean score true {pos.mean():.3f}, mismatched {neg.mean():.3f};"
+            f" ROC-AUC {auc:.3f} ({len(pos)} + {len(neg)} pairs)"
+        )
+        results[setting + "_alignment_b"] = {
+            "auc": auc,
+            "true": float(pos.mean()),
+            "mismatched": float(neg.mean()),
+        }
+
+        if args.png and setting == "multi":
+            write_pictures(model, arrays, clips, args.png, args.mp4)
+    print(f"\n({time.time() - t0:.0f} s)")
+    print(json.dumps(results))
+    return 0
+
+
+def write_pictures(model, arrays, clips, png: str, mp4: str) -> None:
+    """Overlay strip of the test clip with most ground-truth mask pixels (not chosen on the
+    model's output): predicted probability as opacity above, ground truth below."""
+    from foley.viz import save_overlay_strip, save_overlay_video
+
+    i = clips[int(np.argmax(arrays["masks"][clips].sum((1, 2, 3))))]
+    probs = probs_of(model, arrays, np.array([i]))[0].numpy()
+    frames = arrays["frames"][i]
+    path = save_overlay_strip(png, frames, probs, gt_masks=arrays["masks"][i], num=6)
+    print(f"overlay strip: {path} (clip {arrays['clip_id'][i]})")
+    if mp4:
+        fps = DEFAULT_CONFIG.fps / int(arrays["frame_index"][1] - arrays["frame_index"][0])
+        print(f"overlay video: {save_overlay_video(mp4, frames, probs, fps)}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

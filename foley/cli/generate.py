@@ -1,0 +1,145 @@
+"""``foley generate``: put generated action sounds on silent videos.
+
+    foley generate IN.mp4 -o OUT.mp4 [--mode ambient_joint|action_focused|no_condition]
+                   [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
+                   [--model DIR --index DIR --ambient-max -45 --device cpu]
+    foley generate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
+
+The output is the input video with its video stream copied (no re-encode) and the generated
+track as its audio (an existing audio track is replaced). Without ``--model`` the shipped default
+model (``foley/assets/default``) is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from foley.errors import FoleyError, InputError
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="generate synchronised action sounds for a video (or a folder)"
+    )
+    parser.add_argument("input", help="video file, or a folder of videos")
+    parser.add_argument("-o", "--out", required=True, help="output video (folder for a folder)")
+    parser.add_argument(
+        "--mode",
+        default="ambient_joint",
+        choices=["ambient_joint", "action_focused", "no_condition"],
+        help="keep the scene's ambience (ambient_joint) or suppress it (action_focused)",
+    )
+    parser.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    parser.add_argument("--guidance", type=float, default=3.0, help="video guidance scale")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--condition-audio", help="audio file to condition on (no retrieval)")
+    parser.add_argument("--wav", help="also write the track as wav (a folder for a folder)")
+    parser.add_argument("--model", help="pipeline folder (default: the shipped model)")
+    parser.add_argument("--index", help="retrieval index folder (default: MODEL/index)")
+    parser.add_argument("--ambient-max", type=float, default=-45.0, help="action_focused: dBFS")
+    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=main)
+
+
+def load_pipeline(
+    model: str | None, index: str | None = None, device: str | None = None, quiet: bool = False
+):
+    """The FoleyPipeline at ``model`` (or the shipped default), on ``device``."""
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    path = Path(model) if model else DEFAULT_MODEL
+    if not (path / "model_index.json").is_file():
+        if model is None:
+            raise InputError(
+                "no --model given and the default model is not installed "
+                f"({DEFAULT_MODEL}): pass --model DIR (a folder written by `foley train denoiser`)"
+            )
+        raise InputError(f"{path}: not a FoleyPipeline folder (no model_index.json)")
+    if index is not None and not Path(index).is_dir():
+        raise InputError(f"{index}: no such index folder")
+    if quiet:
+        diffusers_logging.disable_progress_bar()
+    try:
+        pipe = FoleyPipeline.from_pretrained(str(path), index=index)
+    except (OSError, ValueError) as err:
+        if isinstance(err, FoleyError):
+            raise
+        raise InputError(f"{path}: cannot load the pipeline ({str(err).splitlines()[0]})") from None
+    finally:
+        if quiet:
+            diffusers_logging.enable_progress_bar()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return pipe.to(device)
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
+    """(input video, output video, output wav or None) for each video to process."""
+    src, out = Path(args.input), Path(args.out)
+    wav = Path(args.wav) if args.wav else None
+    if not src.exists():
+        raise InputError(f"{src}: no such file or folder")
+    if src.is_dir():
+        videos = sorted(p for p in src.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not videos:
+            raise InputError(f"{src}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        if out.resolve() == src.resolve():
+            raise InputError("the output folder must differ from the input folder")
+        return [(v, out / v.name, wav / f"{v.stem}.wav" if wav else None) for v in videos]
+    if out.is_dir():
+        out = out / src.name
+    if out.resolve() == src.resolve():
+        raise InputError(f"{out}: refusing to overwrite the input video")
+    return [(src, out, wav)]
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from foley.io import load_audio, mux_audio, save_audio
+
+    jobs = _jobs(args)
+    if args.steps < 1:
+        raise InputError(f"--steps must be at least 1, got {args.steps}")
+    pipe = load_pipeline(args.model, args.index, args.device, quiet=args.quiet)
+    condition = None
+    if args.condition_audio:
+        condition = load_audio(args.condition_audio, pipe.av_config.sample_rate)
+    many = len(jobs) > 1
+    pipe.set_progress_bar_config(disable=args.quiet or many, leave=False)
+    failed = 0
+    for src, out, wav in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not many):
+        try:
+            result = pipe(
+                src,
+                mode=args.mode,
+                condition_audio=condition,
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                generator=torch.Generator().manual_seed(args.seed),
+                ambient_db_max=args.ambient_max,
+            )
+            audio = result.audios[0]
+            mux_audio(src, audio, result.sample_rate, out)
+            if wav is not None:
+                save_audio(wav, audio, result.sample_rate)
+        except FoleyError as err:
+            if not many:
+                raise
+            failed += 1
+            print(f"foley generate: {src.name}: {err}", file=sys.stderr)
+            continue
+        cond = result.condition_ids[0]
+        note = f", condition {cond}" if cond else ""
+        if not args.quiet:
+            tqdm.write(f"{out}: {audio.size / result.sample_rate:.2f} s of audio{note}")
+    return 1 if failed else 0

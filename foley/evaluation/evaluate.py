@@ -1,0 +1,266 @@
+"""``evaluate``: every row of the quality table on one split, in one run.
+
+For each clip of the split (FoleyWorld ground truth needed): the ground-truth mix and action-only
+track, retrieval-only, the model in each asked mode, silence and a random clip are scored with
+the same metrics (:mod:`foley.evaluation.rows`); FD is then taken per row over the whole split,
+against the split's ground-truth mixes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foley.data.ego4d import ClipDataset, load_ground_truth
+from foley.errors import InputError
+from foley.evaluation.report import EvalReport, summarise
+from foley.evaluation.rows import (
+    MODEL_ROWS,
+    RETRIEVAL_MODES,
+    ROWS,
+    ClipTruth,
+    Scorers,
+    audible_onsets,
+    fit_masks,
+)
+from foley.metrics.onsets import detect_onsets
+
+DEFAULT_MODES = ("no_condition", "ambient_joint", "action_focused")
+
+
+def _truth(dataset: ClipDataset, index: int) -> ClipTruth:
+    from foley.io import frames_to_tensor
+
+    cfg = dataset.cfg
+    record = dataset.records[index]
+    frames, mix = dataset.load_clip(index)
+    gt = load_ground_truth(record.gt_path(dataset.root))
+    action = np.zeros(cfg.samples_per_clip, np.float32)
+    n = min(action.size, gt["action"].size)
+    action[:n] = gt["action"][:n]
+    return ClipTruth(
+        clip_id=record.clip_id,
+        video_uid=record.video_uid,
+        text=record.clip_text,
+        frames=frames_to_tensor(frames),
+        mix=mix,
+        action=action,
+        masks=fit_masks(gt["masks"], cfg.frames_per_clip, cfg.frame_size),
+        onsets=audible_onsets(gt["events"]),
+        ambient_db=float(gt["ambient_db"]),
+    )
+
+
+def random_partners(video_uids: list[str], seed: int) -> list[int]:
+    """For clip ``i``, another clip ``j != i``, of another video when the split has one."""
+    rng = np.random.default_rng([seed, 7919])
+    n = len(video_uids)
+    out = []
+    for i, uid in enumerate(video_uids):
+        others = [j for j in range(n) if video_uids[j] != uid] or [j for j in range(n) if j != i]
+        out.append(int(others[rng.integers(len(others))]) if others else i)
+    return out
+
+
+def _check(pipeline, modes: tuple[str, ...], n_clips: int) -> None:
+    unknown = [m for m in modes if m not in MODEL_ROWS]
+    if unknown:
+        raise InputError(
+            f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODEL_ROWS)}"
+        )
+    if n_clips < 2:
+        raise InputError("the evaluation needs at least 2 clips (FD compares sets); raise --n")
+    wants_retrieval = any(m in RETRIEVAL_MODES for m in modes)
+    if wants_retrieval and (pipeline.mc3 is None or pipeline.index is None):
+        raise InputError(
+            "ambient-joint and action-focused retrieve their condition: the model folder needs an "
+            "mc3/ component and an index/ (or evaluate with --modes no_condition)"
+        )
+
+
+def evaluate(
+    data_dir: str | os.PathLike,
+    split: str,
+    pipeline,
+    *,
+    avs=None,
+    mc3=None,
+    n: int | None = None,
+    modes: tuple[str, ...] = DEFAULT_MODES,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 3.0,
+    ambient_db_max: float = -45.0,
+    batch_size: int = 8,
+    num_examples: int = 4,
+    progress: bool = True,
+) -> EvalReport:
+    """Score every row of the quality table on ``split`` of ``data_dir``.
+
+    Args:
+        pipeline: a :class:`~foley.pipelines.FoleyPipeline`; its ``av_config`` sets the clip
+            length, frame rate and size the clips are decoded at.
+        avs: an :class:`~foley.models.avs.AVSModel` for the alignment J (skipped if None).
+        mc3: the MC3 judge of AV/AT similarity and the second FD; default ``pipeline.mc3``
+            (those metrics are NaN when neither is given).
+        n: evaluate the first ``n`` clips of the split (all by default).
+        modes: model rows to generate (``no_condition``, ``ambient_joint``, ``action_focused``).
+        seed: the initial noise of the batch starting at clip ``i`` is drawn with ``seed + i``;
+            the seed also picks the random-clip partners.
+        out_dir: if given, the report is written there (:meth:`EvalReport.save`).
+        ambient_db_max: the action-focused retrieval threshold (dBFS).
+        batch_size: clips generated together.
+        num_examples: clips drawn in the spectrogram grid.
+    """
+    modes = tuple(dict.fromkeys(modes))
+    cfg = pipeline.av_config
+    dataset = ClipDataset(data_dir, split, cfg)
+    total = len(dataset) if n is None else min(int(n), len(dataset))
+    _check(pipeline, modes, total)
+    scorers = Scorers(cfg, mc3 if mc3 is not None else pipeline.mc3, avs)
+    can_retrieve = pipeline.mc3 is not None and pipeline.index is not None
+    row_names = [
+        r
+        for r in ROWS
+        if (r != "retrieval" or can_retrieve)
+        and (not r.startswith("model_") or r.removeprefix("model_") in modes)
+    ]
+    partners = random_partners([r.video_uid for r in dataset.records[:total]], seed)
+
+    per_clip: list[dict] = []
+    embeddings: dict[str, dict[str, list[np.ndarray]]] = {r: {} for r in row_names}
+    examples: list[dict] = []
+    bar_config = dict(getattr(pipeline, "_progress_bar_config", {}))
+    pipeline.set_progress_bar_config(disable=True)
+    bar = tqdm(total=total, desc=f"foley eval {split}", unit="clip", disable=not progress)
+    try:
+        for lo in range(0, total, batch_size):
+            idx = list(range(lo, min(lo + batch_size, total)))
+            truths = [_truth(dataset, i) for i in idx]
+            audios, retrieved = _rows_for_batch(
+                pipeline,
+                dataset,
+                truths,
+                idx,
+                partners,
+                modes,
+                row_names,
+                seed=seed,
+                steps=num_inference_steps,
+                guidance=guidance_scale,
+                ambient_db_max=ambient_db_max,
+            )
+            for k, truth in enumerate(truths):
+                ctx = scorers.clip_context(truth)
+                clip_rows, emb = scorers.score({r: audios[r][k] for r in row_names}, truth, ctx)
+                for row in row_names:
+                    for key, vec in emb[row].items():
+                        embeddings[row].setdefault(key, []).append(vec)
+                per_clip.append(
+                    {
+                        "clip_id": truth.clip_id,
+                        "video_uid": truth.video_uid,
+                        "text": truth.text,
+                        "gt_ambient_db": truth.ambient_db,
+                        "loud_scene": truth.loud,
+                        "gt_onsets": [round(float(t), 4) for t in truth.onsets],
+                        "retrieved": retrieved[k],
+                        "rows": clip_rows,
+                    }
+                )
+                if len(examples) < num_examples:
+                    examples.append(
+                        {
+                            "clip_id": truth.clip_id,
+                            "video_uid": truth.video_uid,
+                            "waves": {r: audios[r][k] for r in row_names if r != "silence"},
+                            "onsets": {
+                                r: detect_onsets(audios[r][k], cfg)
+                                for r in row_names
+                                if r != "silence"
+                            },
+                        }
+                    )
+            bar.update(len(idx))
+    finally:
+        bar.close()
+        pipeline.set_progress_bar_config(**bar_config)
+
+    settings = {
+        "data": str(Path(data_dir)),
+        "split": split,
+        "clips": total,
+        "modes": list(modes),
+        "num_inference_steps": int(num_inference_steps),
+        "guidance_scale": float(guidance_scale),
+        "ambient_db_max": float(ambient_db_max),
+        "seed": int(seed),
+        "mc3": scorers.mc3 is not None,
+        "avs": avs is not None,
+        "av_config": cfg.to_dict(),
+    }
+    report = summarise(row_names, per_clip, embeddings, settings, examples)
+    if out_dir is not None:
+        report.save(out_dir, sample_rate=cfg.sample_rate)
+    return report
+
+
+def _rows_for_batch(
+    pipeline,
+    dataset: ClipDataset,
+    truths: list[ClipTruth],
+    idx: list[int],
+    partners: list[int],
+    modes: tuple[str, ...],
+    row_names: list[str],
+    *,
+    seed: int,
+    steps: int,
+    guidance: float,
+    ambient_db_max: float,
+) -> tuple[dict[str, list[np.ndarray]], list[dict]]:
+    """Soundtrack ``(N,)`` of every row for a batch of clips, and what was retrieved per clip."""
+    cfg = pipeline.av_config
+    n = cfg.samples_per_clip
+    audios: dict[str, list[np.ndarray]] = {
+        "gt_mix": [t.mix for t in truths],
+        "gt_action": [t.action for t in truths],
+        "silence": [np.zeros(n, np.float32) for _ in truths],
+        "random_clip": [dataset.load_clip(partners[i], with_frames=False)[1] for i in idx],
+    }
+    retrieved: list[dict] = [{} for _ in truths]
+    conditions: dict[str, list[np.ndarray]] = {}
+    wanted = [
+        m
+        for m in RETRIEVAL_MODES
+        if m in modes or (m == "ambient_joint" and "retrieval" in row_names)
+    ]
+    for mode in wanted:
+        conditions[mode] = []
+        for k, truth in enumerate(truths):
+            # never the clip's own video: its ambience (and maybe the clip itself) would leak
+            hit = pipeline.retrieve(
+                [truth.frames], mode, ambient_db_max, where={"exclude_video_uid": truth.video_uid}
+            )[0]
+            conditions[mode].append(hit[0])
+            retrieved[k][mode] = {"id": hit[1], "score": hit[2]}
+    if "retrieval" in row_names:
+        audios["retrieval"] = conditions["ambient_joint"]
+    frames = [t.frames for t in truths]
+    for mode in modes:
+        gen = torch.Generator().manual_seed(int(seed) + idx[0])
+        out = pipeline(
+            frames,
+            mode=mode,
+            condition_audio=conditions.get(mode),
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=gen,
+        )
+        audios[MODEL_ROWS[mode]] = [np.asarray(a[:n], np.float32) for a in out.audios]
+    return audios, retrieved

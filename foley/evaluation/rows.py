@@ -1,0 +1,147 @@
+"""The rows of the quality table and the per-clip metrics computed for each row.
+
+Every row is a soundtrack for the same test clip; all rows of a clip are scored by the same
+functions (:func:`clip_metrics`), so they can be compared in one table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from foley.config import AVConfig
+from foley.metrics.audio import ambient_level_db
+from foley.metrics.fd import mel_stats_embedding
+from foley.metrics.onsets import detect_onsets, match_onsets
+
+# row name -> what it is (the table's legend, docs/BENCHMARKS.md explains each)
+ROWS: dict[str, str] = {
+    "gt_mix": "ground-truth mix: the clip's own audio track (ceiling)",
+    "gt_action": "ground-truth action-only track, no ambience",
+    "retrieval": "retrieval-only: the audio of the clip retrieved for ambient-joint, as the output",
+    "model_no_condition": "the model without audio condition (learned null condition)",
+    "model_ambient_joint": "the model, ambient-joint (retrieved nearest clip as condition)",
+    "model_action_focused": "the model, action-focused (retrieved low-ambience clip as condition)",
+    "silence": "all-zero audio (floor)",
+    "random_clip": "another clip's audio from the same split, another video if any (floor)",
+}
+MODEL_ROWS: dict[str, str] = {
+    "no_condition": "model_no_condition",
+    "ambient_joint": "model_ambient_joint",
+    "action_focused": "model_action_focused",
+}
+RETRIEVAL_MODES = ("ambient_joint", "action_focused")
+
+# FoleyWorld draws ambient beds at -40..-20 dBFS and near-silent rooms at -72..-62 dBFS: a scene
+# is "loud" when its ground-truth ambient track is at least this level (RMS, dBFS).
+LOUD_SCENE_DB = -40.0
+
+
+@dataclass
+class ClipTruth:
+    """What a clip's rows are scored against.
+
+    frames (T, 3, S, S) float in [0, 1]; masks (T, S, S) bool; onsets (seconds) of the audible
+    ground-truth events (visible and off-screen); ambient_db: RMS dBFS of the ambient track.
+    """
+
+    clip_id: str
+    video_uid: str
+    text: str
+    frames: torch.Tensor
+    mix: np.ndarray  # (N,) float32, the clip's audio track
+    action: np.ndarray  # (N,) float32, action-only ground truth
+    masks: torch.Tensor
+    onsets: np.ndarray
+    ambient_db: float
+
+    @property
+    def loud(self) -> bool:
+        return self.ambient_db >= LOUD_SCENE_DB
+
+
+def audible_onsets(events: list[dict]) -> np.ndarray:
+    """Sorted onsets (s) of the events that make a sound, visible or off-screen."""
+    from foley.data.foleyworld.vocab import SILENT_VERBS
+
+    ons = [float(e["onset"]) for e in events if e.get("verb") not in SILENT_VERBS]
+    return np.sort(np.asarray(ons, np.float64))
+
+
+def fit_masks(masks: np.ndarray | torch.Tensor, num_frames: int, size: int) -> torch.Tensor:
+    """Ground-truth masks (T', S', S') -> (num_frames, size, size) bool, nearest in time/space."""
+    m = torch.as_tensor(np.asarray(masks)).bool()
+    if tuple(m.shape) == (num_frames, size, size):
+        return m
+    t_idx = torch.clamp((torch.arange(num_frames) * m.shape[0]) // num_frames, max=m.shape[0] - 1)
+    m = m[t_idx].float()[:, None]
+    m = torch.nn.functional.interpolate(m, size=(size, size), mode="nearest")
+    return m[:, 0] > 0.5
+
+
+class Scorers:
+    """The optional judges: MC3 (similarities, second FD) and AVS (alignment J)."""
+
+    def __init__(self, cfg: AVConfig, mc3=None, avs=None) -> None:
+        self.cfg, self.mc3, self.avs = cfg, mc3, avs
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def clip_context(self, truth: ClipTruth) -> dict[str, torch.Tensor]:
+        """Per clip, computed once: MC3 video and text embeddings (1, D)."""
+        ctx = {}
+        if self.mc3 is not None:
+            ctx["video"] = self.mc3.encode_video(truth.frames[None]).float().cpu()
+            ctx["text"] = self.mc3.encode_text([truth.text]).float().cpu()
+        return ctx
+
+    @torch.no_grad()
+    def score(
+        self, waves: dict[str, np.ndarray], truth: ClipTruth, ctx: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+        """Metrics of each row's soundtrack ``(N,)`` for one clip, and the rows' FD embeddings.
+
+        Returns ``{row: {metric: value}}`` and ``{row: {"mel": (4 * n_mels,), "mc3": (D,)}}``;
+        the networks see all rows of the clip as one batch.
+        """
+        cfg = self.cfg
+        names = list(waves)
+        batch = np.stack([np.asarray(waves[r], np.float32).reshape(-1) for r in names])
+        action_level = float(ambient_level_db(truth.action, cfg.sample_rate))
+        metrics: dict[str, dict[str, float]] = {}
+        for name, wave in zip(names, batch):
+            on = match_onsets(detect_onsets(wave, cfg), truth.onsets)
+            level = float(ambient_level_db(wave, cfg.sample_rate))
+            metrics[name] = {
+                "onset_f1": on.f1,
+                "onset_precision": on.precision,
+                "onset_recall": on.recall,
+                "onsets_detected": on.num_detected,
+                "ambient_db": level,
+                "ambient_gap_db": level - action_level,
+                "av_sim": math.nan,
+                "at_sim": math.nan,
+                "avs_j": math.nan,
+            }
+        mel = mel_stats_embedding(batch, cfg)  # (rows, 4 * n_mels)
+        embeddings = {name: {"mel": mel[i]} for i, name in enumerate(names)}
+        x = torch.from_numpy(batch)  # (rows, N)
+        if self.mc3 is not None:
+            a = self.mc3.encode_audio(x).float().cpu()  # (rows, D)
+            av, at = (a @ ctx["video"].T)[:, 0], (a @ ctx["text"].T)[:, 0]
+            for i, name in enumerate(names):
+                metrics[name].update(av_sim=float(av[i]), at_sim=float(at[i]))
+                embeddings[name]["mc3"] = a[i].numpy().astype(np.float64)
+        if self.avs is not None:
+            from foley.metrics.avs import mask_iou, predict_probs
+
+            dev = self.avs.device
+            frames = truth.frames[None].expand(len(names), *truth.frames.shape).to(dev)
+            probs = predict_probs(self.avs, frames, x.to(dev)).cpu()  # (rows, T, S, S)
+            j = mask_iou(probs, truth.masks[None].expand_as(probs)).mean(-1)
+            for i, name in enumerate(names):
+                metrics[name]["avs_j"] = float(j[i])
+        return metrics, embeddings

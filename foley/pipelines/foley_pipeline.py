@@ -1,0 +1,519 @@
+"""FoleyPipeline: silent video in, synchronised action sounds out (Action2Sound's AV-LDM).
+
+Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
+
+* ``codec`` (:class:`~foley.models.codec.FoleyCodec`): audio <-> latents at 50 frames/s;
+* ``video_encoder`` (:class:`~foley.models.video_encoder.VideoEncoder`): per-frame features;
+* ``denoiser`` (:class:`~foley.models.denoiser.FoleyDenoiser`);
+* ``scheduler``: any diffusers scheduler the denoiser was trained for (flow matching, DDIM...);
+* ``mc3`` (optional, :class:`~foley.models.mc3.MC3Model`) and ``index`` (optional, a
+  :class:`retrieval_index.ClipIndex`, kept in the ``index/`` subfolder): retrieval of the
+  audio-conditioning clip. Both are needed to retrieve; an explicit ``condition_audio`` works
+  without either.
+
+Modes: ``"ambient_joint"`` conditions on the training clip whose audio is nearest to the video
+in MC3 space (keeps a matching ambience); ``"action_focused"`` on the nearest among clips whose
+ambient level is below ``ambient_db_max`` (suppresses ambience); ``"no_condition"`` uses the
+learned null condition (the "model without audio condition" baseline).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError, ModelMismatchError
+from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
+
+MODES = ("ambient_joint", "action_focused", "no_condition")
+INDEX_SUBFOLDER = "index"
+
+VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
+AudioLike = Any  # path | float (N,) array or tensor at cfg.sample_rate
+
+
+@dataclass
+class FoleyPipelineOutput(BaseOutput):
+    """What :class:`FoleyPipeline` returns, one entry per input video.
+
+    audios: (num_samples,) float32 at ``sample_rate``, as long as the video.
+    condition_audios: the (clip-length) conditioning audio used, None for ``no_condition``.
+    condition_ids: index id of the retrieved clip; ``"user"`` for ``condition_audio``.
+    condition_scores: MC3 video-to-audio cosine similarity of the retrieved clip (else None).
+    latents: with ``output_type="latent"``, the denoised window latents of each video
+        ((windows, latents_per_clip, latent_dim) tensors) and ``audios`` is None.
+    """
+
+    audios: list[np.ndarray]
+    sample_rate: int
+    mode: str
+    condition_audios: list[np.ndarray | None]
+    condition_ids: list[str | None]
+    condition_scores: list[float | None]
+    latents: list[torch.Tensor] | None = None
+
+
+@dataclass
+class _Prepared:
+    frames: torch.Tensor  # (T, 3, S, S) float in [0, 1], padded to cover num_samples
+    num_samples: int
+
+
+class FoleyPipeline(DiffusionPipeline):
+    """Video-to-audio generation; see the module docstring for components and modes."""
+
+    model_cpu_offload_seq = "video_encoder->denoiser->codec"
+    _optional_components = ["mc3"]
+
+    def __init__(
+        self,
+        codec,
+        video_encoder,
+        denoiser,
+        scheduler,
+        mc3=None,
+        av_config: dict | None = None,
+        index=None,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            codec=codec,
+            video_encoder=video_encoder,
+            denoiser=denoiser,
+            scheduler=scheduler,
+            mc3=mc3,
+        )
+        self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
+        self.av_config = AVConfig(**self.config.av_config)
+        self.index = index
+        lpf = float(denoiser.config.latents_per_frame)
+        if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
+            raise ModelMismatchError(
+                f"denoiser was built for {lpf} latents per frame, the config gives "
+                f"{self.av_config.latents_per_frame}"
+            )
+        if codec.config.latent_dim != denoiser.config.latent_dim:
+            raise ModelMismatchError(
+                f"codec latent_dim {codec.config.latent_dim} != denoiser latent_dim "
+                f"{denoiser.config.latent_dim}"
+            )
+
+    def set_retrieval(self, mc3=None, index=None) -> FoleyPipeline:
+        """Attach (or detach, with None) the MC3 model and the ClipIndex used for retrieval.
+
+        Use this rather than assigning ``pipe.mc3``: it registers MC3 as a component, so that
+        ``save_pretrained`` writes it to ``mc3/`` (and the index to ``index/``).
+        """
+        if mc3 is not None and index is not None and index.dim != mc3.config.embed_dim:
+            raise ModelMismatchError(
+                f"the index holds {index.dim}-d vectors, the MC3 model gives "
+                f"{mc3.config.embed_dim}-d: rebuild the index with this model"
+            )
+        self.register_modules(mc3=mc3)
+        self.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        return self
+
+    # ---- save / load ----------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
+        super().save_pretrained(save_directory, **kwargs)
+        if self.index is not None:
+            src = Path(self.index.path).resolve()
+            dst = Path(save_directory) / INDEX_SUBFOLDER
+            if src != dst.resolve():
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(src, dst, symlinks=True)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``."""
+        index = kwargs.pop("index", None)
+        # diffusers only loads components from modules already imported: import ours
+        import foley.models.codec  # noqa: F401
+        import foley.models.denoiser  # noqa: F401
+        import foley.models.mc3  # noqa: F401
+        import foley.models.video_encoder  # noqa: F401
+
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        local = Path(pretrained_model_name_or_path) / INDEX_SUBFOLDER
+        if index is None and local.is_dir():
+            index = local
+        pipe.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        return pipe
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def check_inputs(
+        self,
+        videos: list,
+        mode: str,
+        conditions: list | None,
+        num_inference_steps: int,
+        guidance_scale: float,
+        overlap_seconds: float,
+        crossfade: str,
+        output_type: str = "np",
+    ) -> None:
+        cfg = self.av_config
+        if not videos:
+            raise InputError("no video given")
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if int(num_inference_steps) < 1:
+            raise InputError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if not np.isfinite(guidance_scale) or guidance_scale < 0:
+            raise InputError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        if not 0 <= overlap_seconds <= cfg.clip_seconds / 3:
+            raise InputError(
+                f"overlap_seconds must be between 0 and {cfg.clip_seconds / 3:g} "
+                "(a third of a clip)"
+            )
+        if output_type not in ("np", "latent"):
+            raise InputError(f"output_type must be 'np' or 'latent', not {output_type!r}")
+        if crossfade not in CROSSFADES:
+            raise InputError(f"crossfade must be one of {', '.join(CROSSFADES)}")
+        if conditions is not None and len(conditions) not in (1, len(videos)):
+            raise InputError(
+                f"give one condition_audio or one per video ({len(videos)}), not {len(conditions)}"
+            )
+        if (
+            mode != "no_condition"
+            and conditions is None
+            and (self.mc3 is None or self.index is None)
+        ):
+            raise InputError(
+                f"mode {mode!r} retrieves its conditioning clip: pass condition_audio, or load "
+                "the pipeline with an MC3 model and an index"
+            )
+
+    def _prepare_video(self, video: VideoLike) -> _Prepared:
+        """Any accepted video form -> frames (T, 3, S, S) in [0, 1] and its length in samples."""
+        from foley.io import Video, frames_to_tensor, load_video
+
+        cfg = self.av_config
+        if isinstance(video, (str, os.PathLike)):
+            video = load_video(video, cfg, with_audio=False)
+        if isinstance(video, Video):
+            frames, num_samples = frames_to_tensor(video.frames), cfg.num_samples(video.duration)
+        elif isinstance(video, np.ndarray):
+            if video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+                raise InputError(f"frame arrays must be uint8 (T, H, W, 3), got {video.shape}")
+            frames = frames_to_tensor(video)
+            num_samples = round(frames.shape[0] * cfg.samples_per_frame)
+        elif isinstance(video, torch.Tensor):
+            if video.ndim != 4 or video.shape[1] != 3:
+                raise InputError(f"frame tensors must be (T, 3, H, W), got {tuple(video.shape)}")
+            frames = video.float()
+            if not torch.isfinite(frames).all():
+                raise InputError("frame tensors contain NaN or infinite values")
+            num_samples = round(frames.shape[0] * cfg.samples_per_frame)
+        else:
+            raise InputError(f"unsupported video input of type {type(video).__name__}")
+        size = cfg.frame_size
+        if frames.shape[0] == 0:
+            raise InputError("the video has no frames")
+        if tuple(frames.shape[-2:]) != (size, size):
+            raise InputError(
+                f"frames must be {size}x{size} (got {frames.shape[-1]}x{frames.shape[-2]}): "
+                "decode them with foley.io.load_video"
+            )
+        # pad (repeat the last frame) so the frames cover every output sample and a full clip
+        need = max(cfg.frames_per_clip, int(np.ceil(num_samples / cfg.samples_per_frame)))
+        if frames.shape[0] < need:
+            frames = torch.cat([frames, frames[-1:].expand(need - frames.shape[0], -1, -1, -1)])
+        return _Prepared(frames=frames, num_samples=num_samples)
+
+    def _prepare_condition(self, audio: AudioLike) -> np.ndarray:
+        """Condition audio -> exactly one clip (clip_seconds) of float32 (tiled if shorter)."""
+        from foley.io import load_audio
+
+        cfg = self.av_config
+        if isinstance(audio, (str, os.PathLike)):
+            audio = load_audio(audio, cfg.sample_rate)
+        wave = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else audio
+        wave = np.asarray(wave, dtype=np.float32)
+        if sum(d > 1 for d in wave.shape) > 1:  # reshape(-1) would interleave the channels
+            raise InputError(
+                f"condition_audio arrays must be mono (N,), got shape {wave.shape}: "
+                "load files with foley.io.load_audio"
+            )
+        wave = wave.reshape(-1)
+        if wave.size == 0 or not np.all(np.isfinite(wave)):
+            raise InputError("condition_audio is empty or has NaN/infinite samples")
+        n = cfg.samples_per_clip
+        if wave.size < n:
+            wave = np.tile(wave, int(np.ceil(n / wave.size)))
+        return np.clip(wave[:n], -1.0, 1.0)
+
+    # ---- retrieval ------------------------------------------------------------------------
+    @torch.no_grad()
+    def retrieve(
+        self,
+        frames: list[torch.Tensor],
+        mode: str,
+        ambient_db_max: float = -45.0,
+        where: dict | None = None,
+    ) -> list[tuple[np.ndarray, str, float]]:
+        """Conditioning clip per video: (clip audio, index id, MC3 similarity).
+
+        frames: per video (T, 3, S, S) float, or any form ``__call__`` accepts. The query is
+        the mean MC3 video embedding of its clip-length windows; ``action_focused`` only
+        considers clips with ``ambient_db`` at or below ``ambient_db_max`` (dBFS).
+        """
+        from foley.io import load_audio
+
+        cfg = self.av_config
+        device = self.mc3.device
+        frames = [
+            f
+            if isinstance(f, torch.Tensor) and f.ndim == 4 and f.shape[1] == 3
+            else self._prepare_video(f).frames
+            for f in frames
+        ]
+        queries = []
+        for f in frames:
+            w = cfg.frames_per_clip
+            starts = range(0, max(1, f.shape[0] - w + 1), w)
+            wins = torch.stack([f[s : s + w] for s in starts]).to(device)
+            emb = self.mc3.encode_video(wins).mean(0)
+            queries.append(torch.nn.functional.normalize(emb, dim=-1))
+        q = torch.stack(queries).float().cpu().numpy()
+        flt = dict(where or {})
+        if mode == "action_focused":
+            flt["ambient_db_max"] = ambient_db_max
+        results = self.index.search(q, k=1, where=flt or None)
+        out = []
+        for hits in results:
+            if not hits:
+                raise InputError(
+                    f"no clip in the index matches {flt}: "
+                    + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
+                )
+            hit = hits[0]
+            path = _resolve_clip_path(hit.metadata["clip_path"], Path(self.index.path))
+            wave = self._prepare_condition(load_audio(path, cfg.sample_rate))
+            out.append((wave, str(hit.id), float(hit.score)))
+        return out
+
+    # ---- generation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        video: VideoLike | list[VideoLike],
+        mode: str = "ambient_joint",
+        condition_audio: AudioLike | list[AudioLike] | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.0,
+        generator: torch.Generator | None = None,
+        overlap_seconds: float | None = None,
+        crossfade: str = "adaptive",
+        ambient_db_max: float = -45.0,
+        retrieval_where: dict | None = None,
+        max_batch_windows: int = 32,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ) -> FoleyPipelineOutput | tuple:
+        """Generate audio for one video or a batch.
+
+        Args:
+            video: a path, a ``foley.io.Video``, uint8 frames (T, S, S, 3) or float frames
+                (T, 3, S, S) in [0, 1] at ``av_config.fps``, or a list of those.
+            mode: ``"ambient_joint"``, ``"action_focused"`` or ``"no_condition"``.
+            condition_audio: overrides retrieval: a path or a (N,) wave at 16 kHz, one for all
+                videos or one per video. Only its first clip_seconds are used.
+            num_inference_steps, guidance_scale: sampler steps; classifier-free guidance on the
+                video (1 disables the unconditional pass).
+            generator: torch.Generator for the initial noise (same seed, same audio).
+            overlap_seconds, crossfade: windowing of videos longer than one clip (default
+                overlap: a sixth of a clip, 0.5 s for 3 s clips).
+            ambient_db_max: ambient threshold (dBFS) of ``action_focused`` retrieval.
+            retrieval_where: extra index filter, e.g. ``{"split": "train"}``.
+            max_batch_windows: windows denoised together (memory bound).
+            output_type: ``"np"`` (audio) or ``"latent"`` (window latents, no decoding).
+        """
+        videos = list(video) if isinstance(video, (list, tuple)) else [video]
+        conditions = None
+        if condition_audio is not None:
+            conditions = (
+                list(condition_audio)
+                if isinstance(condition_audio, (list, tuple))
+                else [condition_audio]
+            )
+        if overlap_seconds is None:
+            overlap_seconds = self.av_config.clip_seconds / 6
+        self.check_inputs(
+            videos,
+            mode,
+            conditions,
+            num_inference_steps,
+            guidance_scale,
+            overlap_seconds,
+            crossfade,
+            output_type,
+        )
+        if int(max_batch_windows) < 1:
+            raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
+        cfg = self.av_config
+        device = self.denoiser.device
+        prepared = [self._prepare_video(v) for v in videos]
+
+        # conditioning clip per video
+        if mode == "no_condition":
+            cond = [(None, None, None)] * len(videos)
+        elif conditions is not None:
+            waves = [self._prepare_condition(c) for c in conditions]
+            waves = waves * len(videos) if len(waves) == 1 else waves
+            cond = [(w, "user", None) for w in waves]
+        else:
+            cond = self.retrieve(
+                [p.frames for p in prepared], mode, ambient_db_max, retrieval_where
+            )
+
+        # windows of every video, denoised in batches
+        overlap_frames = round(overlap_seconds * cfg.fps)
+        plans = [
+            plan_windows(
+                p.frames.shape[0],
+                cfg.frames_per_clip,
+                overlap_frames,
+                cfg.samples_per_frame,
+                p.num_samples,
+            )
+            for p in prepared
+        ]
+        jobs = [(v, s) for v, plan in enumerate(plans) for s in plan.start_frames]
+        latent_shape = (len(jobs), cfg.latents_per_clip, self.denoiser.config.latent_dim)
+        noise = randn_tensor(latent_shape, generator=generator, device=torch.device("cpu"))
+        cond_latents = self._encode_conditions([c[0] for c in cond], device)
+
+        waves: list[np.ndarray] = []
+        steps_total = int(num_inference_steps) * int(np.ceil(len(jobs) / max_batch_windows))
+        with self.progress_bar(total=steps_total) as bar:
+            for lo in range(0, len(jobs), max_batch_windows):
+                chunk = jobs[lo : lo + max_batch_windows]
+                frames = torch.stack(
+                    [prepared[v].frames[s : s + cfg.frames_per_clip] for v, s in chunk]
+                ).to(device, self.video_encoder.dtype)
+                video_feats = self.video_encoder(frames)  # (n, frames_per_clip, video_dim)
+                idx = torch.tensor([v for v, _ in chunk])
+                c_lat, c_keep = cond_latents[0][idx].to(device), cond_latents[1][idx].to(device)
+                latents = self._denoise(
+                    noise[lo : lo + len(chunk)].to(device),
+                    video_feats,
+                    c_lat,
+                    c_keep,
+                    int(num_inference_steps),
+                    float(guidance_scale),
+                    generator,
+                    bar,
+                )
+                if output_type == "latent":
+                    waves.extend(latents.float().cpu())
+                    continue
+                audio = self.codec.decode(latents.to(self.codec.dtype), cfg.samples_per_clip)
+                waves.extend(audio.float().cpu().numpy())
+
+        audios, window_latents, k = [], [], 0
+        for plan in plans:
+            n = len(plan.start_frames)
+            if output_type == "latent":
+                window_latents.append(torch.stack(waves[k : k + n]))
+            else:
+                audios.append(stitch(np.stack(waves[k : k + n]), plan, crossfade))
+            k += n
+        out = FoleyPipelineOutput(
+            audios=audios if output_type != "latent" else None,
+            latents=window_latents if output_type == "latent" else None,
+            sample_rate=cfg.sample_rate,
+            mode=mode,
+            condition_audios=[c[0] for c in cond],
+            condition_ids=[c[1] for c in cond],
+            condition_scores=[c[2] for c in cond],
+        )
+        self.maybe_free_model_hooks()
+        return out if return_dict else out.to_tuple()
+
+    def _encode_conditions(
+        self, waves: list[np.ndarray | None], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per video: condition latents (n, latents_per_clip, C) on CPU and keep flags (n,)."""
+        cfg = self.av_config
+        keep = torch.tensor([w is not None for w in waves])
+        stacked = np.stack([w if w is not None else np.zeros(cfg.samples_per_clip) for w in waves])
+        wave = torch.from_numpy(stacked.astype(np.float32)).to(device, self.codec.dtype)
+        latents = self.codec.encode(wave).float().cpu()
+        return latents, keep
+
+    def _denoise(
+        self,
+        latents: torch.Tensor,
+        video_feats: torch.Tensor,
+        cond_latents: torch.Tensor,
+        cond_keep: torch.Tensor,
+        num_inference_steps: int,
+        guidance_scale: float,
+        generator: torch.Generator | None,
+        bar,
+    ) -> torch.Tensor:
+        """The sampler loop for one batch of windows: (n, L, C) noise -> (n, L, C) latents."""
+        sched = self.scheduler
+        sched.set_timesteps(num_inference_steps, device=latents.device)
+        latents = latents * getattr(sched, "init_noise_sigma", 1.0)
+        n = latents.shape[0]
+        use_cfg = guidance_scale != 1.0
+        step_kwargs = {}
+        if "generator" in inspect.signature(sched.step).parameters:
+            step_kwargs["generator"] = generator
+        if use_cfg:  # one batch: [with video; null video], same condition
+            video_feats = torch.cat([video_feats, video_feats])
+            cond_latents = torch.cat([cond_latents, cond_latents])
+            cond_keep = torch.cat([cond_keep, cond_keep])
+        video_keep = torch.arange(video_feats.shape[0], device=latents.device) < n
+        dtype = self.denoiser.dtype
+        for t in sched.timesteps:
+            model_in = latents
+            if hasattr(sched, "scale_model_input"):
+                model_in = sched.scale_model_input(model_in, t)
+            if use_cfg:
+                model_in = torch.cat([model_in, model_in])
+            pred = self.denoiser(
+                model_in.to(dtype),
+                t,
+                video_features=video_feats.to(dtype),
+                condition_latents=cond_latents.to(dtype),
+                video_keep=video_keep,
+                condition_keep=cond_keep,
+            ).float()
+            if use_cfg:
+                p_cond, p_uncond = pred.chunk(2)
+                pred = p_uncond + guidance_scale * (p_cond - p_uncond)
+            latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
+            bar.update()
+        return latents
+
+
+def _open_index(path: str | os.PathLike):
+    from retrieval_index import ClipIndex
+
+    return ClipIndex.open(path)
+
+
+def _resolve_clip_path(clip_path: str, index_dir: Path) -> Path:
+    """A clip path from index metadata: absolute, or relative to the index folder."""
+    p = Path(clip_path)
+    if p.is_absolute() or p.exists():
+        return p
+    for base in (index_dir, index_dir.parent):
+        if (base / p).exists():
+            return base / p
+    raise InputError(f"conditioning clip {clip_path} from the index was not found")

@@ -1,0 +1,120 @@
+"""A tiny saved Foley model folder for the app tests (random weights, real components).
+
+``write_model_dir(root, data)`` saves a FoleyPipeline (codec, video encoder, denoiser,
+scheduler, MC3) with an ``avs/`` AVS model and an ``index/`` built from ``data`` with the saved
+MC3: the layout ``foley app --model DIR`` loads.  Small contract: 1 s clips, 8 fps, 32 x 32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from app.rebuild import build_index
+from foley.config import AVConfig
+from foley.io import write_video
+from foley.models.avs import AVSModel
+from foley.models.codec import FoleyCodec
+from foley.models.denoiser import FoleyDenoiser
+from foley.models.mc3 import MC3Model
+from foley.models.mc3_embed import model_id
+from foley.models.video_encoder import VideoEncoder
+from foley.pipelines.foley_pipeline import FoleyPipeline
+
+CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
+MC3_TINY = dict(
+    embed_dim=16,
+    audio_channels=(4, 8),
+    video_dim=8,
+    video_channels=(4, 8),
+    video_temporal_layers=1,
+    video_frame_size=32,
+    video_frame_stride=2,
+)
+AVS_TINY = dict(
+    stage_channels=(8, 16),
+    channels=8,
+    aspp_dilations=(1, 2),
+    audio_dim=8,
+    audio_width=4,
+    audio_window=16,
+)
+
+
+def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:
+    torch.manual_seed(seed)
+    denoiser = FoleyDenoiser(
+        latent_dim=8,
+        video_dim=12,
+        hidden_dim=16,
+        num_layers=2,
+        num_heads=4,
+        ff_mult=2,
+        latents_per_frame=CFG.latents_per_frame,
+    )
+    with torch.no_grad():  # leave the zero-init identity so video and condition matter
+        for name, p in denoiser.named_parameters():
+            if "modulation" in name or "proj_out" in name:
+                p.normal_(0, 0.2)
+    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
+    waves = torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(seed))
+    mean, _ = codec.measure_latent_stats([0.3 * waves.clamp(-3, 3) / 3])
+    # an untrained encoder's latents barely vary (std at the 1e-3 floor); a wider scale lets
+    # the noise, the video and the condition be heard, as in a trained codec
+    codec.set_latent_stats(mean, [0.5] * len(mean))
+    return FoleyPipeline(
+        codec=codec,
+        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
+        denoiser=denoiser,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        mc3=MC3Model(**MC3_TINY).eval() if with_mc3 else None,
+        av_config=CFG.to_dict(),
+    )
+
+
+def write_model_dir(root: Path, data: Path, *, avs: bool = True, index: bool = True) -> Path:
+    """Save the tiny pipeline to ``root`` (+ ``avs/``, + ``index/`` built from ``data``)."""
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(root)
+    if avs:
+        torch.manual_seed(1)
+        AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval().save_pretrained(root / "avs")
+    if index:
+        mc3 = MC3Model.from_pretrained(root / "mc3").eval()
+        build_index(data, "train", root / "index", mc3, model_id(root / "mc3"), CFG)
+    return root
+
+
+def write_data(root: Path, videos: int = 4, clips_per_video: int = 2, seed: int = 3) -> Path:
+    """A small FoleyWorld folder (Ego4D-Sounds format: ``train.tsv`` + clips) to index."""
+    from foley.data.foleyworld.generate import generate_dataset
+    from foley.data.foleyworld.scene import FoleyWorldSettings
+
+    settings = FoleyWorldSettings(videos=videos, clips_per_video=clips_per_video, seed=seed)
+    generate_dataset(root, settings, progress=False)
+    return root
+
+
+def write_clip(path: Path, seconds: float = 2.0, fps: float = 10.0, size: int = 64) -> Path:
+    """A silent clip: a bright square that moves and flashes over a dark noisy background."""
+    n = int(round(seconds * fps))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 50, (n, size, size, 3), dtype=np.uint8)
+    for t in range(n):
+        x = (t * 4) % (size - 16)
+        frames[t, 20:36, x : x + 16] = (230, 180, 60) if t % 5 else (255, 255, 255)
+    return write_video(path, frames, fps)
+
+
+def make_world(root: Path) -> dict:
+    """Data, a saved model folder and a 2 s input clip under ``root``."""
+    data = write_data(root / "data")
+    return {
+        "root": root,
+        "data": data,
+        "model": write_model_dir(root / "model", data),
+        "clip": write_clip(root / "hands.mp4", seconds=2.0),
+    }

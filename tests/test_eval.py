@@ -1,0 +1,302 @@
+"""``foley eval``: metrics on known cases, the report's rows, end to end on tiny FoleyWorld."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from foley.config import AVConfig
+from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
+from foley.evaluation.report import EvalReport, targets
+from foley.metrics.audio import ambient_level_db
+
+SR = 16_000
+# a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a
+# 64-d FD-mel embedding)
+CFG = AVConfig(clip_seconds=2.0, fps=8.0, frame_size=32, n_mels=16)
+MC3_TINY = dict(
+    embed_dim=16,
+    audio_channels=(4, 8),
+    video_dim=8,
+    video_channels=(4, 8),
+    video_temporal_layers=1,
+    video_frame_size=32,
+    video_frame_stride=2,
+)
+AVS_TINY = dict(
+    stage_channels=(8, 16),
+    channels=8,
+    aspp_dilations=(1, 2),
+    audio_dim=8,
+    audio_width=4,
+    audio_window=16,
+)
+
+
+# ---- metrics on known cases -------------------------------------------------------------------
+def test_quiet_window_gives_its_known_dbfs():
+    """A loud clip with one 0.6 s stretch of a -40 dBFS sine reads -40 dBFS; silence reads -100."""
+    t = np.arange(3 * SR) / SR
+    wave = 0.5 * np.sin(2 * np.pi * 440 * t)
+    amp = 10 ** (-40 / 20) * np.sqrt(2)  # RMS of a sine is amp / sqrt(2)
+    wave[SR : SR + int(0.6 * SR)] = amp * np.sin(2 * np.pi * 440 * t[: int(0.6 * SR)])
+    assert ambient_level_db(wave.astype(np.float32), SR) == pytest.approx(-40.0, abs=0.1)
+    # a stretch shorter than the window mixes with the loud part: higher than -40
+    short = 0.5 * np.sin(2 * np.pi * 440 * t)
+    short[SR : SR + int(0.3 * SR)] = amp * np.sin(2 * np.pi * 440 * t[: int(0.3 * SR)])
+    assert ambient_level_db(short, SR) > -20.0
+    assert ambient_level_db(np.zeros(SR), SR) == -100.0
+
+
+def test_audible_onsets_and_mask_fitting():
+    events = [
+        {"onset": 1.2, "verb": "knock", "visible": True},
+        {"onset": 0.4, "verb": "drop", "visible": False},  # off-screen: still audible
+        {"onset": 0.9, "verb": "hold", "visible": True},  # a silent verb never sounds
+    ]
+    np.testing.assert_allclose(audible_onsets(events), [0.4, 1.2])
+    masks = np.zeros((4, 8, 8), bool)
+    masks[1, :4, :4] = True
+    fitted = fit_masks(masks, 8, 16)  # twice the frames and twice the size, nearest
+    assert fitted.shape == (8, 16, 16) and fitted.dtype == torch.bool
+    assert fitted[2:4, :8, :8].all() and not fitted[2:4, 8:].any() and not fitted[0].any()
+    assert int(fitted.sum()) == 2 * 64
+
+
+def test_random_partners_pick_another_video():
+    uids = ["a", "a", "b", "c", "c"]
+    partners = random_partners(uids, seed=0)
+    assert all(uids[j] != uids[i] for i, j in enumerate(partners))
+    assert random_partners(uids, seed=0) == partners
+    assert all(j != i for i, j in enumerate(random_partners(["a", "a", "a"], 1)))
+
+
+def _report(per_clip_rows: list[dict[str, dict]], loud: list[bool]) -> EvalReport:
+    from foley.evaluation.report import summarise
+
+    names = list(per_clip_rows[0])
+    per_clip = [{"loud_scene": lo, "rows": rows} for rows, lo in zip(per_clip_rows, loud)]
+    rng = np.random.default_rng(0)
+    emb = {r: {"mel": list(rng.normal(size=(len(loud), 4)) + i)} for i, r in enumerate(names)}
+    settings = {
+        "split": "test",
+        "clips": len(loud),
+        "num_inference_steps": 2,
+        "guidance_scale": 3.0,
+        "seed": 0,
+    }
+    return summarise(names, per_clip, emb, settings, [])
+
+
+def test_targets_are_measured_and_judged():
+    def row(f1, amb, gap=0.0):
+        nan = math.nan
+        scores = dict(onset_f1=f1, onset_precision=f1, onset_recall=f1, ambient_db=amb)
+        return dict(scores, ambient_gap_db=gap, av_sim=nan, at_sim=nan, avs_j=nan)
+
+    clips = [
+        {
+            "gt_mix": row(1.0, -30),
+            "gt_action": row(1.0, -100),
+            "model_ambient_joint": row(0.95, -30),
+            "model_action_focused": row(0.8, -50, gap=2.0),
+        },
+        {
+            "gt_mix": row(0.8, -60),
+            "gt_action": row(1.0, -100),
+            "model_ambient_joint": row(0.75, -60),
+            "model_action_focused": row(0.8, -64, gap=-1.0),
+        },
+    ]
+    report = _report(clips, loud=[True, False])
+    got = {(t["row"], t["target"].split()[0]): t for t in report.targets}
+    f1 = got[("model_ambient_joint", "onset")]
+    assert f1["measured"] == pytest.approx(0.85 / 0.9) and f1["met"] is True
+    af = got[("model_action_focused", "onset")]  # against the action-only track: 0.8 / 1.0
+    assert af["measured"] == pytest.approx(0.8) and af["met"] is False
+    gap = got[("model_action_focused", "ambient")]
+    assert gap["measured"] == pytest.approx(0.5) and gap["met"] is True
+    drop = got[("model_action_focused", ">=")]  # loud clips only: -30 - (-50)
+    assert drop["measured"] == pytest.approx(20.0) and drop["met"] is True
+    avs = got[("model_ambient_joint", "AVS")]
+    assert avs["met"] is None  # no AVS model: measured as n/a, not dropped
+    assert report.rows["model_action_focused"]["ambient_db_loud"] == pytest.approx(-50.0)
+    assert "n/a" in report.to_markdown()
+    assert targets(report.rows, report.per_clip) == report.targets
+
+
+def test_avs_target_needs_a_judge_that_hears():
+    """An AVS model whose masks are as good with silence as with the true audio judges nothing."""
+    base = {k: 0.0 for k in ("onset_f1", "fd_mel", "ambient_gap_db", "ambient_db")}
+
+    def avs_target(silence_j: float) -> dict:
+        rows = {
+            "gt_mix": {**base, "avs_j": 0.5},
+            "silence": {**base, "avs_j": silence_j},
+            "model_ambient_joint": {**base, "avs_j": 0.48},
+        }
+        return next(t for t in targets(rows, []) if "AVS" in t["target"])
+
+    deaf = avs_target(0.5)
+    assert deaf["measured"] == pytest.approx(0.96) and deaf["met"] is None
+    assert avs_target(0.1)["met"] is True
+
+
+# ---- end to end -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    """A FoleyWorld set, a tiny MC3 + index, a tiny pipeline and AVS, all saved to tmp."""
+    from foley.cli.index import clip_metadata
+    from foley.data.ego4d import ClipDataset
+    from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
+    from foley.models.avs import AVSModel
+    from foley.models.codec import FoleyCodec
+    from foley.models.denoiser import FoleyDenoiser
+    from foley.models.mc3 import MC3Model
+    from foley.models.mc3_embed import embed_dataset, model_id
+    from foley.models.video_encoder import VideoEncoder
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from retrieval_index import ClipIndex
+
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "fw"
+    settings = FoleyWorldSettings(videos=4, clips_per_video=2, seed=0, shifted_test_videos=1)
+    generate_dataset(data, settings, CFG, progress=False)
+
+    torch.manual_seed(0)
+    mc3 = MC3Model(**MC3_TINY, n_mels=CFG.n_mels).eval()
+    mc3.save_pretrained(root / "mc3")
+    emb = embed_dataset(mc3, ClipDataset(data, "train", CFG), with_text=False, progress=False)
+    with ClipIndex.rebuild(root / "idx", model_id(root / "mc3"), 16, progress=False) as builder:
+        builder.add(emb.ids, emb.audio, clip_metadata(emb, data, "train"))
+
+    denoiser = FoleyDenoiser(
+        latent_dim=8,
+        video_dim=12,
+        hidden_dim=16,
+        num_layers=2,
+        num_heads=4,
+        ff_mult=2,
+        latents_per_frame=CFG.latents_per_frame,
+    )
+    with torch.no_grad():  # leave the zero-init identity so video and condition matter
+        for name, p in denoiser.named_parameters():
+            if "modulation" in name or "proj_out" in name:
+                p.normal_(0, 0.2)
+    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
+    waves = 0.1 * torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(0))
+    codec.set_latent_stats(*codec.measure_latent_stats([waves]))
+    pipe = FoleyPipeline(
+        codec=codec,
+        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
+        denoiser=denoiser,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        mc3=MC3Model.from_pretrained(root / "mc3"),
+        av_config=CFG.to_dict(),
+        index=ClipIndex.open(root / "idx"),
+    )
+    pipe.save_pretrained(root / "model")
+    AVSModel(**AVS_TINY, av_config=CFG.to_dict()).save_pretrained(root / "avs")
+    return root
+
+
+def test_foley_eval_end_to_end(tiny_setup, capsys):
+    from foley.cli.main import main
+
+    root = tiny_setup
+    out = root / "out"
+    argv = [
+        "eval",
+        "--data",
+        str(root / "fw"),
+        "--split",
+        "test",
+        "--model",
+        str(root / "model"),
+        "--avs",
+        str(root / "avs"),
+        "--n",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        "--device",
+        "cpu",
+        "--examples",
+        "1",
+    ]
+    assert main(argv) == 0
+    table = (out / "report.md").read_text()
+    assert table in capsys.readouterr().out
+    first_cells = [line.split("|")[1].strip() for line in table.splitlines() if line[:2] == "| "]
+    assert [c for c in first_cells if c in ROWS] == list(ROWS)  # every row, in order
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["rows"]) == list(ROWS)
+    rows = report["rows"]
+    assert rows["gt_mix"]["fd_mel"] == pytest.approx(0.0, abs=1e-6)  # the reference set itself
+    assert rows["gt_mix"]["onset_f1"] >= rows["silence"]["onset_f1"]
+    assert rows["silence"]["ambient_db"] == -100.0
+    assert rows["gt_action"]["ambient_gap_db"] == 0.0
+    for name in ROWS:  # every metric measured: MC3 (from the pipeline) and AVS were given
+        for key in ("fd_mel", "fd_mc3", "onset_f1", "ambient_db", "av_sim", "at_sim", "avs_j"):
+            assert rows[name][key] is not None, (name, key)
+    assert {t["row"] for t in report["targets"]} == {"model_ambient_joint", "model_action_focused"}
+    clips = [json.loads(line) for line in (out / "per_clip.jsonl").read_text().splitlines()]
+    assert len(clips) == 2 and set(clips[0]["rows"]) == set(ROWS)
+    assert set(clips[0]["retrieved"]) == {"ambient_joint", "action_focused"}
+    assert (out / "examples.png").stat().st_size > 1000
+
+
+def test_eval_errors(tiny_setup):
+    from foley.cli.main import main
+
+    root = tiny_setup
+    base = [
+        "eval",
+        "--data",
+        str(root / "fw"),
+        "--model",
+        str(root / "model"),
+        "--quiet",
+        "--out",
+        str(root / "bad"),
+    ]
+    assert main([*base, "--n", "1"]) == 1
+    assert main([*base, "--split", "nope"]) == 1
+    assert main([*base[:4], str(root / "avs"), "--quiet"]) == 1  # not a pipeline folder
+
+
+def test_eval_without_mc3_scores_the_unconditioned_model(tiny_setup):
+    """No MC3 and no index: only the no-condition model row, MC3 metrics n/a, a clear error
+    for the retrieval modes."""
+    import foley.models.mc3  # noqa: F401  (model_index.json names its module)
+    from foley.errors import InputError
+    from foley.evaluation import evaluate
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    pipe = FoleyPipeline.from_pretrained(tiny_setup / "model")
+    pipe.mc3, pipe.index = None, None
+    with pytest.raises(InputError, match="retrieve"):
+        evaluate(tiny_setup / "fw", "test", pipe, n=2, progress=False)
+    report = evaluate(
+        tiny_setup / "fw",
+        "test",
+        pipe,
+        n=2,
+        modes=("no_condition",),
+        num_inference_steps=1,
+        num_examples=0,
+        progress=False,
+    )
+    skipped = ("retrieval", "model_ambient_joint", "model_action_focused")
+    assert list(report.rows) == [r for r in ROWS if r not in skipped]
+    assert math.isnan(report.rows["model_no_condition"]["av_sim"])
+    assert math.isfinite(report.rows["model_no_condition"]["fd_mel"])
+    assert report.targets == [] and "n/a" in report.to_markdown()

@@ -1,0 +1,222 @@
+"""Pre-extract codec latents and video frames once, into memmapped ``.npy`` files.
+
+Training then reads arrays, never decodes mp4 in the loop (MMAudio's practice). Layout::
+
+    FEAT/<split>/latents.npy   (num_clips, latents_per_clip, latent_dim) float16, unit scale
+    FEAT/<split>/frames.npy    (num_clips, frames_per_clip, S, S, 3) uint8 at cfg.fps
+    FEAT/<split>/video_feats.npy  (num_clips, frames_per_clip, dim) float16, only with a frozen
+                               video encoder (``--video-encoder``: a VideoEncoder or MC3 folder,
+                               copied to FEAT/video_encoder so training and export use it)
+    FEAT/<split>/index.json    clip ids, video_uid, clip paths, neighbour candidates, done count
+    FEAT/features.json         the AVConfig, the codec used and the splits
+
+Extraction is resumable: ``index.json`` records how many clips are written, and a re-run
+continues from there (the arrays are opened in place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError
+
+FEATURES_JSON = "features.json"
+
+
+class SplitFeatures:
+    """Read-only view of one extracted split (memmapped arrays + its index)."""
+
+    def __init__(self, root: str | os.PathLike, split: str) -> None:
+        self.dir = Path(root) / split
+        index_path = self.dir / "index.json"
+        if not index_path.is_file():
+            raise InputError(f"{self.dir}: no extracted features (run training/features.py)")
+        self.index = json.loads(index_path.read_text())
+        if self.index["done"] < len(self.index["clips"]):
+            raise InputError(f"{self.dir}: extraction is incomplete, re-run it to finish")
+        self.latents = np.load(self.dir / "latents.npy", mmap_mode="r")
+        self.frames = np.load(self.dir / "frames.npy", mmap_mode="r")
+        feats = self.dir / "video_feats.npy"
+        self.video_feats = np.load(feats, mmap_mode="r") if feats.is_file() else None
+        self.clips: list[dict] = self.index["clips"]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def neighbours(self, i: int) -> list[int]:
+        """Other clips of the same long video at another time (the AV-LDM condition)."""
+        return self.clips[i]["neighbours"]
+
+
+def read_config(root: str | os.PathLike) -> AVConfig:
+    meta = json.loads((Path(root) / FEATURES_JSON).read_text())
+    return AVConfig(**meta["av_config"])
+
+
+@torch.no_grad()
+def extract_split(
+    data_root: str | os.PathLike,
+    split: str,
+    out_root: str | os.PathLike,
+    codec,
+    cfg: AVConfig = DEFAULT_CONFIG,
+    *,
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: str = "cpu",
+    video_encoder=None,
+) -> Path:
+    """Extract one split of an Ego4D-Sounds folder; returns ``out_root/split``."""
+    from foley.data.ego4d import ClipDataset
+
+    ds = ClipDataset(data_root, split, cfg)
+    count = len(ds) if limit is None else min(limit, len(ds))
+    if count == 0:
+        raise InputError(f"{data_root}: split {split!r} has no clips")
+    out = Path(out_root) / split
+    out.mkdir(parents=True, exist_ok=True)
+    index_path = out / "index.json"
+    latent_dim = int(codec.config.latent_dim)
+    lat_shape = (count, cfg.latents_per_clip, latent_dim)
+    frm_shape = (count, cfg.frames_per_clip, cfg.frame_size, cfg.frame_size, 3)
+    done = 0
+    if index_path.is_file():
+        previous = json.loads(index_path.read_text())
+        if previous.get("count") == count and previous.get("latent_dim") == latent_dim:
+            done = previous["done"]
+    mode = "r+" if done else "w+"
+    latents = np.lib.format.open_memmap(out / "latents.npy", mode, np.float16, lat_shape)
+    frames = np.lib.format.open_memmap(out / "frames.npy", mode, np.uint8, frm_shape)
+    feats = None
+    if video_encoder is not None:
+        video_encoder = video_encoder.to(device).eval()
+        feat_shape = (count, cfg.frames_per_clip, int(video_encoder.config.dim))
+        feats = np.lib.format.open_memmap(out / "video_feats.npy", mode, np.float16, feat_shape)
+    clips = []
+    kept = set(range(count))
+    for i in range(count):
+        rec = ds.records[i]
+        clips.append(
+            {
+                "clip_id": rec.clip_id,
+                "video_uid": rec.video_uid,
+                "narration_time": rec.narration_time,
+                "clip_path": str(rec.clip_path(ds.root)),
+                "text": rec.clip_text,
+                "neighbours": [j for j in ds.neighbour_candidates(i) if j in kept],
+            }
+        )
+    codec = codec.to(device).eval()
+
+    def write_index(n_done: int) -> None:
+        meta = {"count": count, "latent_dim": latent_dim, "done": n_done, "clips": clips}
+        tmp = index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, index_path)
+
+    bar = tqdm(total=count, initial=done, desc=f"features {split}", unit="clip")
+    for start in range(done, count, batch_size):
+        stop = min(count, start + batch_size)
+        waves = []
+        for i in range(start, stop):
+            clip_frames, wave = ds.load_clip(i)
+            frames[i] = clip_frames
+            waves.append(wave)
+        if feats is not None:
+            from foley.io import frames_to_tensor
+
+            batch = torch.stack([frames_to_tensor(frames[i]) for i in range(start, stop)])
+            feats[start:stop] = video_encoder(batch.to(device)).float().cpu().numpy()
+            feats.flush()
+        wave_t = torch.from_numpy(np.stack(waves)).to(device)
+        lat = codec.encode(wave_t).float().cpu().numpy()  # (b, latents_per_clip, latent_dim)
+        latents[start:stop] = lat[:, : cfg.latents_per_clip]
+        latents.flush()
+        frames.flush()
+        write_index(stop)
+        bar.update(stop - start)
+    bar.close()
+    write_index(count)
+    return out
+
+
+def extract(
+    data_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    codec_dir: str | os.PathLike,
+    splits: list[str],
+    cfg: AVConfig = DEFAULT_CONFIG,
+    video_encoder_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> Path:
+    """Extract several splits with the codec saved at ``codec_dir`` (and, if given, per-frame
+    features of a frozen video encoder)."""
+    from foley.models.codec import FoleyCodec
+
+    codec = FoleyCodec.from_pretrained(codec_dir)
+    out = Path(out_root)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = load_video_encoder(video_encoder_dir) if video_encoder_dir else None
+    if encoder is not None:
+        encoder.save_pretrained(out / "video_encoder")
+    for split in splits:
+        extract_split(data_root, split, out, codec, cfg, video_encoder=encoder, **kwargs)
+    meta = {
+        "av_config": cfg.to_dict(),
+        "codec": str(Path(codec_dir).resolve()),
+        "latent_dim": int(codec.config.latent_dim),
+        "splits": splits,
+        "data_root": str(Path(data_root).resolve()),
+        "video_encoder": "video_encoder" if encoder is not None else None,
+    }
+    (out / FEATURES_JSON).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def load_video_encoder(path: str | os.PathLike):
+    """A VideoEncoder folder, or an MC3 folder (its video tower's per-frame encoder)."""
+    from foley.models.mc3 import MC3Model
+    from foley.models.video_encoder import VideoEncoder
+
+    config = json.loads((Path(path) / "config.json").read_text())
+    if config.get("_class_name") == "MC3Model":
+        return MC3Model.from_pretrained(path).video_encoder
+    return VideoEncoder.from_pretrained(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="Ego4D-Sounds / FoleyWorld folder")
+    parser.add_argument("--codec", required=True, help="FoleyCodec folder (save_pretrained)")
+    parser.add_argument("-o", "--out", required=True, help="features folder")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"])
+    parser.add_argument("--limit", type=int, default=None, help="clips per split (debug)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--video-encoder", help="frozen VideoEncoder or MC3 folder: also store its features"
+    )
+    args = parser.parse_args(argv)
+    extract(
+        args.data,
+        args.out,
+        args.codec,
+        args.splits,
+        video_encoder_dir=args.video_encoder,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        device=args.device,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The whole recipe: FoleyWorld -> codec, MC3, AVS, denoiser -> index -> eval -> model card.
+
+    foley train all --preset small --out runs/default            # this 2-core CPU, bounded
+    foley train all --preset base --out runs/base                # GPU machine
+    foley train all --preset small --out runs/default --ship     # also install as the default
+
+Every stage writes into its own folder of OUT and is recorded in ``OUT/recipe.json`` with its
+wall time once it has finished, so a re-run skips finished stages and resumes an interrupted one
+(each trainer resumes from its own checkpoints). ``--data DIR`` trains on an existing
+Ego4D-Sounds / FoleyWorld folder instead of generating one (evaluation needs FoleyWorld's ground
+truth). The result, ``OUT/pipeline``, is one folder: codec, video_encoder, denoiser, scheduler,
+mc3, avs, the retrieval index and its conditioning clips (``clips/*.ogg``), and MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from foley.cli.main import main as foley_main
+from foley.errors import InputError
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "foley" / "assets" / "default"
+SHIP_LIMIT_MB = 40.0
+
+# Each preset: dataset size, then the extra arguments of each stage's command.
+PRESETS: dict[str, dict] = {
+    "small": {  # 2-core CPU: about an hour in all (see the model card for measured times)
+        "videos": 100,
+        "clips_per_video": 8,
+        "shifted_test_videos": 10,
+        "codec": [
+            "--preset", "small", "--latent-dim", "32", "--steps", "3000", "--max-minutes", "14",
+        ],
+        "mc3": ["--preset", "small", "--epochs", "12", "--warmup-epochs", "4"],
+        "avs": ["--setting", "multi", "--steps", "800", "--max-minutes", "12"],
+        "denoiser": [
+            "--steps", "4000", "--batch-size", "16", "--hidden-dim", "192", "--layers", "4",
+            "--lr", "4e-4", "--save-every", "500", "--val-every", "2000", "--val-num", "2",
+            "--workers", "0",
+        ],
+        "eval_n": 40,
+        "eval_steps": 25,
+        "index_max_clips": 400,
+    },
+    "base": {  # GPU machine
+        "videos": 1500,
+        "clips_per_video": 8,
+        "shifted_test_videos": 60,
+        "codec": ["--preset", "base"],
+        "mc3": ["--preset", "base", "--epochs", "60", "--warmup-epochs", "15"],
+        "avs": ["--setting", "multi", "--steps", "6000"],
+        "denoiser": ["--steps", "60000", "--batch-size", "64", "--workers", "4"],
+        "eval_n": 200,
+        "eval_steps": 25,
+        "index_max_clips": 2000,
+    },
+}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="recipe folder (resumed if it exists)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--data", help="existing dataset folder (default: generate FoleyWorld)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ship", action="store_true", help=f"install the result as {SHIPPED_DIR}")
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+
+
+class Recipe:
+    """Runs the stages in order, recording each one's wall time in ``OUT/recipe.json``."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.preset = PRESETS[args.preset]
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "recipe.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.state.setdefault("stages", {})
+        self.state["preset"] = args.preset
+        self.data = Path(args.data) if args.data else self.out / "data"
+        self.pipeline = self.out / "pipeline"
+
+    def stage(self, name: str, fn) -> None:
+        if name in self.state["stages"]:
+            print(f"[recipe] {name}: done ({self.state['stages'][name]['seconds']:.0f} s), skipped")
+            return
+        print(f"[recipe] {name} ...", flush=True)
+        start = time.time()
+        code = fn()
+        if code:
+            raise InputError(f"recipe stage {name} failed (exit code {code})")
+        self.state["stages"][name] = {"seconds": round(time.time() - start, 1)}
+        self.state_path.write_text(json.dumps(self.state, indent=2))
+
+    def cpu(self) -> list[str]:
+        return ["--cpu"] if self.args.cpu else []
+
+    # ---- stages ---------------------------------------------------------------------------
+    def make_data(self) -> int:
+        if self.args.data:
+            return 0
+        p = self.preset
+        return foley_main(
+            ["make-dataset", "--out", str(self.data), "--videos", str(p["videos"]),
+             "--clips-per-video", str(p["clips_per_video"]), "--seed", str(self.args.seed),
+             "--shifted-test-videos", str(p["shifted_test_videos"]), "--overwrite"]
+        )  # fmt: skip
+
+    def train(self, component: str, argv: list[str]) -> int:
+        return foley_main(["train", component, *argv, *self.preset[component], *self.cpu()])
+
+    def features(self) -> int:
+        from training.features import extract
+
+        extract(
+            self.data,
+            self.out / "features",
+            self.out / "codec" / "model",
+            ["train", "val"],
+            video_encoder_dir=self.out / "mc3" / "model",
+        )
+        return 0
+
+    def assemble(self) -> int:
+        """OUT/pipeline = the denoiser's export + AVS + the packed index."""
+        if self.pipeline.exists():
+            shutil.rmtree(self.pipeline)
+        shutil.copytree(self.out / "denoiser" / "model", self.pipeline)
+        shutil.copytree(self.out / "avs" / "model", self.pipeline / "avs")
+        pack_index(
+            self.data,
+            self.out / "mc3" / "model",
+            self.pipeline,
+            max_clips=self.preset["index_max_clips"],
+        )
+        return 0
+
+    def evaluate(self) -> int:
+        p = self.preset
+        for split in ("test", "test_shifted"):
+            if not (self.data / f"{split}.tsv").exists():
+                continue
+            code = foley_main(
+                ["eval", "--data", str(self.data), "--split", split, "--model",
+                 str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p["eval_n"]),
+                 "--steps", str(p["eval_steps"]), "--out", str(self.out / "eval" / split),
+                 "--quiet"]
+            )  # fmt: skip
+            if code:
+                return code
+        return 0
+
+    def run(self) -> int:
+        self.stage("data", self.make_data)
+        d = ["--data", str(self.data)]
+        self.stage("codec", lambda: self.train("codec", [*d, "--out", str(self.out / "codec")]))
+        self.stage("mc3", lambda: self.train("mc3", [*d, "--out", str(self.out / "mc3")]))
+        self.stage("avs", lambda: self.train("avs", [*d, "--out", str(self.out / "avs")]))
+        self.stage("features", self.features)
+        self.stage(
+            "denoiser",
+            lambda: self.train(
+                "denoiser",
+                [str(self.out / "features"), "--out", str(self.out / "denoiser"),
+                 "--mc3", str(self.out / "mc3" / "model")],
+            ),
+        )  # fmt: skip
+        self.stage("assemble", self.assemble)
+        self.stage("eval", self.evaluate)
+        write_model_card(self.out, self.pipeline, self.state, self.preset)
+        print(f"[recipe] done: {self.pipeline} (model card: {self.pipeline / 'MODEL_CARD.md'})")
+        if self.args.ship:
+            ship(self.pipeline)
+        return 0
+
+
+def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Path:
+    """Index the train split with MC3, its conditioning clips copied beside it as ogg.
+
+    Clip paths are stored relative (``clips/<id>.ogg``), resolved against the pipeline folder,
+    so the folder can move (and ship inside the package). At most ``max_clips`` clips, spread
+    evenly over the split, keep the shipped folder small.
+    """
+    import numpy as np
+    from torch.utils.data import Subset
+
+    from foley.cli.index import clip_metadata
+    from foley.data.ego4d import ClipDataset
+    from foley.io import load_audio, save_audio
+    from foley.models.mc3_embed import iter_embeddings, load_mc3, model_id
+    from retrieval_index import ClipIndex
+
+    model = load_mc3(mc3_dir)
+    dataset = ClipDataset(data, "train")
+    keep = np.unique(np.linspace(0, len(dataset) - 1, min(max_clips, len(dataset))).astype(int))
+    clips = pipeline / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    index_dir = pipeline / "index"
+    if index_dir.exists():
+        shutil.rmtree(index_dir)
+    with ClipIndex.rebuild(index_dir, model_id(mc3_dir), model.config.embed_dim) as builder:
+        for part in iter_embeddings(model, Subset(dataset, keep.tolist()), with_text=False):
+            rows = clip_metadata(part, data, "train")
+            for clip_id, row in zip(part.ids, rows):
+                name = f"clips/{clip_id}.ogg"
+                wave = load_audio(row["clip_path"], dataset.cfg.sample_rate)
+                save_audio(pipeline / name, wave, dataset.cfg.sample_rate)
+                row["clip_path"] = name
+            builder.add(part.ids, part.audio, rows)
+    return index_dir
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict) -> Path:
+    """MODEL_CARD.md: data, configs, steps, wall time per stage, the eval tables."""
+    lines = [
+        "# Foley default model",
+        "",
+        f"Trained by `foley train all --preset {state['preset']}` (training/recipe.py).",
+        "",
+        "## Stages (wall time on the machine that ran the recipe)",
+        "| stage | seconds |",
+        "| --- | ---: |",
+    ]
+    for name, info in state["stages"].items():
+        lines.append(f"| {name} | {info['seconds']:.0f} |")
+    lines += ["", "## Settings", "```json", json.dumps(preset, indent=2), "```", ""]
+    for comp in ("codec", "mc3", "avs", "denoiser"):
+        metrics = out / comp / "metrics.jsonl"
+        if metrics.exists():
+            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            if rows:
+                lines.append(f"- {comp}: {rows[-1].get('step', '?')} steps, last log {rows[-1]}")
+    data_json = out / "data" / "foleyworld.json"
+    if data_json.exists():
+        lines += ["", "## Data", f"FoleyWorld, settings in `{data_json.name}` of the data folder."]
+    for split in ("test", "test_shifted"):
+        table = out / "eval" / split / "report.md"
+        if table.exists():
+            lines += ["", f"## foley eval, split {split}", "", table.read_text()]
+    lines += ["", f"Size of the shipped folder: {folder_mb(pipeline):.1f} MB."]
+    card = pipeline / "MODEL_CARD.md"
+    card.write_text("\n".join(lines) + "\n")
+    return card
+
+
+def ship(pipeline: Path) -> Path:
+    """Install ``pipeline`` as the package's default model (refused above the size limit)."""
+    size = folder_mb(pipeline)
+    if size > SHIP_LIMIT_MB:
+        raise InputError(f"{pipeline} is {size:.1f} MB, above the {SHIP_LIMIT_MB:g} MB ship limit")
+    if SHIPPED_DIR.exists():
+        shutil.rmtree(SHIPPED_DIR)
+    shutil.copytree(pipeline, SHIPPED_DIR)
+    print(f"[recipe] shipped {size:.1f} MB to {SHIPPED_DIR}")
+    return SHIPPED_DIR
+
+
+def run(args: argparse.Namespace) -> int:
+    return Recipe(args).run()

@@ -1,0 +1,234 @@
+"""Train the AVS (TPAVI) segmentation model on clips with ground-truth sounding masks.
+
+Two AVSBench settings: ``--setting single`` (semi-supervised: only the first sampled frame of
+each clip is labelled) and ``--setting multi`` (every frame labelled).  The loss is BCE plus
+``--avm-weight`` x AVSBench's audio-visual matching KL term.  ``--zero-audio`` trains the same
+network on silence (the visual-saliency-only baseline).
+
+Clips are decoded once into ``OUT/features/<split>.npz`` (every ``--frame-stride``-th frame,
+audio and masks); training never touches mp4.  Batches are drawn from a generator seeded by
+``(seed, step)``, so a resumed run sees exactly the batches the uninterrupted run would.
+
+Example::
+
+    foley train avs --data DATA --out runs/avs-multi --setting multi --steps 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError
+
+FEATURES_DIR = "features"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset folder (train.tsv, clips, .gt.npz)")
+    parser.add_argument("--out", required=True, help="training folder (checkpoints, export)")
+    parser.add_argument("--setting", choices=("single", "multi"), default="multi")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per step")
+    parser.add_argument("--frames", type=int, default=5, help="frames sampled per clip and step")
+    parser.add_argument("--frame-stride", type=int, default=4, help="cache every k-th frame")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--avm-weight", type=float, default=0.5)
+    parser.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of objects")
+    parser.add_argument("--zero-audio", action="store_true", help="visual-only baseline")
+    parser.add_argument("--input-size", type=int, default=64, help="frames resized to this (px)")
+    parser.add_argument("--stage-channels", default="16,32,64")
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--max-clips", type=int, default=0, help="use at most this many clips")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after")
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true", help="force the CPU")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+
+
+# ---- pre-extraction --------------------------------------------------------------------------
+def extract_split(
+    data: str | Path,
+    split: str,
+    cache_dir: str | Path,
+    cfg: AVConfig = DEFAULT_CONFIG,
+    frame_stride: int = 4,
+    max_clips: int = 0,
+) -> dict[str, np.ndarray]:
+    """Decode a split once into ``cache_dir/<split>.npz`` (reused when its settings match).
+
+    Returns ``frames`` (n, Tc, S, S, 3) uint8, ``audio`` (n, N) float32 (the clip's track),
+    ``action`` (n, N) float32 (ground-truth action-only audio), ``masks``
+    (n, Tc, S, S) bool, ``frame_index`` (Tc,) int (index of each kept frame at ``cfg.fps``),
+    ``sources`` (n,) int (distinct visible sounding objects per clip) and ``clip_id`` (n,) str.
+    """
+    from foley.data.ego4d import ClipDataset
+
+    cache = Path(cache_dir) / f"{split}.npz"
+    settings = json.dumps({"stride": frame_stride, "max_clips": max_clips, "cfg": cfg.to_dict()})
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["settings"]) == settings:
+                return {k: z[k] for k in z.files if k != "settings"}
+    ds = ClipDataset(data, split, cfg, ground_truth=True)
+    n = len(ds) if not max_clips else min(max_clips, len(ds))
+    if n == 0:
+        raise InputError(f"{data}: split {split!r} has no clips")
+    keep = np.arange(0, cfg.frames_per_clip, frame_stride)
+    keys = ("frames", "audio", "action", "masks", "sources", "clip_id")
+    out: dict[str, list] = {k: [] for k in keys}
+    for i in tqdm(range(n), desc=f"decoding {split}", leave=False):
+        item = ds[i]
+        frames = (item["frames"][keep].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+        out["frames"].append(frames.numpy())
+        out["audio"].append(item["audio"].numpy())
+        out["action"].append(item["gt"]["action"].numpy())
+        out["masks"].append(item["gt"]["masks"][keep].numpy().astype(bool))
+        out["sources"].append(count_sources(json.loads(item["gt"]["events_json"])))
+        out["clip_id"].append(item["meta"]["clip_id"])
+    arrays = {k: np.stack(v) if k != "clip_id" else np.array(v) for k, v in out.items()}
+    arrays["frame_index"] = keep
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, settings=np.array(settings), **arrays)
+    tmp.replace(cache)
+    return arrays
+
+
+def count_sources(events: list[dict]) -> int:
+    """Distinct visible sounding objects among a clip's ground-truth events."""
+    keys = set()
+    for e in events:
+        if e.get("visible", True):
+            keys.add(str(e.get("object", e.get("noun", e.get("material", "")))))
+    return len(keys)
+
+
+def sample_batch(
+    arrays: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    batch_size: int,
+    num_frames: int,
+    cfg: AVConfig = DEFAULT_CONFIG,
+) -> dict[str, torch.Tensor]:
+    """Random clips, each with ``num_frames`` frames spread over the clip with a random phase,
+    in a random cyclic order (so the first frame is any frame of the clip).
+
+    Returns frames (B, T, 3, S, S) float in [0, 1], wave (B, N), masks (B, T, S, S) bool and
+    frame_times (B, T) seconds.
+    """
+    n, tc = arrays["frames"].shape[:2]
+    clips = rng.integers(n, size=batch_size)
+    num_frames = min(num_frames, tc)
+    phase = rng.random(batch_size)
+    sel = np.floor((np.arange(num_frames)[None, :] + phase[:, None]) * tc / num_frames)
+    sel = sel.astype(int).clip(0, tc - 1)  # (B, T) indices into the kept frames
+    # Rotate each row so that its first frame (the labelled one in the single-source setting)
+    # is any frame of the clip: FoleyWorld's sounds start ~1 s in, so the clip's own first
+    # frame is almost always silent.  The network is equivariant to the order of the frames.
+    shift = rng.integers(num_frames, size=batch_size)
+    sel = np.take_along_axis(sel, (np.arange(num_frames)[None, :] + shift[:, None]) % num_frames, 1)
+    frames = arrays["frames"][clips[:, None], sel]  # (B, T, S, S, 3)
+    masks = arrays["masks"][clips[:, None], sel]
+    times = (arrays["frame_index"][sel] + 0.5) / cfg.fps
+    return {
+        "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0,
+        "wave": torch.from_numpy(arrays["audio"][clips]),
+        "masks": torch.from_numpy(masks),
+        "frame_times": torch.from_numpy(times).float(),
+    }
+
+
+# ---- training --------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    from foley.models.avs import AVSModel, avs_loss, labelled_frames
+    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # a shared CPU: oversubscribed threads crawl
+    cfg = DEFAULT_CONFIG
+    out = Path(args.out)
+    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    with accelerator.main_process_first():  # one process extracts, the others read its cache
+        arrays = extract_split(
+            args.data, args.split, out / FEATURES_DIR, cfg, args.frame_stride, args.max_clips
+        )
+    channels = tuple(int(c) for c in str(args.stage_channels).split(","))
+    model = AVSModel(
+        stage_channels=channels,
+        channels=args.channels,
+        input_size=args.input_size or None,
+        av_config=cfg.to_dict(),
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warmup = max(1, args.steps // 20)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, args.steps - warmup)))
+        )
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    step = int(resume(accelerator, out)["step"])
+    log = MetricLog(accelerator, out)
+    extra = {"setting": args.setting, "zero_audio": bool(args.zero_audio)}
+    start = time.time()
+    bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
+    model.train()
+    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []  # DDP: own data
+    while step < args.steps:
+        batch = sample_batch(
+            arrays,
+            np.random.default_rng([args.seed, step, *rank]),
+            args.batch_size,
+            args.frames,
+            cfg,
+        )
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        wave = torch.zeros_like(batch["wave"]) if args.zero_audio else batch["wave"]
+        b, t = batch["masks"].shape[:2]
+        with accelerator.autocast():
+            output = model(batch["frames"], wave, batch["frame_times"], return_features=True)
+            loss, parts = avs_loss(
+                output,
+                batch["masks"],
+                labelled_frames(args.setting, b, t, accelerator.device),
+                args.avm_weight,
+                args.pos_weight,
+            )
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{parts['loss']:.3f}")
+        if step % args.log_every == 0 or step == args.steps:
+            log(step, lr=sched.get_last_lr()[0], **parts)
+        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
+        if step % args.save_every == 0 or step == args.steps or out_of_time:
+            save_checkpoint(accelerator, out, step, extra)
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(out / "model")
+        if out_of_time:
+            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
+            break
+    bar.close()
+    return 0

@@ -1,0 +1,326 @@
+"""Train the audio codec (SEANet autoencoder, MS-STFT discriminator) on random short crops.
+
+Losses: time-domain L1, multi-scale mel (L1 + L2 of log mel), multi-resolution STFT, and from
+``--adv-start`` on the hinge adversarial and feature-matching losses of the ``encodec``
+package's ``MultiScaleSTFTDiscriminator``.  The generator losses are combined by an EnCodec-style
+gradient balancer (:class:`foley.models.codec_losses.LossBalancer`) with the weights of the
+EnCodec paper (l1 0.1, mel 1, stft 1, adversarial 3, feature matching 3).
+
+Audio comes from ``--data``: an Ego4D-Sounds / FoleyWorld folder (``<split>.tsv`` + clips) or
+any folder of audio files.  It is decoded once into ``OUT/features/codec_<split>.f32`` (a flat
+memory-mapped float32 file plus offsets); batches are drawn by a generator seeded by
+``(seed, step)``, so a resumed run sees the batches the uninterrupted one would have.  At every
+save the latent statistics are measured on training clips, recorded in the codec's config and
+the model is exported with ``save_pretrained`` to ``OUT/model``.
+
+Example::
+
+    foley train codec --data DATA --out runs/codec-small --preset small
+    foley train codec --data DATA --out runs/codec --preset base      # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError
+
+FEATURES_DIR = "features"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mp4", ".m4a", ".opus", ".wv")
+LOSS_WEIGHTS = {"l1": 0.1, "mel": 1.0, "stft": 1.0, "adv": 3.0, "feat": 3.0}
+
+PRESETS: dict[str, dict] = {
+    # CPU, minutes: a few hundred steps of a narrow model, reconstruction losses only (a short
+    # adversarial phase on CPU made a run diverge; pass --steps beyond 300 to reach it).
+    "small": dict(
+        n_filters=8, lstm_layers=1, latent_dim=64, disc_filters=8, batch_size=4,
+        crop_seconds=1.0, steps=300, adv_start=300, lr=1e-3, save_every=100,
+    ),
+    # GPU: the shipped default size (FoleyCodec() defaults), EnCodec-like schedule.
+    "base": dict(
+        n_filters=32, lstm_layers=2, latent_dim=64, disc_filters=32, batch_size=32,
+        crop_seconds=1.0, steps=60_000, adv_start=3_000, lr=3e-4, save_every=2_000,
+    ),
+}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset folder (train.tsv) or audio folder")
+    parser.add_argument("--out", required=True, help="training folder (checkpoints, export)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--eval-split", default="val", help="split for the eval log (if present)")
+    parser.add_argument("--eval-clips", type=int, default=16)
+    help_override = "override the preset"
+    for name, kind in (
+        ("n-filters", int), ("lstm-layers", int), ("latent-dim", int), ("disc-filters", int),
+        ("batch-size", int), ("crop-seconds", float), ("steps", int), ("adv-start", int),
+        ("lr", float), ("save-every", int),
+    ):  # fmt: skip
+        parser.add_argument(f"--{name}", type=kind, default=None, help=help_override)
+    parser.add_argument("--max-clips", type=int, default=0, help="use at most this many clips")
+    parser.add_argument("--stats-clips", type=int, default=64, help="clips for latent stats")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true", help="force the CPU")
+
+
+def resolve(args: argparse.Namespace) -> dict:
+    """The preset with every explicitly given option on top."""
+    settings = dict(PRESETS[args.preset])
+    for key in settings:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    return settings
+
+
+# ---- audio cache -----------------------------------------------------------------------------
+def _sources(data: Path, split: str, max_clips: int) -> tuple[list, str]:
+    """What to decode: (list of (kind, item), description for the cache settings)."""
+    tsv = data / f"{split}.tsv"
+    if tsv.is_file():
+        from foley.data.ego4d import read_metadata
+
+        n = len(read_metadata(tsv))
+        n = min(n, max_clips) if max_clips else n
+        return [("clip", i) for i in range(n)], f"{tsv}:{n}"
+    if data.is_dir() and split == "train":
+        files = sorted(p for p in data.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = files[:max_clips] if max_clips else files
+        return [("file", p) for p in files], f"{data}:{len(files)}"
+    return [], ""
+
+
+def cache_audio(
+    data: str | Path, split: str, cache_dir: str | Path, cfg: AVConfig = DEFAULT_CONFIG,
+    max_clips: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Decode a split once; returns (flat float32 memmap, offsets (n + 1,) int64).
+
+    Clip ``i`` is ``audio[offsets[i]:offsets[i + 1]]``.  Ego4D-Sounds clips are fitted to
+    ``cfg.samples_per_clip``; files of an audio folder keep their length.  Raises InputError if
+    the split has no audio.
+    """
+    data = Path(data)
+    items, desc = _sources(data, split, max_clips)
+    if not items:
+        raise InputError(f"{data}: no {split}.tsv and no audio files to train the codec on")
+    cache_dir = Path(cache_dir)
+    flat, meta = cache_dir / f"codec_{split}.f32", cache_dir / f"codec_{split}.json"
+    settings = {"source": desc, "sample_rate": cfg.sample_rate, "clip": cfg.samples_per_clip}
+    if flat.exists() and meta.exists():
+        saved = json.loads(meta.read_text())
+        if saved["settings"] == settings:
+            return np.memmap(flat, np.float32, "r"), np.asarray(saved["offsets"], np.int64)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    dataset = None
+    if items[0][0] == "clip":
+        from foley.data.ego4d import ClipDataset
+
+        dataset = ClipDataset(data, split, cfg)
+    from foley.io import load_audio
+
+    offsets = [0]
+    tmp = flat.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for kind, item in tqdm(items, desc=f"decoding {split} audio", leave=False):
+            if kind == "clip":
+                wave = dataset.load_clip(item, with_frames=False)[1]
+            else:
+                try:
+                    wave = load_audio(item, cfg.sample_rate)
+                except InputError as err:
+                    tqdm.write(f"skipped: {err}")
+                    continue
+            f.write(np.ascontiguousarray(wave, np.float32).tobytes())
+            offsets.append(offsets[-1] + len(wave))
+    if len(offsets) < 2:
+        raise InputError(f"{data}: none of the audio files could be read")
+    tmp.replace(flat)
+    meta.write_text(json.dumps({"settings": settings, "offsets": offsets}))
+    return np.memmap(flat, np.float32, "r"), np.asarray(offsets, np.int64)
+
+
+def sample_crops(
+    audio: np.ndarray, offsets: np.ndarray, rng: np.random.Generator, batch_size: int,
+    crop: int,
+) -> torch.Tensor:  # fmt: skip
+    """Random crops ``(batch, crop)`` of random clips (zero-padded if a clip is shorter)."""
+    out = np.zeros((batch_size, crop), np.float32)
+    clips = rng.integers(len(offsets) - 1, size=batch_size)
+    for b, i in enumerate(clips):
+        start, end = int(offsets[i]), int(offsets[i + 1])
+        first = start + int(rng.integers(max(1, end - start - crop + 1)))
+        piece = audio[first : min(end, first + crop)]
+        out[b, : len(piece)] = piece
+    return torch.from_numpy(out)
+
+
+def clip_batches(audio, offsets, count: int, batch_size: int, num_samples: int):
+    """The first ``count`` clips, fitted to ``num_samples``, as batches ``(b, num_samples)``."""
+    count = min(count, len(offsets) - 1)
+    for first in range(0, count, batch_size):
+        rows = []
+        for i in range(first, min(count, first + batch_size)):
+            wave = np.asarray(audio[offsets[i] : offsets[i + 1]][:num_samples], np.float32)
+            rows.append(np.pad(wave, (0, num_samples - len(wave))))
+        yield torch.from_numpy(np.stack(rows))
+
+
+# ---- training --------------------------------------------------------------------------------
+def generator_losses(codec, disc, wave: torch.Tensor, use_adv: bool, sample_rate: int):
+    """Reconstruction and (if ``use_adv``) adversarial losses: (recon (B, N), dict of losses)."""
+    from foley.models.codec_losses import (
+        feature_matching_loss,
+        generator_hinge_loss,
+        multires_stft_loss,
+        multiscale_mel_loss,
+    )
+
+    recon, _ = codec(wave)
+    losses = {
+        "l1": torch.nn.functional.l1_loss(recon, wave),
+        "mel": multiscale_mel_loss(wave, recon, sample_rate),
+        "stft": multires_stft_loss(wave, recon),
+    }
+    if use_adv:
+        fake_logits, fake_fmaps = disc(recon.unsqueeze(1))
+        with torch.no_grad():
+            _, real_fmaps = disc(wave.unsqueeze(1))
+        losses["adv"] = generator_hinge_loss(fake_logits)
+        losses["feat"] = feature_matching_loss(real_fmaps, fake_fmaps)
+    return recon, losses
+
+
+def export(codec, out: Path, audio, offsets, cfg: AVConfig, stats_clips: int) -> Path:
+    """Measure latent statistics on training clips, record them, ``save_pretrained`` OUT/model."""
+    was_training = codec.training
+    codec.eval()
+    batches = clip_batches(audio, offsets, stats_clips, 8, cfg.samples_per_clip)
+    codec.set_latent_stats(*codec.measure_latent_stats(batches))
+    codec.save_pretrained(out / "model")
+    codec.train(was_training)
+    return out / "model"
+
+
+@torch.no_grad()
+def quick_eval(codec, audio, offsets, cfg: AVConfig, clips: int) -> dict[str, float]:
+    """Mean reconstruction metrics on the first ``clips`` clips (eval log, not the benchmark)."""
+    from foley.metrics.audio_quality import reconstruction_metrics
+
+    was_training = codec.training
+    codec.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for wave in clip_batches(audio, offsets, clips, 8, cfg.samples_per_clip):
+        wave = wave.to(codec.device)
+        recon = codec.decode_raw(codec.encode_raw(wave), wave.shape[-1])
+        for key, values in reconstruction_metrics(wave, recon, cfg.sample_rate).items():
+            sums[key] = sums.get(key, 0.0) + float(values.sum())
+        n += wave.shape[0]
+    codec.train(was_training)
+    return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from encodec.msstftd import MultiScaleSTFTDiscriminator
+
+    from foley.models.codec import FoleyCodec
+    from foley.models.codec_losses import LossBalancer, discriminator_hinge_loss
+    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+
+    cfg = DEFAULT_CONFIG
+    s = resolve(args)
+    out = Path(args.out)
+    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    if accelerator.mixed_precision == "fp16":
+        raise InputError("train the codec in bf16 or fp32: the loss balancer bypasses fp16 scaling")
+    with accelerator.main_process_first():  # one process decodes, the others read its cache
+        audio, offsets = cache_audio(args.data, args.split, out / FEATURES_DIR, cfg, args.max_clips)
+        try:
+            eval_set = cache_audio(
+                args.data, args.eval_split, out / FEATURES_DIR, cfg, args.eval_clips
+            )
+        except InputError:
+            eval_set = None
+    crop = cfg.num_samples(s["crop_seconds"])
+    codec = FoleyCodec(
+        sample_rate=cfg.sample_rate,
+        latent_dim=s["latent_dim"],
+        n_filters=s["n_filters"],
+        lstm_layers=s["lstm_layers"],
+    )
+    if codec.hop_length != cfg.hop_length:
+        raise InputError(f"codec hop {codec.hop_length} differs from the config's {cfg.hop_length}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # encodec's weight_norm
+        warnings.filterwarnings("ignore", category=UserWarning)
+        disc = MultiScaleSTFTDiscriminator(filters=s["disc_filters"])
+    for sub in disc.discriminators:  # the STFT windows are views: give them their own storage
+        sub.spec_transform.window = sub.spec_transform.window.clone()
+    opt_g = torch.optim.Adam(codec.parameters(), lr=s["lr"], betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=s["lr"], betas=(0.5, 0.9))
+    balancer = LossBalancer(LOSS_WEIGHTS)
+    codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
+    accelerator.register_for_checkpointing(balancer)
+    step = int(resume(accelerator, out)["step"])
+    log = MetricLog(accelerator, out)
+    unwrapped = accelerator.unwrap_model(codec)
+    start = time.time()
+    bar = tqdm(total=s["steps"], initial=step, desc="codec", disable=None)
+    window: dict[str, list[float]] = {}
+    codec.train()
+    disc.train()
+    while step < s["steps"]:
+        # batches drawn by step (a resumed run sees the same ones), and by rank under DDP
+        rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
+        rng = np.random.default_rng([args.seed, step, *rank])
+        wave = sample_crops(audio, offsets, rng, s["batch_size"], crop).to(accelerator.device)
+        use_adv = step >= s["adv_start"]
+        with accelerator.autocast():
+            recon, losses = generator_losses(codec, disc, wave, use_adv, cfg.sample_rate)
+        opt_g.zero_grad(set_to_none=True)
+        grad_norms = balancer.backward(losses, recon)
+        opt_g.step()
+        row = {k: float(v.detach()) for k, v in losses.items()}
+        if use_adv:
+            with accelerator.autocast():
+                real_logits, _ = disc(wave.unsqueeze(1))
+                fake_logits, _ = disc(recon.detach().unsqueeze(1))
+                loss_d = discriminator_hinge_loss(real_logits, fake_logits)
+            opt_d.zero_grad(set_to_none=True)
+            accelerator.backward(loss_d)
+            opt_d.step()
+            row["disc"] = float(loss_d.detach())
+        row.update({f"gradnorm_{k}": v for k, v in grad_norms.items()})
+        for key, value in row.items():  # logged as means over the interval
+            window.setdefault(key, []).append(value)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(mel=f"{row['mel']:.3f}")
+        if step % args.log_every == 0 or step == s["steps"]:
+            log(step, **{k: float(np.mean(v)) for k, v in window.items()})
+            window.clear()
+        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
+        if step % s["save_every"] == 0 or step == s["steps"] or out_of_time:
+            save_checkpoint(accelerator, out, step, {"preset": args.preset, **s})
+            if accelerator.is_main_process:
+                export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
+                if eval_set is not None:
+                    log(step, **quick_eval(unwrapped, *eval_set, cfg, args.eval_clips))
+        if out_of_time:
+            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
+            break
+    bar.close()
+    return 0

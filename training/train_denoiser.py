@@ -1,0 +1,343 @@
+"""Train the AV-LDM denoiser and its video encoder on pre-extracted features (accelerate).
+
+The audio condition of a clip is another clip of the same ``video_uid`` at another time (AV-LDM:
+same ambience, other action). Video and condition are dropped (learned null tokens) with
+``--drop-video`` / ``--drop-condition`` for classifier-free guidance. Objectives: rectified flow
+(``flow``: x_t = (1 - s) x0 + s noise, target noise - x0, sampled with diffusers'
+FlowMatchEulerDiscreteScheduler) or DDPM ``v``/``eps`` prediction (sampled with DPM-Solver++).
+
+Resume format: ``OUT/ckpt`` (training/common.py). Export: ``OUT/model`` (FoleyPipeline
+``save_pretrained``; EMA weights). Validation: ``OUT/val/step-N/*.wav`` + spectrogram PNGs and
+``val_mel_l1`` / ``val_env_corr`` in ``OUT/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from training.common import MetricLog, cycle, make_accelerator, resume, save_checkpoint
+from training.features import FEATURES_JSON, SplitFeatures, read_config
+
+OBJECTIVES = ("flow", "v", "eps")
+
+
+class FeatureDataset(Dataset):
+    """Items: latents (L, C) float32, frames (T, S, S, 3) uint8 or pre-extracted video features
+    (T, D) float32, condition latents (L, C) of a neighbour clip, has_condition."""
+
+    def __init__(self, feats: SplitFeatures, seed: int = 0, frozen_video: bool = False) -> None:
+        self.feats = feats
+        self.seed = seed
+        self.epoch = 0
+        self.frozen_video = frozen_video
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        neighbours = self.feats.neighbours(i)
+        j = int(rng.choice(neighbours)) if neighbours else i
+        if self.frozen_video:
+            video = torch.from_numpy(np.array(self.feats.video_feats[i], np.float32))
+        else:
+            video = torch.from_numpy(np.array(self.feats.frames[i]))
+        return {
+            "latents": torch.from_numpy(np.array(self.feats.latents[i], np.float32)),
+            "video": video,
+            "condition": torch.from_numpy(np.array(self.feats.latents[j], np.float32)),
+            "has_condition": bool(neighbours),
+        }
+
+
+class AVLDM(nn.Module):
+    """The trained pair: video encoder + denoiser (one module for accelerate/EMA).
+
+    With ``frozen_video`` the encoder is not trained and ``video`` is its pre-extracted
+    features (batch, T, D); otherwise ``video`` is uint8 frames (batch, T, S, S, 3).
+    """
+
+    def __init__(self, video_encoder: nn.Module, denoiser: nn.Module, frozen_video: bool) -> None:
+        super().__init__()
+        self.video_encoder = video_encoder
+        self.denoiser = denoiser
+        self.frozen_video = frozen_video
+        if frozen_video:
+            video_encoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> AVLDM:
+        super().train(mode)
+        if self.frozen_video:
+            self.video_encoder.eval()
+        return self
+
+    def forward(self, noisy, t, video, condition, video_keep, condition_keep):
+        if not self.frozen_video:
+            frames = video.permute(0, 1, 4, 2, 3).float().div(255.0)  # (b, T, 3, S, S)
+            video = self.video_encoder(frames)  # (batch, T, video_dim)
+        return self.denoiser(noisy, t, video, condition, video_keep, condition_keep)
+
+
+def make_scheduler(objective: str, flow_shift: float = 1.0):
+    """The inference scheduler that matches a training objective."""
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
+
+    if objective == "flow":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=flow_shift)
+    prediction = "epsilon" if objective == "eps" else "v_prediction"
+    return DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction
+    )
+
+
+def noisy_target(objective: str, x0: torch.Tensor, ddpm=None):
+    """(noisy latents, timesteps in [0, 1000], regression target) for one batch."""
+    noise = torch.randn_like(x0)
+    b = x0.shape[0]
+    if objective == "flow":
+        sigma = torch.sigmoid(torch.randn(b, device=x0.device))  # logit-normal (SD3)
+        s = sigma.view(b, 1, 1)
+        return (1 - s) * x0 + s * noise, sigma * 1000.0, noise - x0
+    t = torch.randint(0, ddpm.config.num_train_timesteps, (b,), device=x0.device)
+    noisy = ddpm.add_noise(x0, noise, t)
+    target = noise if objective == "eps" else ddpm.get_velocity(x0, noise, t)
+    return noisy, t.float(), target
+
+
+def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None):
+    from foley.models.denoiser import FoleyDenoiser
+    from foley.models.video_encoder import VideoEncoder
+
+    if frozen_dir is not None:
+        video_encoder = VideoEncoder.from_pretrained(frozen_dir)
+    elif args.video_init:
+        from foley.models.mc3 import MC3Model
+
+        video_encoder = copy.deepcopy(MC3Model.from_pretrained(args.video_init).video_encoder)
+    else:
+        video_encoder = VideoEncoder(
+            dim=args.video_dim, channels=tuple(args.video_channels), temporal_layers=2
+        )
+    denoiser = FoleyDenoiser(
+        latent_dim=latent_dim,
+        video_dim=int(video_encoder.config.dim),
+        hidden_dim=args.hidden_dim,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        latents_per_frame=cfg.latents_per_frame,
+    )
+    return video_encoder, denoiser
+
+
+def export_pipeline(model: AVLDM, args, cfg, out: Path):
+    """EMA weights -> FoleyPipeline.save_pretrained(out)."""
+    from foley.models.codec import FoleyCodec
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    mc3 = None
+    if args.mc3:
+        from foley.models.mc3 import MC3Model
+
+        mc3 = MC3Model.from_pretrained(args.mc3)
+    pipe = FoleyPipeline(
+        codec=FoleyCodec.from_pretrained(args.codec),
+        video_encoder=copy.deepcopy(model.video_encoder).cpu().eval(),
+        denoiser=copy.deepcopy(model.denoiser).cpu().eval(),
+        scheduler=make_scheduler(args.objective, args.flow_shift),
+        mc3=mc3,
+        av_config=cfg.to_dict(),
+    )
+    pipe.save_pretrained(out)
+    return pipe
+
+
+def validate(pipe, feats: SplitFeatures, cfg, out: Path, num: int, steps: int) -> dict:
+    """Generate ``num`` validation clips; writes wav + spectrogram PNG; returns metrics."""
+    from foley.audio import log_mel
+    from foley.io import load_audio, save_audio
+
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.set_progress_bar_config(disable=True)
+    mel_l1, env_corr = [], []
+    for i in range(min(num, len(feats))):
+        clip = feats.clips[i]
+        cond_i = clip["neighbours"][0] if clip["neighbours"] else None
+        cond = load_audio(feats.clips[cond_i]["clip_path"]) if cond_i is not None else None
+        mode = "ambient_joint" if cond is not None else "no_condition"
+        frames = np.array(feats.frames[i])
+        gen = pipe(
+            frames,
+            mode=mode,
+            condition_audio=cond,
+            num_inference_steps=steps,
+            generator=torch.Generator().manual_seed(i),
+        ).audios[0]
+        ref = load_audio(clip["clip_path"])[: gen.size]
+        ref = np.pad(ref, (0, gen.size - ref.size))
+        save_audio(out / f"{i:02d}_generated.wav", gen)
+        save_audio(out / f"{i:02d}_reference.wav", ref)
+        mels = log_mel(torch.from_numpy(np.stack([gen, ref])), cfg)  # (2, n_mels, frames)
+        mel_l1.append(float((mels[0] - mels[1]).abs().mean()))
+        env = mels.exp().sum(1).log()  # (2, frames) log energy envelope
+        env_corr.append(float(np.corrcoef(env[0].numpy(), env[1].numpy())[0, 1]))
+        save_spectrogram(out / f"{i:02d}.png", mels.numpy(), ["generated", "reference"])
+    return {"val_mel_l1": float(np.mean(mel_l1)), "val_env_corr": float(np.nanmean(env_corr))}
+
+
+def save_spectrogram(path: Path, mels: np.ndarray, titles: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(mels), 1, figsize=(8, 2.2 * len(mels)), squeeze=False)
+    for ax, mel, title in zip(axes[:, 0], mels, titles):
+        ax.imshow(mel, origin="lower", aspect="auto", vmin=-11.5, vmax=mels.max())
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("features", help="folder written by training/features.py")
+    parser.add_argument("-o", "--out", required=True, help="training folder")
+    parser.add_argument("--codec", default=None, help="FoleyCodec folder (default: features')")
+    parser.add_argument("--mc3", default=None, help="MC3 folder to ship in the exported pipeline")
+    parser.add_argument("--video-init", default=None, help="init the video encoder from MC3")
+    parser.add_argument(
+        "--train-video-encoder",
+        action="store_true",
+        help="train a video encoder on frames even if the features hold frozen video features",
+    )
+    parser.add_argument("--objective", choices=OBJECTIVES, default="flow")
+    parser.add_argument("--flow-shift", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--hidden-dim", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--video-dim", type=int, default=256)
+    parser.add_argument("--video-channels", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--drop-video", type=float, default=0.1)
+    parser.add_argument("--drop-condition", type=float, default=0.1)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--save-every", type=int, default=1000)
+    parser.add_argument("--val-every", type=int, default=1000)
+    parser.add_argument("--val-num", type=int, default=4)
+    parser.add_argument("--val-steps", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
+
+    feat_root = Path(args.features)
+    cfg = read_config(feat_root)
+    meta = json.loads((feat_root / FEATURES_JSON).read_text())
+    args.codec = args.codec or meta["codec"]
+    out = Path(args.out)
+    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    train = SplitFeatures(feat_root, "train")
+    val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else None
+    frozen = bool(meta.get("video_encoder")) and not args.train_video_encoder
+    frozen_dir = feat_root / meta["video_encoder"] if frozen else None
+    video_encoder, denoiser = build_models(args, int(meta["latent_dim"]), cfg, frozen_dir)
+    model = AVLDM(video_encoder, denoiser, frozen)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    ema = EMAModel(trained, decay=args.ema_decay)
+    optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
+    dataset = FeatureDataset(train, seed=args.seed, frozen_video=frozen)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=len(train) > args.batch_size,
+        num_workers=args.workers,
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ema.to(accelerator.device)
+    accelerator.register_for_checkpointing(ema)
+    ddpm = None
+    if args.objective != "flow":
+        ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    log = MetricLog(accelerator, out)
+    step = resume(accelerator, out)["step"]
+    batches = cycle(loader)
+    bar = tqdm(
+        total=args.steps, initial=step, desc="denoiser", disable=not accelerator.is_main_process
+    )
+    model.train()
+    while step < args.steps:
+        batch = next(batches)
+        x0 = batch["latents"]
+        b = x0.shape[0]
+        video_keep = torch.rand(b, device=x0.device) >= args.drop_video
+        cond_keep = batch["has_condition"] & (
+            torch.rand(b, device=x0.device) >= args.drop_condition
+        )
+        noisy, t, target = noisy_target(args.objective, x0, ddpm)
+        pred = model(noisy, t, batch["video"], batch["condition"], video_keep, cond_keep)
+        loss = F.mse_loss(pred.float(), target)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(trained, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(trained)
+        step += 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % 50 == 0 or step == args.steps:
+            log(step, loss=loss.item())
+        last = step == args.steps
+        if step % args.val_every == 0 or last:
+            if accelerator.is_main_process:
+                export_dir = out / "model"
+                unwrapped = accelerator.unwrap_model(model)
+                ema.store(trained)
+                ema.copy_to(trained)
+                pipe = export_pipeline(unwrapped, args, cfg, export_dir)
+                ema.restore(trained)
+                if val is not None and args.val_num > 0:
+                    metrics = validate(
+                        pipe,
+                        val,
+                        cfg,
+                        out / "val" / f"step-{step:07d}",
+                        args.val_num,
+                        args.val_steps,
+                    )
+                    log(step, **metrics)
+                    accelerator.print(f"step {step}: " + json.dumps(metrics))
+        if step % args.save_every == 0 or last:
+            save_checkpoint(accelerator, out, step, {"objective": args.objective})
+    bar.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
