@@ -108,8 +108,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if duration <= 0 and container.duration:
             duration = container.duration / 1_000_000
         rotation = _stream_rotation(vs)
-        try:  # the display matrix reaches us on decoded frames
-            first = next(container.decode(vs), None)
+        try:  # the display matrix reaches us on decoded frames (not decoded when oversized)
+            too_big = width * height > DEFAULT_CONFIG.max_pixels
+            first = None if too_big else next(container.decode(vs), None)
             if first is not None and getattr(first, "rotation", 0):
                 rotation = int(first.rotation) % 360
         except Exception:  # noqa: BLE001 - a broken first frame is load_video's to report

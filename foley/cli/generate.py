@@ -19,14 +19,29 @@ from pathlib import Path
 from foley.errors import FoleyError, InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"  # DEFAULT_MODEL_DIR
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
+
+
+def bundled_examples() -> dict[str, Path]:
+    """The silent example clips shipped with the package, by name."""
+    if not EXAMPLES_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(EXAMPLES_DIR.glob("*.mp4"))}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate", help="generate synchronised action sounds for a video (or a folder)"
     )
-    parser.add_argument("input", help="video file, or a folder of videos")
+    parser.add_argument("input", nargs="?", help="video file, or a folder of videos")
+    parser.add_argument(
+        "--example",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="use a bundled silent example clip instead of INPUT (default: the first one)",
+    )
     parser.add_argument("-o", "--out", required=True, help="output video (folder for a folder)")
     parser.add_argument(
         "--mode",
@@ -83,6 +98,18 @@ def load_pipeline(
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
     """(input video, output video, output wav or None) for each video to process."""
+    if args.example is not None:
+        examples = bundled_examples()
+        if not examples:
+            raise InputError(f"no bundled examples found in {EXAMPLES_DIR}")
+        name = args.example or next(iter(examples))
+        if name not in examples:
+            raise InputError(f"no bundled example {name!r}; there are: {', '.join(examples)}")
+        if args.input:
+            raise InputError("give either INPUT or --example, not both")
+        args.input = str(examples[name])
+    if not args.input:
+        raise InputError("give a video file or folder (INPUT), or --example")
     src, out = Path(args.input), Path(args.out)
     wav = Path(args.wav) if args.wav else None
     if not src.exists():
@@ -140,6 +167,6 @@ def main(args: argparse.Namespace) -> int:
             continue
         cond = result.condition_ids[0]
         note = f", condition {cond}" if cond else ""
-        if not args.quiet:
-            tqdm.write(f"{out}: {audio.size / result.sample_rate:.2f} s of audio{note}")
+        seconds = audio.size / result.sample_rate
+        print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
     return 1 if failed else 0

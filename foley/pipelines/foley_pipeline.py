@@ -37,6 +37,7 @@ from foley.errors import InputError, ModelMismatchError
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "default"
 INDEX_SUBFOLDER = "index"
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
@@ -136,8 +137,17 @@ class FoleyPipeline(DiffusionPipeline):
                 shutil.copytree(src, dst, symlinks=True)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``."""
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs
+    ):
+        """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``.
+
+        With no folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``).
+        """
+        if pretrained_model_name_or_path is None:
+            if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
+                raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
+            pretrained_model_name_or_path = DEFAULT_MODEL_DIR
         index = kwargs.pop("index", None)
         # diffusers only loads components from modules already imported: import ours
         import foley.models.codec  # noqa: F401
