@@ -229,11 +229,11 @@ def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data:
         f"Trained by `foley train all --preset {state['preset']}` (training/recipe.py).",
         "",
         "## Stages (wall time on the machine that ran the recipe)",
-        "| stage | seconds |",
-        "| --- | ---: |",
+        "| stage | seconds | note |",
+        "| --- | ---: | --- |",
     ]
     for name, info in state["stages"].items():
-        lines.append(f"| {name} | {info['seconds']:.0f} |")
+        lines.append(f"| {name} | {info['seconds']:.0f} | {info.get('note', '')} |")
     lines += ["", "## Settings", "```json", json.dumps(preset, indent=2), "```", ""]
     for comp in ("codec", "mc3", "avs", "denoiser"):
         metrics = out / comp / "metrics.jsonl"
