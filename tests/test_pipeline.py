@@ -256,7 +256,7 @@ def test_retrieval_modes_pick_the_nearest_clip_and_survive_save_load(tmp_path):
     np.testing.assert_allclose(again.audios[0], focused.audios[0], atol=1e-5)
 
 
-def test_cli_generate_file_and_folder(pipe, tmp_path, capsys):
+def test_cli_generate_file_and_folder(pipe, tmp_path, capsys, monkeypatch):
     from foley.cli.main import main
     from foley.io import load_audio, probe_video
 
@@ -283,7 +283,10 @@ def test_cli_generate_file_and_folder(pipe, tmp_path, capsys):
     assert main(["generate", str(src), "-o", str(tmp_path / "outdir")] + common) == 0
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["a.mp4", "b.mp4"]
 
-    # no model anywhere: one line, exit code 1
+    # no --model and no shipped default (pointed at an empty folder): one line, exit code 1
+    import foley.cli.generate as generate_cli
+
+    monkeypatch.setattr(generate_cli, "DEFAULT_MODEL", tmp_path / "no-default")
     capsys.readouterr()
     assert main(["generate", str(src / "a.mp4"), "-o", str(tmp_path / "x.mp4")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
