@@ -16,7 +16,7 @@ _EPS = 1e-10
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     """Slaney-style triangular mel filters, ``(n_mels, n_fft // 2 + 1)``."""
     import torchaudio
 
@@ -59,7 +59,7 @@ def log_mel(
         return_complex=True,
     )
     power = spec.real.square() + spec.imag.square()  # (batch, freqs, frames)
-    fb = _mel_filterbank(cfg.sample_rate, n_fft, n_mels).to(wave.device, wave.dtype)
+    fb = mel_filterbank(cfg.sample_rate, n_fft, n_mels).to(wave.device, wave.dtype)
     mel = torch.einsum("mf,bft->bmt", fb, power)
     return torch.log(mel.clamp_min(1e-5))
 

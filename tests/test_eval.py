@@ -19,23 +19,8 @@ SR = 16_000
 # a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a
 # 64-d FD-mel embedding)
 CFG = AVConfig(clip_seconds=2.0, fps=8.0, frame_size=32, n_mels=16)
-MC3_TINY = dict(
-    embed_dim=16,
-    audio_channels=(4, 8),
-    video_dim=8,
-    video_channels=(4, 8),
-    video_temporal_layers=1,
-    video_frame_size=32,
-    video_frame_stride=2,
-)
-AVS_TINY = dict(
-    stage_channels=(8, 16),
-    channels=8,
-    aspp_dilations=(1, 2),
-    audio_dim=8,
-    audio_width=4,
-    audio_window=16,
-)
+# the tiny MC3 / AVS sizes of the app fixtures
+from tests.app_fixtures import AVS_TINY, MC3_TINY  # noqa: E402
 
 
 # ---- metrics on known cases -------------------------------------------------------------------

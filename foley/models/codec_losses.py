@@ -9,11 +9,12 @@ the same thing.  They use magnitude (not power) spectra with a 1e-5 floor (-100 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from foley.audio import mel_filterbank
 
 MEL_WINDOWS: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
 """Window sizes of the multi-scale mel loss/distance (hop = window / 4, as in EnCodec)."""
@@ -37,21 +38,6 @@ def stft_magnitude(wave: torch.Tensor, n_fft: int, hop_length: int) -> torch.Ten
     return spec.abs()
 
 
-@functools.lru_cache(maxsize=32)
-def _mel_fbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    import torchaudio
-
-    return torchaudio.functional.melscale_fbanks(
-        n_freqs=n_fft // 2 + 1,
-        f_min=0.0,
-        f_max=sample_rate / 2,
-        n_mels=n_mels,
-        sample_rate=sample_rate,
-        norm="slaney",
-        mel_scale="slaney",
-    ).T.contiguous()  # (n_mels, freqs)
-
-
 def mel_bins_for(n_fft: int, n_mels: int = 64) -> int:
     """Mel bands used at a window size: at most a quarter of the FFT bins (no empty filters)."""
     return min(n_mels, n_fft // 4)
@@ -62,7 +48,7 @@ def mel_magnitude(
 ) -> torch.Tensor:
     """Mel magnitude spectrogram, hop ``n_fft // 4``: ``(batch, mel_bins_for(n_fft), frames)``."""
     mag = stft_magnitude(wave, n_fft, n_fft // 4)
-    fb = _mel_fbank(sample_rate, n_fft, mel_bins_for(n_fft, n_mels)).to(wave.device, wave.dtype)
+    fb = mel_filterbank(sample_rate, n_fft, mel_bins_for(n_fft, n_mels)).to(wave.device, wave.dtype)
     return torch.einsum("mf,bft->bmt", fb, mag)
 
 
