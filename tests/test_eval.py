@@ -14,13 +14,12 @@ from foley.config import AVConfig
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
 from foley.metrics.audio import ambient_level_db
+from tests.app_fixtures import AVS_TINY, MC3_TINY  # the tiny MC3 / AVS sizes
 
 SR = 16_000
 # a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a
 # 64-d FD-mel embedding)
 CFG = AVConfig(clip_seconds=2.0, fps=8.0, frame_size=32, n_mels=16)
-# the tiny MC3 / AVS sizes of the app fixtures
-from tests.app_fixtures import AVS_TINY, MC3_TINY  # noqa: E402
 
 
 # ---- metrics on known cases -------------------------------------------------------------------
