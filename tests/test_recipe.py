@@ -1,0 +1,33 @@
+"""`foley train all`: every stage of the recipe runs end to end (tiny preset) and resumes."""
+
+from __future__ import annotations
+
+import json
+
+from foley.cli.main import main as foley_main
+
+
+def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert foley_main(["train", "all", "--preset", "tiny", "--out", str(out)]) == 0
+    state = json.loads((out / "recipe.json").read_text())
+    stages = ["data", "codec", "mc3", "avs", "features", "denoiser", "assemble", "eval"]
+    assert list(state["stages"]) == stages
+    assert all(s["seconds"] >= 0 for s in state["stages"].values())
+
+    pipeline = out / "pipeline"
+    for part in ("codec", "video_encoder", "denoiser", "scheduler", "mc3", "avs", "index"):
+        assert (pipeline / part).is_dir(), part
+    card = (pipeline / "MODEL_CARD.md").read_text()
+    assert "foley eval, split test" in card and "| model_ambient_joint |" in card
+
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    pipe = FoleyPipeline.from_pretrained(pipeline)
+    assert pipe.index is not None and len(pipe.index) == len(list((pipeline / "clips").iterdir()))
+
+    # a second run finds every stage done and only rewrites the model card
+    capsys.readouterr()
+    assert foley_main(["train", "all", "--preset", "tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == len(stages)
