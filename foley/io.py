@@ -442,6 +442,9 @@ def mux_audio(
                     packet.stream = out_video
                     out.mux(packet)
                 _encode_audio(out, astream, wave, sample_rate)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
             shutil.move(tmp, dst)
         finally:
             if os.path.exists(tmp):
