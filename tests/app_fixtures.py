@@ -18,11 +18,11 @@ from foley.config import AVConfig
 from foley.io import write_video
 from foley.models.avs import AVSModel
 from foley.models.codec import FoleyCodec
-from foley.models.denoiser import FoleyDenoiser
 from foley.models.mc3 import MC3Model
 from foley.models.mc3_embed import model_id
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
+from tests.tiny import tiny_denoiser
 
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
 MC3_TINY = dict(
@@ -46,19 +46,7 @@ AVS_TINY = dict(
 
 def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:
     torch.manual_seed(seed)
-    denoiser = FoleyDenoiser(
-        latent_dim=8,
-        video_dim=12,
-        hidden_dim=16,
-        num_layers=2,
-        num_heads=4,
-        ff_mult=2,
-        latents_per_frame=CFG.latents_per_frame,
-    )
-    with torch.no_grad():  # leave the zero-init identity so video and condition matter
-        for name, p in denoiser.named_parameters():
-            if "modulation" in name or "proj_out" in name:
-                p.normal_(0, 0.2)
+    denoiser = tiny_denoiser(CFG)
     codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
     waves = torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(seed))
     mean, _ = codec.measure_latent_stats([0.3 * waves.clamp(-3, 3) / 3])

@@ -15,6 +15,7 @@ from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
 from foley.metrics.audio import ambient_level_db
 from tests.app_fixtures import AVS_TINY, MC3_TINY  # the tiny MC3 / AVS sizes
+from tests.tiny import tiny_denoiser
 
 SR = 16_000
 # a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a
@@ -140,7 +141,6 @@ def tiny_setup(tmp_path_factory):
     from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
     from foley.models.avs import AVSModel
     from foley.models.codec import FoleyCodec
-    from foley.models.denoiser import FoleyDenoiser
     from foley.models.mc3 import MC3Model
     from foley.models.mc3_embed import embed_dataset, model_id
     from foley.models.video_encoder import VideoEncoder
@@ -159,19 +159,7 @@ def tiny_setup(tmp_path_factory):
     with ClipIndex.rebuild(root / "idx", model_id(root / "mc3"), 16, progress=False) as builder:
         builder.add(emb.ids, emb.audio, clip_metadata(emb, data, "train"))
 
-    denoiser = FoleyDenoiser(
-        latent_dim=8,
-        video_dim=12,
-        hidden_dim=16,
-        num_layers=2,
-        num_heads=4,
-        ff_mult=2,
-        latents_per_frame=CFG.latents_per_frame,
-    )
-    with torch.no_grad():  # leave the zero-init identity so video and condition matter
-        for name, p in denoiser.named_parameters():
-            if "modulation" in name or "proj_out" in name:
-                p.normal_(0, 0.2)
+    denoiser = tiny_denoiser(CFG)
     codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
     waves = 0.1 * torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(0))
     codec.set_latent_stats(*codec.measure_latent_stats([waves]))

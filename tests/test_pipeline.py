@@ -11,10 +11,10 @@ from foley.config import AVConfig
 from foley.errors import InputError
 from foley.io import load_video, save_audio, write_video
 from foley.models.codec import FoleyCodec
-from foley.models.denoiser import FoleyDenoiser
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
 from foley.pipelines.windows import plan_windows, stitch
+from tests.tiny import tiny_denoiser
 
 # a small contract keeps the tests fast: 1 s clips, 8 fps, 32 x 32 frames
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
@@ -22,19 +22,7 @@ CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
 
 def make_pipeline(seed: int = 0) -> FoleyPipeline:
     torch.manual_seed(seed)
-    denoiser = FoleyDenoiser(
-        latent_dim=8,
-        video_dim=12,
-        hidden_dim=16,
-        num_layers=2,
-        num_heads=4,
-        ff_mult=2,
-        latents_per_frame=CFG.latents_per_frame,
-    )
-    with torch.no_grad():  # leave the zero-init identity so video and condition matter
-        for name, p in denoiser.named_parameters():
-            if "modulation" in name or "proj_out" in name:
-                p.normal_(0, 0.2)
+    denoiser = tiny_denoiser(CFG)
     codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
     with torch.no_grad():  # the default init shrinks the signal at every layer: an untrained
         for name, p in codec.named_parameters():  # codec would map all audio to one latent

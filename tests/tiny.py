@@ -1,0 +1,30 @@
+"""Tiny real components shared by the tests (random weights, CPU-sized)."""
+
+from __future__ import annotations
+
+import torch
+
+from foley.config import AVConfig
+from foley.models.denoiser import FoleyDenoiser
+
+
+def tiny_denoiser(cfg: AVConfig) -> FoleyDenoiser:
+    """A 2-layer denoiser (latent 8, video 12) whose output depends on video and condition.
+
+    The zero-initialised modulation and output layers (identity at init, as in DiT) are given
+    small random weights, so that an untrained model still responds to its inputs.
+    """
+    denoiser = FoleyDenoiser(
+        latent_dim=8,
+        video_dim=12,
+        hidden_dim=16,
+        num_layers=2,
+        num_heads=4,
+        ff_mult=2,
+        latents_per_frame=cfg.latents_per_frame,
+    )
+    with torch.no_grad():
+        for name, p in denoiser.named_parameters():
+            if "modulation" in name or "proj_out" in name:
+                p.normal_(0, 0.2)
+    return denoiser
