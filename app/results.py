@@ -148,44 +148,26 @@ def condition_clip(out_dir: Path, first, index, cond_wave, upload, sr: int) -> C
 
 
 def avs_overlay(
-    avs, video, wave: np.ndarray, sr: int, out_dir: Path, limits
+    pipe, decoded, wave: np.ndarray, sr: int, out_dir: Path, limits
 ) -> tuple[AVSResult | None, str]:
-    """Masks of the sounding object from the generated audio, and the alignment score."""
-    if avs is None:
+    """Masks of the sounding object from the generated audio, and the alignment score.
+
+    ``pipe``: the request's FoleyPipeline (its AVS model draws the masks,
+    :meth:`~foley.pipelines.foley_pipeline.FoleyPipeline.sounding_masks`); ``decoded``: the
+    upload decoded at the pipeline's rate and size; ``wave``: the first candidate at ``sr``.
+    """
+    if getattr(pipe, "avs", None) is None:
         return None, (
             "No AVS model loaded (the model folder has no avs/ and no --avs was given): "
             "no mask overlay or alignment score."
         )
-    import torch
-
-    from foley.audio import resample
-    from foley.io import frames_to_tensor, load_video
-    from foley.metrics.avs import alignment_score, predict_probs
     from foley.viz.masks import save_overlay_strip, save_overlay_video
 
-    acfg = avs.av
-    seconds = min(wave.size / sr, limits.avs_max_seconds)
-    decoded = load_video(video, acfg, with_audio=False, max_seconds=limits.max_video_seconds)
-    frames = decoded.frames[: max(1, acfg.num_frames(seconds))]  # (T, S, S, 3) uint8
-    audio = (
-        resample(np.asarray(wave, np.float32), sr, acfg.sample_rate)
-        if sr != acfg.sample_rate
-        else wave
-    )
-    fpc, spc = acfg.frames_per_clip, acfg.samples_per_clip
-    n_win = int(np.ceil(len(frames) / fpc))
-    pad_f = np.concatenate([frames, np.repeat(frames[-1:], n_win * fpc - len(frames), 0)])
-    pad_a = np.zeros(n_win * spc, np.float32)
-    pad_a[: min(audio.size, n_win * spc)] = audio[: n_win * spc]
-    device = next(avs.parameters()).device
-    x = frames_to_tensor(pad_f).reshape(n_win, fpc, *frames_to_tensor(pad_f[:1]).shape[1:])
-    w = torch.from_numpy(pad_a).reshape(n_win, spc)
-    with torch.no_grad():
-        x, w = x.to(device), w.to(device)
-        probs = predict_probs(avs, x, w).reshape(-1, *x.shape[-2:])[: len(frames)]
-        score = alignment_score(avs, x, w, num_shuffles=limits.avs_shuffles)
-    score = float(torch.as_tensor(score).float().mean())
-    masks = probs.float().cpu().numpy()  # (T, S, S) in [0, 1]
+    cfg = pipe.av_config
+    masks, score = pipe.sounding_masks(
+        decoded, wave, num_shuffles=limits.avs_shuffles, max_seconds=limits.avs_max_seconds
+    )  # (T, S, S) in [0, 1]
+    frames = decoded.frames[: len(masks)]  # (T, S, S, 3) uint8
     up = max(1, int(np.ceil(160 / frames.shape[1])))  # readable on screen: >= 160 px frames
     strip = save_overlay_strip(
         out_dir / "avs_overlay.png",
@@ -196,8 +178,8 @@ def avs_overlay(
         out_dir / "avs_overlay.mp4",
         frames,
         masks,
-        acfg.fps,
-        audio=audio[: acfg.num_samples(len(frames) / acfg.fps)],
-        sample_rate=acfg.sample_rate,
+        cfg.fps,
+        audio=np.asarray(wave, np.float32)[: cfg.num_samples(len(frames) / cfg.fps)],
+        sample_rate=sr,
     )
-    return AVSResult(score, str(strip), str(clip), len(frames) / acfg.fps), ""
+    return AVSResult(score, str(strip), str(clip), len(frames) / cfg.fps), ""

@@ -72,7 +72,8 @@ def load_models(
     avs_dir: str | os.PathLike | None = None,
     device: str | None = None,
 ) -> Models:
-    """``FoleyPipeline.from_pretrained(model_dir)`` plus ``avs/`` (or ``avs_dir``) if present."""
+    """``FoleyPipeline.from_pretrained(model_dir)``: with its ``avs/`` if present, or the AVS
+    model in ``avs_dir`` instead."""
     import torch
 
     # diffusers imports a component's module only if it is already imported
@@ -86,15 +87,15 @@ def load_models(
     root = Path(model_dir).expanduser()
     if not (root / "model_index.json").is_file():
         raise InputError(f"{root}: not a saved Foley pipeline (no model_index.json)")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipeline = FoleyPipeline.from_pretrained(root).to(device)
-    avs_path = Path(avs_dir).expanduser() if avs_dir else root / "avs"
-    avs = None
-    if avs_path.is_dir():
-        avs = AVSModel.from_pretrained(avs_path).to(device).eval()
-    elif avs_dir:
+    avs_path = Path(avs_dir).expanduser() if avs_dir else None
+    if avs_path is not None and not avs_path.is_dir():
         raise InputError(f"{avs_path}: no such AVS model folder")
-    return Models(pipeline=pipeline, avs=avs, model_dir=root)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline = FoleyPipeline.from_pretrained(root)  # with root/avs when there is one
+    if avs_path is not None:
+        pipeline.set_avs(AVSModel.from_pretrained(avs_path).eval())
+    pipeline = pipeline.to(device)
+    return Models(pipeline=pipeline, avs=pipeline.avs, model_dir=root)
 
 
 # ---- the service ----------------------------------------------------------------------------
@@ -104,7 +105,8 @@ class FoleyService:
     ``models``: a :class:`Models`, a ``FoleyPipeline``, or a zero-argument callable returning
     either (called once, on first use). ``index_path``: the retrieval index to serve and rebuild
     (default: the pipeline's own ``index/``).  ``avs``: an AVS model when ``models`` is a bare
-    pipeline.
+    pipeline (default: the pipeline's own).  The AVS model of :class:`Models` is the one
+    requests use (None: no mask overlay).
     """
 
     def __init__(
@@ -148,7 +150,10 @@ class FoleyService:
             if callable(self._source) and not _is_pipeline(self._source)
             else (self._source)
         )
-        models = src if isinstance(src, Models) else Models(pipeline=src, avs=self._avs)
+        if not isinstance(src, Models):  # a bare pipeline: its own AVS model unless avs= given
+            own = getattr(src, "avs", None)
+            src = Models(pipeline=src, avs=self._avs if self._avs is not None else own)
+        models = src
         if self._avs is not None and models.avs is None:
             models = Models(models.pipeline, self._avs, models.model_dir)
         self._index = getattr(models.pipeline, "index", None)
@@ -334,7 +339,7 @@ class FoleyService:
             cond_wave = load_audio(
                 p, max_seconds=self.limits.max_condition_seconds
             )  # (N,) at 16 kHz
-        models, index = self.models, self.index
+        index = self.index
         pipe = self._request_pipeline(index)
         cfg = pipe.av_config
         if cond_wave is None and (pipe.mc3 is None or index is None):
@@ -374,7 +379,7 @@ class FoleyService:
         muxed = mux_result(video, decoded, audios[0], sr, out_dir / "generated.mp4")
         condition = condition_clip(out_dir, first, index, cond_wave, condition_audio, sr)
         report(0.9, "segmenting the sounding object (AVS)")
-        avs, note = avs_overlay(models.avs, video, audios[0], sr, out_dir, self.limits)
+        avs, note = avs_overlay(pipe, decoded, audios[0], sr, out_dir, self.limits)
         report(1.0, "done")
         return GenerateResult(
             video_path=str(muxed),
@@ -409,6 +414,7 @@ class FoleyService:
             mc3=p.mc3,
             av_config=dict(p.config.av_config),
             index=index,
+            avs=self.models.avs,
         )
         pipe.set_progress_bar_config(desc="denoising", leave=False)
         return pipe

@@ -11,7 +11,7 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     assert foley_main(["train", "all", "--preset", "tiny", "--out", str(out)]) == 0
     state = json.loads((out / "recipe.json").read_text())
-    stages = ["data", "codec", "mc3", "avs", "features", "denoiser", "assemble", "eval"]
+    stages = ["data", "codec", "mc3", "avs", "features", "sync", "denoiser", "assemble", "eval"]
     assert list(state["stages"]) == stages
     assert all(s["seconds"] >= 0 for s in state["stages"].values())
 

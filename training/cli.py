@@ -14,6 +14,7 @@ TRAINERS: dict[str, str] = {
     "avs": "training.train_avs",
     "denoiser": "training.train_denoiser",
     "codec": "training.train_codec",
+    "sync": "training.train_sync",
     "all": "training.recipe",
 }
 

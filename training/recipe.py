@@ -1,4 +1,4 @@
-"""The whole recipe: FoleyWorld -> codec, MC3, AVS, denoiser -> index -> eval -> model card.
+"""The whole recipe: FoleyWorld -> codec, MC3, AVS, sync, denoiser -> index -> eval -> card.
 
     foley train all --preset small --out runs/default            # this 2-core CPU, bounded
     foley train all --preset base --out runs/base                # GPU machine
@@ -39,6 +39,7 @@ PRESETS: dict[str, dict] = {
         ],
         "mc3": ["--preset", "small", "--epochs", "12", "--warmup-epochs", "4"],
         "avs": ["--setting", "multi", "--steps", "1500", "--max-minutes", "10"],
+        "sync": ["--steps", "800", "--val-every", "100", "--max-minutes", "15"],
         "denoiser": [
             "--steps", "4000", "--batch-size", "16", "--hidden-dim", "192", "--layers", "4",
             "--lr", "4e-4", "--save-every", "500", "--val-every", "2000", "--val-num", "2",
@@ -56,6 +57,8 @@ PRESETS: dict[str, dict] = {
                   "--stats-clips", "4"],
         "mc3": ["--preset", "tiny", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "4"],
         "avs": ["--setting", "multi", "--steps", "2"],
+        "sync": ["--steps", "2", "--val-every", "1", "--batch-size", "2", "--dim", "16",
+                 "--channels", "8", "8"],
         "denoiser": ["--steps", "2", "--batch-size", "4", "--hidden-dim", "32", "--layers", "1",
                      "--heads", "2", "--val-num", "0", "--workers", "0"],
         "eval_n": 2,
@@ -69,6 +72,7 @@ PRESETS: dict[str, dict] = {
         "codec": ["--preset", "base"],
         "mc3": ["--preset", "base", "--epochs", "60", "--warmup-epochs", "15"],
         "avs": ["--setting", "multi", "--steps", "6000"],
+        "sync": ["--steps", "6000", "--batch-size", "32", "--val-every", "500"],
         "denoiser": ["--steps", "60000", "--batch-size", "64", "--workers", "4"],
         "eval_n": 200,
         "eval_steps": 25,
@@ -138,7 +142,6 @@ class Recipe:
             self.out / "features",
             self.out / "codec" / "model",
             ["train", "val"],
-            video_encoder_dir=self.out / "mc3" / "model",
         )
         return 0
 
@@ -178,6 +181,9 @@ class Recipe:
         self.stage("mc3", lambda: self.train("mc3", [*d, "--out", str(self.out / "mc3")]))
         self.stage("avs", lambda: self.train("avs", [*d, "--out", str(self.out / "avs")]))
         self.stage("features", self.features)
+        # the sync encoder: trained on the features' frames, it writes their video features
+        feats = str(self.out / "features")
+        self.stage("sync", lambda: self.train("sync", [feats, "--out", str(self.out / "sync")]))
         self.stage(
             "denoiser",
             lambda: self.train(
@@ -249,7 +255,7 @@ def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data:
     for name, info in state["stages"].items():
         lines.append(f"| {name} | {info['seconds']:.0f} | {info.get('note', '')} |")
     lines += ["", "## Settings", "```json", json.dumps(preset, indent=2), "```", ""]
-    for comp in ("codec", "mc3", "avs", "denoiser"):
+    for comp in ("codec", "mc3", "avs", "sync", "denoiser"):
         metrics = out / comp / "metrics.jsonl"
         if metrics.exists():
             rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]

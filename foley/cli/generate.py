@@ -3,11 +3,14 @@
     foley generate IN.mp4 -o OUT.mp4 [--mode ambient_joint|action_focused|no_condition]
                    [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
+                   [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
     foley generate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
 
 The output is the input video with its video stream copied (no re-encode) and the generated
 track as its audio (an existing audio track is replaced). Without ``--model`` the shipped default
-model (``foley/assets/default``) is used.
+model (``foley/assets/default``) is used. ``--masks`` also draws the AVS model's sounding-object
+masks of the generated audio over the frames (a PNG strip, or an MP4 with the audio) and prints
+the alignment score; for a folder it is a folder of ``<name>.mp4`` overlays.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--condition-audio", help="audio file to condition on (no retrieval)")
     parser.add_argument("--wav", help="also write the track as wav (a folder for a folder)")
+    parser.add_argument(
+        "--masks",
+        metavar="OUT.png|OUT.mp4",
+        help="also draw the sounding-object masks (AVS) over the frames (a folder for a folder)",
+    )
     parser.add_argument("--model", help="pipeline folder (default: the shipped model)")
     parser.add_argument("--index", help="retrieval index folder (default: MODEL/index)")
     parser.add_argument("--ambient-max", type=float, default=-45.0, help="action_focused: dBFS")
@@ -96,8 +104,8 @@ def load_pipeline(
     return pipe.to(device)
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
-    """(input video, output video, output wav or None) for each video to process."""
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None, Path | None]]:
+    """(input video, output video, output wav or None, mask overlay or None) per video."""
     if args.example is not None:
         examples = bundled_examples()
         if not examples:
@@ -112,6 +120,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
         raise InputError("give a video file or folder (INPUT), or --example")
     src, out = Path(args.input), Path(args.out)
     wav = Path(args.wav) if args.wav else None
+    masks = Path(args.masks) if getattr(args, "masks", None) else None
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     if src.is_dir():
@@ -120,45 +129,78 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None]]:
             raise InputError(f"{src}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
         if out.resolve() == src.resolve():
             raise InputError("the output folder must differ from the input folder")
-        return [(v, out / v.name, wav / f"{v.stem}.wav" if wav else None) for v in videos]
+        return [
+            (
+                v,
+                out / v.name,
+                wav / f"{v.stem}.wav" if wav else None,
+                masks / f"{v.stem}.mp4" if masks else None,
+            )
+            for v in videos
+        ]
     if out.is_dir():
         out = out / src.name
     if out.resolve() == src.resolve():
         raise InputError(f"{out}: refusing to overwrite the input video")
-    return [(src, out, wav)]
+    if masks is not None and masks.suffix.lower() not in (".png", ".mp4"):
+        raise InputError(f"--masks {masks.name}: give a .png (strip) or an .mp4 (overlay video)")
+    return [(src, out, wav, masks)]
+
+
+def write_masks(path: Path, video, masks, audio, cfg) -> Path:
+    """The mask overlay of one video: a PNG strip, or an MP4 with the generated audio.
+
+    video: the decoded ``foley.io.Video``; masks (T, S, S) in [0, 1]; audio (N,) at
+    ``cfg.sample_rate``.
+    """
+    from foley.viz.masks import save_overlay_strip, save_overlay_video
+
+    frames = video.frames[: len(masks)]
+    if path.suffix.lower() == ".png":
+        return save_overlay_strip(path, frames, masks)
+    n = cfg.num_samples(len(frames) / cfg.fps)
+    return save_overlay_video(path, frames, masks, cfg.fps, audio[:n], cfg.sample_rate)
 
 
 def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from foley.io import load_audio, mux_audio, save_audio
+    from foley.io import load_audio, load_video, mux_audio, save_audio
 
     jobs = _jobs(args)
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     pipe = load_pipeline(args.model, args.index, args.device, quiet=args.quiet)
+    if args.masks and pipe.avs is None:
+        raise InputError("--masks needs an AVS model: the model folder has no avs/")
     condition = None
     if args.condition_audio:
         condition = load_audio(args.condition_audio, pipe.av_config.sample_rate)
     many = len(jobs) > 1
     pipe.set_progress_bar_config(disable=args.quiet or many, leave=False)
     failed = 0
-    for src, out, wav in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not many):
+    for src, out, wav, masks in tqdm(
+        jobs, desc="videos", unit="video", disable=args.quiet or not many
+    ):
         try:
+            video = load_video(src, pipe.av_config, with_audio=False) if masks else src
             result = pipe(
-                src,
+                video,
                 mode=args.mode,
                 condition_audio=condition,
                 num_inference_steps=args.steps,
                 guidance_scale=args.guidance,
                 generator=torch.Generator().manual_seed(args.seed),
                 ambient_db_max=args.ambient_max,
+                return_masks=masks is not None,
             )
             audio = result.audios[0]
             mux_audio(src, audio, result.sample_rate, out)
             if wav is not None:
                 save_audio(wav, audio, result.sample_rate)
+            if masks is not None:
+                write_masks(masks, video, result.masks[0], audio, pipe.av_config)
         except FoleyError as err:
             if not many:
                 raise
@@ -167,6 +209,8 @@ def main(args: argparse.Namespace) -> int:
             continue
         cond = result.condition_ids[0]
         note = f", condition {cond}" if cond else ""
+        if masks is not None:
+            note += f"; masks {masks} (alignment score {result.alignment_scores[0]:.2f})"
         seconds = audio.size / result.sample_rate
         print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
     return 1 if failed else 0

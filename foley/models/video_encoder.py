@@ -27,6 +27,7 @@ from foley.errors import InputError
 _MEAN = (0.45, 0.45, 0.45)
 _STD = (0.225, 0.225, 0.225)
 TEMPORAL_MIXERS = ("conv", "transformer", "none")
+POOLS = ("mean", "meanmax")
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -50,20 +51,38 @@ class ConvBlock(nn.Module):
 
 
 class FrameCNN(nn.Module):
-    """Small strided CNN per frame: ``(n, 3, H, W) -> (n, out_dim)`` (global average pool)."""
+    """Small strided CNN per frame: ``(n, c_in, H, W) -> (n, out_dim)``.
 
-    def __init__(self, channels: tuple[int, ...], out_dim: int) -> None:
+    ``c_in`` is 3 (RGB) or 6 (RGB and the difference to the previous frame, see
+    :class:`VideoEncoder`'s ``frame_diff``). ``pool``: ``"mean"`` (global average) or
+    ``"meanmax"`` (average and maximum concatenated: a small moving hand still shows in the max).
+    """
+
+    def __init__(
+        self, channels: tuple[int, ...], out_dim: int, in_channels: int = 3, pool: str = "mean"
+    ) -> None:
         super().__init__()
-        chans = (3, *channels)
+        chans = (in_channels, *channels)
+        self.pool = pool
         self.blocks = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(chans[:-1], chans[1:])])
-        self.proj = nn.Linear(chans[-1], out_dim)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.proj = nn.Linear(chans[-1] * (2 if pool == "meanmax" else 1), out_dim)
+        reps = in_channels // 3
+        self.register_buffer(
+            "mean", torch.tensor(_MEAN).repeat(reps).view(1, -1, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(_STD).repeat(reps).view(1, -1, 1, 1), persistent=False
+        )
+        if reps == 2:  # the difference channels are centred on 0 already
+            self.mean[:, 3:] = 0.0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
         x = self.blocks(x)  # (n, C, H / 2^L, W / 2^L)
-        return self.proj(x.mean(dim=(2, 3)))
+        pooled = x.mean(dim=(2, 3))
+        if self.pool == "meanmax":
+            pooled = torch.cat([pooled, x.amax(dim=(2, 3))], dim=1)
+        return self.proj(pooled)
 
 
 class _TemporalConvBlock(nn.Module):
@@ -169,6 +188,12 @@ class VideoEncoder(ModelMixin, ConfigMixin):
         backbone_path: optional local directory of a ``transformers`` vision model (frozen, not
             saved with our weights; it must exist again wherever this encoder is loaded).
         frame_chunk: frames per backbone/CNN call, to bound memory on long videos.
+        frame_diff: also feed the CNN each frame's difference to the previous one (the first
+            frame of a clip gets zeros): motion, and so contact timing, becomes local evidence
+            (the sync encoder of ``training/train_sync.py``). CNN tower only.
+        input_size: resize frames to ``input_size`` x ``input_size`` (area) before the CNN;
+            None keeps the input size.
+        pool: spatial pooling of the CNN tower, ``"mean"`` or ``"meanmax"``.
     """
 
     @register_to_config
@@ -183,8 +208,15 @@ class VideoEncoder(ModelMixin, ConfigMixin):
         max_frames: int = 512,
         backbone_path: str | None = None,
         frame_chunk: int = 256,
+        frame_diff: bool = False,
+        input_size: int | None = None,
+        pool: str = "mean",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}")
+        if frame_diff and backbone_path:
+            raise ValueError("frame_diff needs the CNN tower (no backbone_path)")
         if temporal_mixer not in TEMPORAL_MIXERS:
             raise ValueError(
                 f"temporal_mixer must be one of {TEMPORAL_MIXERS}, not {temporal_mixer!r}"
@@ -193,7 +225,8 @@ class VideoEncoder(ModelMixin, ConfigMixin):
             raise ValueError("temporal_kernel must be odd (it keeps the frame count)")
         self._backbone = _FrozenBackbone(backbone_path) if backbone_path else None
         if self._backbone is None:
-            self.frame_net: nn.Module = FrameCNN(tuple(channels), dim)
+            in_channels = 6 if frame_diff else 3
+            self.frame_net: nn.Module = FrameCNN(tuple(channels), dim, in_channels, pool)
         else:
             self.frame_net = nn.Linear(self._backbone.feature_dim(), dim)
         if temporal_mixer == "conv":
@@ -215,7 +248,17 @@ class VideoEncoder(ModelMixin, ConfigMixin):
         if frames.dim() != 5 or frames.shape[2] != 3:
             raise ValueError(f"frames must be (batch, T, 3, H, W), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
-        flat = frames.reshape(b * t, *frames.shape[2:]).to(self.norm_out.weight.dtype)
+        frames = frames.to(self.norm_out.weight.dtype)
+        size = self.config.input_size
+        if size and tuple(frames.shape[-2:]) != (size, size):
+            small = F.interpolate(
+                frames.reshape(b * t, *frames.shape[2:]), size=(size, size), mode="area"
+            )
+            frames = small.reshape(b, t, 3, size, size)
+        if self.config.frame_diff:
+            diff = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], 1)
+            frames = torch.cat([frames, diff], dim=2)  # (batch, T, 6, H, W)
+        flat = frames.reshape(b * t, *frames.shape[2:])
         chunk = self.config.frame_chunk
         feats = []
         for i in range(0, flat.shape[0], chunk):

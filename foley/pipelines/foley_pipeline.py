@@ -10,6 +10,10 @@ Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
   :class:`retrieval_index.ClipIndex`, kept in the ``index/`` subfolder): retrieval of the
   audio-conditioning clip. Both are needed to retrieve; an explicit ``condition_audio`` works
   without either.
+* ``avs`` (optional, :class:`~foley.models.avs.AVSModel`, in ``avs/``): with
+  ``return_masks=True`` the output adds, per video, the sounding-object masks of the generated
+  audio and its alignment score (:mod:`foley.pipelines.masks`); :meth:`FoleyPipeline.set_avs`
+  attaches one, and ``from_pretrained`` loads ``DIR/avs`` whenever that folder exists.
 
 Modes: ``"ambient_joint"`` conditions on the training clip whose audio is nearest to the video
 in MC3 space (keeps a matching ambience); ``"action_focused"`` on the nearest among clips whose
@@ -39,6 +43,7 @@ from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 MODES = ("ambient_joint", "action_focused", "no_condition")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "default"
 INDEX_SUBFOLDER = "index"
+AVS_SUBFOLDER = "avs"
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
 AudioLike = Any  # path | float (N,) array or tensor at cfg.sample_rate
@@ -54,6 +59,12 @@ class FoleyPipelineOutput(BaseOutput):
     condition_scores: MC3 video-to-audio cosine similarity of the retrieved clip (else None).
     latents: with ``output_type="latent"``, the denoised window latents of each video
         ((windows, latents_per_clip, latent_dim) tensors) and ``audios`` is None.
+    masks: with ``return_masks=True``, per video (T, S, S) float32 in [0, 1]: the AVS model's
+        probability that each pixel of each input frame (``av_config.fps``, ``frame_size``)
+        makes the generated sound.
+    alignment_scores: with ``return_masks=True``, per video the no-ground-truth alignment
+        score of the generated audio in [0, 1] (:func:`foley.metrics.avs.alignment_score`;
+        0.5: no better than the same audio mistimed).
     """
 
     audios: list[np.ndarray]
@@ -63,19 +74,22 @@ class FoleyPipelineOutput(BaseOutput):
     condition_ids: list[str | None]
     condition_scores: list[float | None]
     latents: list[torch.Tensor] | None = None
+    masks: list[np.ndarray] | None = None
+    alignment_scores: list[float] | None = None
 
 
 @dataclass
 class _Prepared:
     frames: torch.Tensor  # (T, 3, S, S) float in [0, 1], padded to cover num_samples
     num_samples: int
+    num_frames: int = 0  # frames of the input video, before the padding
 
 
 class FoleyPipeline(DiffusionPipeline):
     """Video-to-audio generation; see the module docstring for components and modes."""
 
     model_cpu_offload_seq = "video_encoder->denoiser->codec"
-    _optional_components = ["mc3"]
+    _optional_components = ["mc3", "avs"]
 
     def __init__(
         self,
@@ -86,6 +100,7 @@ class FoleyPipeline(DiffusionPipeline):
         mc3=None,
         av_config: dict | None = None,
         index=None,
+        avs=None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -94,6 +109,7 @@ class FoleyPipeline(DiffusionPipeline):
             denoiser=denoiser,
             scheduler=scheduler,
             mc3=mc3,
+            avs=avs,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
@@ -125,6 +141,14 @@ class FoleyPipeline(DiffusionPipeline):
         self.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
         return self
 
+    def set_avs(self, avs=None) -> FoleyPipeline:
+        """Attach (or detach, with None) the AVS model that ``return_masks`` uses.
+
+        Registers it as a component, so that ``save_pretrained`` writes it to ``avs/``.
+        """
+        self.register_modules(avs=avs)
+        return self
+
     # ---- save / load ----------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
@@ -142,6 +166,9 @@ class FoleyPipeline(DiffusionPipeline):
     ):
         """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``.
 
+        The AVS model is ``DIR/avs`` when that folder exists, also in folders whose
+        model_index.json does not list it (an AVSModel saved there with its own
+        ``save_pretrained``); pass ``avs=None`` to leave it out, or ``avs=model`` to replace it.
         With no folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``).
         """
         if pretrained_model_name_or_path is None:
@@ -149,7 +176,9 @@ class FoleyPipeline(DiffusionPipeline):
                 raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
             pretrained_model_name_or_path = DEFAULT_MODEL_DIR
         index = kwargs.pop("index", None)
+        explicit_avs = "avs" in kwargs
         # diffusers only loads components from modules already imported: import ours
+        import foley.models.avs  # noqa: F401
         import foley.models.codec  # noqa: F401
         import foley.models.denoiser  # noqa: F401
         import foley.models.mc3  # noqa: F401
@@ -160,6 +189,8 @@ class FoleyPipeline(DiffusionPipeline):
         if index is None and local.is_dir():
             index = local
         pipe.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        if not explicit_avs and pipe.avs is None:
+            pipe.set_avs(_load_avs(Path(pretrained_model_name_or_path) / AVS_SUBFOLDER))
         return pipe
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -232,6 +263,7 @@ class FoleyPipeline(DiffusionPipeline):
         size = cfg.frame_size
         if frames.shape[0] == 0:
             raise InputError("the video has no frames")
+        num_frames = frames.shape[0]
         if tuple(frames.shape[-2:]) != (size, size):
             raise InputError(
                 f"frames must be {size}x{size} (got {frames.shape[-1]}x{frames.shape[-2]}): "
@@ -241,7 +273,7 @@ class FoleyPipeline(DiffusionPipeline):
         need = max(cfg.frames_per_clip, int(np.ceil(num_samples / cfg.samples_per_frame)))
         if frames.shape[0] < need:
             frames = torch.cat([frames, frames[-1:].expand(need - frames.shape[0], -1, -1, -1)])
-        return _Prepared(frames=frames, num_samples=num_samples)
+        return _Prepared(frames=frames, num_samples=num_samples, num_frames=num_frames)
 
     def _prepare_condition(self, audio: AudioLike) -> np.ndarray:
         """Condition audio -> exactly one clip (clip_seconds) of float32 (tiled if shorter)."""
@@ -332,6 +364,8 @@ class FoleyPipeline(DiffusionPipeline):
         max_batch_windows: int = 32,
         output_type: str = "np",
         return_dict: bool = True,
+        return_masks: bool = False,
+        mask_shuffles: int = 8,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -350,6 +384,11 @@ class FoleyPipeline(DiffusionPipeline):
             retrieval_where: extra index filter, e.g. ``{"split": "train"}``.
             max_batch_windows: windows denoised together (memory bound).
             output_type: ``"np"`` (audio) or ``"latent"`` (window latents, no decoding).
+            return_masks: also return, per video, the AVS model's sounding-object masks of
+                the generated audio on every input frame and its alignment score
+                (``masks``, ``alignment_scores``; see :meth:`sounding_masks`). Needs an AVS
+                model (``avs/`` in the pipeline folder, or :meth:`set_avs`).
+            mask_shuffles: mistimed references of the alignment score (its ``num_shuffles``).
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -373,6 +412,8 @@ class FoleyPipeline(DiffusionPipeline):
         )
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
+        if return_masks:
+            self._check_mask_inputs(mask_shuffles, output_type)
         cfg = self.av_config
         device = self.denoiser.device
         prepared = [self._prepare_video(v) for v in videos]
@@ -441,6 +482,9 @@ class FoleyPipeline(DiffusionPipeline):
             else:
                 audios.append(stitch(np.stack(waves[k : k + n]), plan, crossfade))
             k += n
+        masks, scores = None, None
+        if return_masks:
+            masks, scores = self._masks_of(prepared, audios, mask_shuffles, max_batch_windows)
         out = FoleyPipelineOutput(
             audios=audios if output_type != "latent" else None,
             latents=window_latents if output_type == "latent" else None,
@@ -449,9 +493,89 @@ class FoleyPipeline(DiffusionPipeline):
             condition_audios=[c[0] for c in cond],
             condition_ids=[c[1] for c in cond],
             condition_scores=[c[2] for c in cond],
+            masks=masks,
+            alignment_scores=scores,
         )
         self.maybe_free_model_hooks()
         return out if return_dict else out.to_tuple()
+
+    # ---- sounding-object masks (AVS) ------------------------------------------------------
+    def _check_mask_inputs(self, mask_shuffles: int, output_type: str) -> None:
+        if self.avs is None:
+            raise InputError(
+                "return_masks needs an AVS model: load a pipeline folder that has avs/, "
+                "or attach one with pipe.set_avs(model)"
+            )
+        if output_type != "np":
+            raise InputError("return_masks needs the audio: use output_type='np'")
+        if int(mask_shuffles) < 1:
+            raise InputError(f"mask_shuffles must be >= 1, got {mask_shuffles}")
+
+    def _masks_of(
+        self,
+        prepared: list[_Prepared],
+        audios: list[np.ndarray],
+        mask_shuffles: int,
+        max_batch_windows: int,
+    ) -> tuple[list[np.ndarray], list[float]]:
+        """Masks (T, S, S) and alignment score of each generated audio, on its video's frames."""
+        masks, scores = [], []
+        for p, audio in zip(prepared, audios):
+            m, s = self.sounding_masks(
+                p, audio, num_shuffles=mask_shuffles, max_batch_windows=max_batch_windows
+            )
+            masks.append(m)
+            scores.append(s)
+        return masks, scores
+
+    @torch.no_grad()
+    def sounding_masks(
+        self,
+        video: VideoLike,
+        audio: AudioLike,
+        *,
+        num_shuffles: int = 8,
+        max_seconds: float | None = None,
+        max_batch_windows: int = 32,
+    ) -> tuple[np.ndarray, float]:
+        """The AVS model's sounding-object masks of ``audio`` on ``video``, and its score.
+
+        video: any form ``__call__`` accepts; audio: a path or a (N,) wave at
+        ``av_config.sample_rate`` starting with the video (padded with silence or cut to it).
+        Only the first ``max_seconds`` are segmented when given. The video is cut into windows
+        of the AVS model's clip length (:func:`foley.pipelines.masks.sounding_masks`).
+
+        Returns masks (T, S, S) float32 in [0, 1] on the video's T frames at ``av_config.fps``
+        and ``frame_size``, and the alignment score in [0, 1]
+        (:func:`foley.metrics.avs.alignment_score`, the mean over windows).
+        """
+        from tqdm.auto import tqdm
+
+        from foley.io import load_audio
+        from foley.pipelines.masks import sounding_masks, window_frames
+
+        self._check_mask_inputs(num_shuffles, "np")
+        if int(max_batch_windows) < 1:
+            raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
+        cfg = self.av_config
+        p = video if isinstance(video, _Prepared) else self._prepare_video(video)
+        num_frames = p.num_frames or p.frames.shape[0]
+        if max_seconds is not None:
+            num_frames = min(num_frames, max(1, cfg.num_frames(max_seconds)))
+        if isinstance(audio, (str, os.PathLike)):
+            audio = load_audio(audio, cfg.sample_rate)
+        windows = int(np.ceil(num_frames / window_frames(self.avs, cfg)))
+        bar_config = {**getattr(self, "_progress_bar_config", {}), "desc": "AVS masks"}
+        with tqdm(total=int(np.ceil(windows / max_batch_windows)), **bar_config) as bar:
+            return sounding_masks(
+                self.avs,
+                p.frames[:num_frames],
+                audio,
+                cfg,
+                num_shuffles=num_shuffles,
+                max_batch_windows=max_batch_windows,
+                bar=bar,
+            )
 
     def _encode_conditions(
         self, waves: list[np.ndarray | None], device: torch.device
@@ -510,6 +634,15 @@ class FoleyPipeline(DiffusionPipeline):
             latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
             bar.update()
         return latents
+
+
+def _load_avs(path: Path):
+    """The AVSModel saved in ``path``, or None when there is no such folder."""
+    if not path.is_dir():
+        return None
+    from foley.models.avs import AVSModel
+
+    return AVSModel.from_pretrained(path).eval()
 
 
 def _open_index(path: str | os.PathLike):

@@ -1,0 +1,121 @@
+"""The sync encoder: frame differences in the video encoder, audio-derived targets, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from foley.config import AVConfig
+from foley.models.sync import SyncModel, curve_onsets, sync_loss, sync_targets
+from foley.models.video_encoder import VideoEncoder
+
+CFG = AVConfig()
+
+
+def _clicks(times, seconds=3.0, sr=16_000, noise_db=-60.0):
+    rng = np.random.default_rng(0)
+    wave = rng.normal(0, 10 ** (noise_db / 20), int(seconds * sr)).astype(np.float32)
+    for t in times:
+        i = int(t * sr)
+        n = 800
+        wave[i : i + n] += 0.5 * np.exp(-np.arange(n) / 150) * rng.normal(0, 1, n)
+    return wave
+
+
+def test_frame_diff_sees_motion_and_static_frames_look_alike():
+    torch.manual_seed(0)
+    enc = VideoEncoder(
+        dim=16,
+        channels=(8, 8),
+        temporal_mixer="none",
+        frame_diff=True,
+        input_size=32,
+        pool="meanmax",
+    ).eval()
+    static = torch.rand(1, 1, 3, 64, 64).expand(1, 6, 3, 64, 64).clone()
+    moving = static.clone()
+    moving[0, 3:, :, 10:20, 10:20] = 1.0  # a square appears at frame 3
+    with torch.no_grad():
+        f_static = enc.frame_features(static)[0]
+        f_moving = enc.frame_features(moving)[0]
+    assert f_static.shape == (6, 16)
+    # no motion: every frame is the same input (diff 0), so the same feature
+    assert torch.allclose(f_static[0], f_static[5], atol=1e-5)
+    # the frame where the square appears differs from the next one (same picture, no diff)
+    assert (f_moving[3] - f_moving[4]).abs().max() > 1e-3
+    assert torch.allclose(f_moving[4], f_moving[5], atol=1e-5)
+
+
+def test_sync_targets_mark_onsets_and_loudness():
+    times = [0.5, 1.3, 2.2]
+    y = sync_targets(_clicks(times), CFG)
+    assert y.shape == (CFG.latents_per_clip, 2)
+    assert 0.0 <= y.min() and y.max() <= 1.0
+    found = curve_onsets(y[:, 0], CFG, threshold=0.5)
+    assert len(found) == 3 and np.abs(found - np.array(times)).max() < 0.03
+    frame_s = CFG.hop_length / CFG.sample_rate
+    loud = y[int(0.52 / frame_s), 1]
+    quiet = y[int(1.0 / frame_s), 1]
+    assert loud > 0.5 and quiet < 0.1
+    silence = sync_targets(np.zeros(CFG.samples_per_clip, np.float32), CFG)
+    assert silence.max() == 0.0
+
+
+def test_curve_onsets_keeps_the_stronger_of_close_peaks():
+    curve = np.zeros(150)
+    curve[[20, 21, 22]] = [0.6, 0.4, 0.9]  # 40 ms apart: one onset, at the 0.9 peak
+    curve[100] = 0.7
+    curve[120] = 0.3  # below threshold
+    got = curve_onsets(curve, CFG, threshold=0.5)
+    frame_s = CFG.hop_length / CFG.sample_rate
+    assert np.allclose(got, (np.array([22, 100]) + 0.5) * frame_s)
+
+
+def test_tiny_sync_model_learns_when_a_flash_sounds(tmp_path):
+    """Clips where a bright square flashes on at a random frame and a click sounds then: a few
+    dozen steps and the model's onset curve peaks at the flash, which a static model cannot."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg = AVConfig(clip_seconds=1.0)
+    frames_n, lat_n = cfg.frames_per_clip, cfg.latents_per_clip
+
+    def batch(n):
+        x = torch.full((n, frames_n, 3, 32, 32), 0.2)
+        ys = []
+        for b in range(n):
+            k = int(rng.integers(2, frames_n - 2))
+            x[b, k:, :, 8:24, 8:24] = 0.9
+            ys.append(sync_targets(_clicks([k / cfg.fps], seconds=1.0), cfg))
+        return x, torch.from_numpy(np.stack(ys))
+
+    model = SyncModel(
+        dim=16,
+        channels=(8, 16),
+        input_size=None,
+        latents_per_frame=cfg.latents_per_frame,
+        head_dim=16,
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x_val, y_val = batch(8)
+    with torch.no_grad():
+        before = float(sync_loss(model(x_val, lat_n), y_val))
+    for _ in range(60):
+        x, y = batch(8)
+        loss = sync_loss(model(x, lat_n), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(sync_loss(model(x_val, lat_n), y_val))
+        peak = model(x_val, lat_n)[..., 0].argmax(1)
+    assert after < 0.7 * before
+    true_peak = y_val[..., 0].argmax(1)
+    assert (peak - true_peak).abs().float().median() <= 3  # within 60 ms
+
+    model.save_pretrained(tmp_path / "sync")
+    again = SyncModel.from_pretrained(tmp_path / "sync")
+    with torch.no_grad():
+        assert torch.allclose(again(x_val, lat_n), model(x_val, lat_n), atol=1e-5)
+    model.encoder.save_pretrained(tmp_path / "enc")
+    enc = VideoEncoder.from_pretrained(tmp_path / "enc")
+    assert enc.config.frame_diff and enc.config.pool == "meanmax"

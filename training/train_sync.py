@@ -1,0 +1,204 @@
+"""Train the sync encoder (frames -> when the clip sounds) on pre-extracted features (accelerate).
+
+Targets come from each clip's own audio (``foley.models.sync.sync_targets``: detected onsets and
+the loudness envelope), so no labels are needed. The best model on the validation split (onset
+F1 of its predicted curve against the onsets detected in the audio, +-50 ms) is exported to
+``OUT/model`` (SyncModel) and ``OUT/encoder`` (its VideoEncoder); then, unless
+``--no-write-features``, the encoder's per-frame features of every split are written into the
+features folder (``video_feats.npy``) and it becomes the folder's frozen video encoder, the one
+``foley train denoiser`` trains on and ships.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from training.features import FEATURES_JSON, SplitFeatures, read_config
+
+TARGETS_FILE = "sync_targets.npy"
+ONSETS_FILE = "sync_onsets.json"
+
+
+def split_targets(feats: SplitFeatures, cfg) -> tuple[np.ndarray, list[list[float]]]:
+    """Targets ``(num_clips, latents_per_clip, 2)`` of a split and the onsets (s) detected in
+    each clip's audio; cached beside the split's arrays."""
+    from foley.io import load_audio
+    from foley.metrics.onsets import detect_onsets
+    from foley.models.sync import sync_targets
+
+    path, onsets_path = feats.dir / TARGETS_FILE, feats.dir / ONSETS_FILE
+    if path.is_file() and onsets_path.is_file():
+        cached = np.load(path)
+        if cached.shape[:2] == (len(feats), cfg.latents_per_clip):
+            return cached, json.loads(onsets_path.read_text())
+    out = np.zeros((len(feats), cfg.latents_per_clip, 2), np.float32)
+    onsets = []
+    for i, clip in enumerate(tqdm(feats.clips, desc=f"sync targets {feats.dir.name}", unit="clip")):
+        wave = load_audio(clip["clip_path"], cfg.sample_rate)[: cfg.samples_per_clip]
+        wave = np.pad(wave, (0, cfg.samples_per_clip - wave.size))
+        out[i] = sync_targets(wave, cfg)[: cfg.latents_per_clip]
+        onsets.append(detect_onsets(wave, cfg).tolist())
+    np.save(path, out)
+    onsets_path.write_text(json.dumps(onsets))
+    return out, onsets
+
+
+def frames_batch(feats: SplitFeatures, idx, flip: np.ndarray | None = None) -> torch.Tensor:
+    """uint8 ``(b, T, S, S, 3)`` rows -> float ``(b, T, 3, S, S)`` in [0, 1] (optionally
+    mirrored left-right per clip: timing is unchanged)."""
+    x = torch.from_numpy(np.stack([np.asarray(feats.frames[i]) for i in idx]))
+    x = x.permute(0, 1, 4, 2, 3).float().div(255.0)
+    if flip is not None and flip.any():
+        x[torch.from_numpy(flip)] = x[torch.from_numpy(flip)].flip(-1)
+    return x
+
+
+@torch.no_grad()
+def evaluate(
+    model, feats: SplitFeatures, targets: np.ndarray, onsets: list, cfg, device, batch: int = 16
+) -> dict:
+    """Validation loss and onset F1 (predicted peaks vs the onsets detected in the audio)."""
+    from foley.metrics.onsets import match_onsets
+    from foley.models.sync import curve_onsets, sync_loss
+
+    model.eval()
+    losses, f1s = [], []
+    for lo in range(0, len(feats), batch):
+        idx = list(range(lo, min(len(feats), lo + batch)))
+        y = torch.from_numpy(targets[idx]).to(device)
+        logits = model(frames_batch(feats, idx).to(device), cfg.latents_per_clip)
+        losses.append(float(sync_loss(logits, y)) * len(idx))
+        probs = torch.sigmoid(logits[..., 0]).cpu().numpy()
+        for p, i in zip(probs, idx):
+            f1s.append(match_onsets(curve_onsets(p, cfg), np.asarray(onsets[i])).f1)
+    model.train()
+    return {"val_loss": sum(losses) / len(feats), "val_onset_f1": float(np.mean(f1s))}
+
+
+@torch.no_grad()
+def write_features(encoder, feat_root: Path, splits: list[str], device, batch: int = 16) -> None:
+    """Per-frame features of ``encoder`` for every split -> ``video_feats.npy``; the encoder
+    becomes the features folder's frozen video encoder."""
+    encoder = encoder.to(device).eval()
+    for split in splits:
+        feats = SplitFeatures(feat_root, split)
+        shape = (len(feats), feats.frames.shape[1], int(encoder.config.dim))
+        tmp = feats.dir / "video_feats.tmp.npy"
+        out = np.lib.format.open_memmap(tmp, "w+", np.float16, shape)
+        for lo in tqdm(range(0, len(feats), batch), desc=f"sync features {split}", unit="batch"):
+            idx = list(range(lo, min(len(feats), lo + batch)))
+            out[idx[0] : idx[-1] + 1] = encoder(frames_batch(feats, idx).to(device)).cpu().numpy()
+        out.flush()
+        del out
+        tmp.replace(feats.dir / "video_feats.npy")
+    target = feat_root / "video_encoder"
+    if target.exists():
+        shutil.rmtree(target)
+    encoder.save_pretrained(target)
+    meta_path = feat_root / FEATURES_JSON
+    meta = json.loads(meta_path.read_text())
+    meta["video_encoder"] = "video_encoder"
+    meta["video_encoder_kind"] = "sync"
+    meta_path.write_text(json.dumps(meta, indent=2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("features", help="folder written by training/features.py")
+    parser.add_argument("-o", "--out", required=True, help="training folder")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 64])
+    parser.add_argument("--input-size", type=int, default=56, help="0: the features' frame size")
+    parser.add_argument("--val-every", type=int, default=200)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and export) after")
+    parser.add_argument("--no-write-features", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cpu", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from foley.models.sync import SyncModel, sync_loss
+    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    feat_root = Path(args.features)
+    cfg = read_config(feat_root)
+    out = Path(args.out)
+    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    train = SplitFeatures(feat_root, "train")
+    val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else train
+    with accelerator.main_process_first():
+        y_train, _ = split_targets(train, cfg)
+        y_val, val_onsets = split_targets(val, cfg)
+    model = SyncModel(
+        dim=args.dim,
+        channels=tuple(args.channels),
+        input_size=args.input_size or None,
+        latents_per_frame=cfg.latents_per_frame,
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    model, opt = accelerator.prepare(model, opt)
+    state = resume(accelerator, out)
+    step, best = int(state["step"]), float(state.get("best", -1.0))
+    log = MetricLog(accelerator, out)
+    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
+    start = time.time()
+    bar = tqdm(total=args.steps, initial=step, desc="sync", disable=None)
+    model.train()
+    while step < args.steps:
+        rng = np.random.default_rng([args.seed, step, *rank])
+        idx = np.sort(rng.choice(len(train), min(args.batch_size, len(train)), replace=False))
+        x = frames_batch(train, idx, flip=rng.random(len(idx)) < 0.5).to(accelerator.device)
+        y = torch.from_numpy(y_train[idx]).to(accelerator.device)
+        loss = sync_loss(model(x, cfg.latents_per_clip), y)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % 50 == 0:
+            log(step, loss=loss.item())
+        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
+        if step % args.val_every == 0 or step == args.steps or out_of_time:
+            unwrapped = accelerator.unwrap_model(model)
+            metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
+            log(step, **metrics)
+            accelerator.print(f"step {step}: " + json.dumps(metrics))
+            if metrics["val_onset_f1"] > best and accelerator.is_main_process:
+                best = metrics["val_onset_f1"]
+                unwrapped.save_pretrained(out / "model")
+                unwrapped.encoder.save_pretrained(out / "encoder")
+            save_checkpoint(accelerator, out, step, {"best": best})
+        if out_of_time:
+            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
+            break
+    bar.close()
+    if accelerator.is_main_process and not args.no_write_features:
+        splits = json.loads((feat_root / FEATURES_JSON).read_text())["splits"]
+        best_model = SyncModel.from_pretrained(out / "model")
+        write_features(best_model.encoder, feat_root, splits, accelerator.device)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
