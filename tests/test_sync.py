@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from foley.config import AVConfig
@@ -119,3 +120,65 @@ def test_tiny_sync_model_learns_when_a_flash_sounds(tmp_path):
     model.encoder.save_pretrained(tmp_path / "enc")
     enc = VideoEncoder.from_pretrained(tmp_path / "enc")
     assert enc.config.frame_diff and enc.config.pool == "meanmax"
+
+
+def test_denoiser_uses_sync_curves_only_with_the_video():
+    from tests.tiny import tiny_denoiser
+
+    torch.manual_seed(0)
+    den = tiny_denoiser(CFG, curve_dim=2).eval()
+    L = CFG.latents_per_clip
+    x = torch.randn(2, L, 8)
+    video = torch.randn(2, CFG.frames_per_clip, 12)
+    flat, peaky = torch.zeros(2, L, 2), torch.zeros(2, L, 2)
+    peaky[:, 40:44, 0] = 1.0
+    with torch.no_grad():
+        a = den(x, 500.0, video, None, sync_curves=flat)
+        b = den(x, 500.0, video, None, sync_curves=peaky)
+        keep = torch.tensor([True, False])
+        c = den(x, 500.0, video, None, video_keep=keep, sync_curves=flat)
+        d = den(x, 500.0, video, None, video_keep=keep, sync_curves=peaky)
+    assert (a - b).abs().max() > 1e-4  # the curves move the prediction
+    assert (c[0] - d[0]).abs().max() > 1e-4 and torch.allclose(c[1], d[1])  # dropped: ignored
+    with pytest.raises(ValueError, match="sync_curves"):
+        den(x, 500.0, video, None)
+
+
+def test_pipeline_with_a_sync_encoder_generates_and_round_trips(tmp_path):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from foley.models.codec import FoleyCodec
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from tests.tiny import tiny_denoiser
+
+    torch.manual_seed(0)
+    sync = SyncModel(
+        dim=12, channels=(4, 8), input_size=32, latents_per_frame=CFG.latents_per_frame, head_dim=8
+    )
+    pipe = FoleyPipeline(
+        codec=FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0),
+        video_encoder=sync,
+        denoiser=tiny_denoiser(CFG, curve_dim=2),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        av_config=CFG.to_dict(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 255, (40, 112, 112, 3), dtype=np.uint8)  # 2.5 s at 16 fps
+
+    def run(p):
+        out = p(
+            video,
+            mode="no_condition",
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(0),
+        )
+        return out.audios[0]
+
+    audio = run(pipe)
+    assert audio.shape == (40_000,) and np.isfinite(audio).all()
+    pipe.save_pretrained(tmp_path / "p")
+    again = FoleyPipeline.from_pretrained(tmp_path / "p")
+    again.set_progress_bar_config(disable=True)
+    assert isinstance(again.video_encoder, SyncModel)
+    assert np.allclose(run(again), audio, atol=1e-5)

@@ -8,7 +8,7 @@ from foley.config import AVConfig
 from foley.models.denoiser import FoleyDenoiser
 
 
-def tiny_denoiser(cfg: AVConfig) -> FoleyDenoiser:
+def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0) -> FoleyDenoiser:
     """A 2-layer denoiser (latent 8, video 12) whose output depends on video and condition.
 
     The zero-initialised modulation and output layers (identity at init, as in DiT) are given
@@ -22,9 +22,10 @@ def tiny_denoiser(cfg: AVConfig) -> FoleyDenoiser:
         num_heads=4,
         ff_mult=2,
         latents_per_frame=cfg.latents_per_frame,
+        curve_dim=curve_dim,
     )
     with torch.no_grad():
         for name, p in denoiser.named_parameters():
-            if "modulation" in name or "proj_out" in name:
+            if "modulation" in name or "proj_out" in name or "curve_proj" in name:
                 p.normal_(0, 0.2)
     return denoiser

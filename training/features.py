@@ -46,6 +46,8 @@ class SplitFeatures:
         self.frames = np.load(self.dir / "frames.npy", mmap_mode="r")
         feats = self.dir / "video_feats.npy"
         self.video_feats = np.load(feats, mmap_mode="r") if feats.is_file() else None
+        curves = self.dir / "sync_curves.npy"  # written with sync features (train_sync.py)
+        self.sync_curves = np.load(curves, mmap_mode="r") if curves.is_file() else None
         self.clips: list[dict] = self.index["clips"]
 
     def __len__(self) -> int:
@@ -182,13 +184,17 @@ def extract(
 
 
 def load_video_encoder(path: str | os.PathLike):
-    """A VideoEncoder folder, or an MC3 folder (its video tower's per-frame encoder)."""
+    """A VideoEncoder or SyncModel folder, or an MC3 folder (its video tower's per-frame
+    encoder)."""
     from foley.models.mc3 import MC3Model
+    from foley.models.sync import SyncModel
     from foley.models.video_encoder import VideoEncoder
 
     config = json.loads((Path(path) / "config.json").read_text())
     if config.get("_class_name") == "MC3Model":
         return MC3Model.from_pretrained(path).video_encoder
+    if config.get("_class_name") == "SyncModel":
+        return SyncModel.from_pretrained(path)
     return VideoEncoder.from_pretrained(path)
 
 

@@ -33,13 +33,17 @@ OBJECTIVES = ("flow", "v", "eps")
 
 class FeatureDataset(Dataset):
     """Items: latents (L, C) float32, frames (T, S, S, 3) uint8 or pre-extracted video features
-    (T, D) float32, condition latents (L, C) of a neighbour clip, has_condition."""
+    (T, D) float32, condition latents (L, C) of a neighbour clip, has_condition, and with
+    ``curves`` the sync curves (L, 2) float32."""
 
-    def __init__(self, feats: SplitFeatures, seed: int = 0, frozen_video: bool = False) -> None:
+    def __init__(
+        self, feats: SplitFeatures, seed: int = 0, frozen_video: bool = False, curves: bool = False
+    ) -> None:
         self.feats = feats
         self.seed = seed
         self.epoch = 0
         self.frozen_video = frozen_video
+        self.curves = curves
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -55,12 +59,15 @@ class FeatureDataset(Dataset):
             video = torch.from_numpy(np.array(self.feats.video_feats[i], np.float32))
         else:
             video = torch.from_numpy(np.array(self.feats.frames[i]))
-        return {
+        item = {
             "latents": torch.from_numpy(np.array(self.feats.latents[i], np.float32)),
             "video": video,
             "condition": torch.from_numpy(np.array(self.feats.latents[j], np.float32)),
             "has_condition": bool(neighbours),
         }
+        if self.curves:
+            item["curves"] = torch.from_numpy(np.array(self.feats.sync_curves[i], np.float32))
+        return item
 
 
 class AVLDM(nn.Module):
@@ -84,11 +91,13 @@ class AVLDM(nn.Module):
             self.video_encoder.eval()
         return self
 
-    def forward(self, noisy, t, video, condition, video_keep, condition_keep):
+    def forward(self, noisy, t, video, condition, video_keep, condition_keep, curves=None):
         if not self.frozen_video:
             frames = video.permute(0, 1, 4, 2, 3).float().div(255.0)  # (b, T, 3, S, S)
             video = self.video_encoder(frames)  # (batch, T, video_dim)
-        return self.denoiser(noisy, t, video, condition, video_keep, condition_keep)
+        return self.denoiser(
+            noisy, t, video, condition, video_keep, condition_keep, sync_curves=curves
+        )
 
 
 def make_scheduler(objective: str, flow_shift: float = 1.0):
@@ -117,12 +126,13 @@ def noisy_target(objective: str, x0: torch.Tensor, ddpm=None):
     return noisy, t.float(), target
 
 
-def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None):
+def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None, curve_dim: int = 0):
     from foley.models.denoiser import FoleyDenoiser
     from foley.models.video_encoder import VideoEncoder
+    from training.features import load_video_encoder
 
     if frozen_dir is not None:
-        video_encoder = VideoEncoder.from_pretrained(frozen_dir)
+        video_encoder = load_video_encoder(frozen_dir)  # VideoEncoder or SyncModel
     elif args.video_init:
         from foley.models.mc3 import MC3Model
 
@@ -138,6 +148,7 @@ def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None):
         num_layers=args.layers,
         num_heads=args.heads,
         latents_per_frame=cfg.latents_per_frame,
+        curve_dim=curve_dim,
     )
     return video_encoder, denoiser
 
@@ -224,6 +235,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="train a video encoder on frames even if the features hold frozen video features",
     )
+    parser.add_argument(
+        "--no-curves",
+        action="store_true",
+        help="ignore the sync curves of sync features (features from the video encoder only)",
+    )
     parser.add_argument("--objective", choices=OBJECTIVES, default="flow")
     parser.add_argument("--flow-shift", type=float, default=1.0)
     parser.add_argument("--steps", type=int, default=20_000)
@@ -260,12 +276,16 @@ def run(args: argparse.Namespace) -> int:
     val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else None
     frozen = bool(meta.get("video_encoder")) and not args.train_video_encoder
     frozen_dir = feat_root / meta["video_encoder"] if frozen else None
-    video_encoder, denoiser = build_models(args, int(meta["latent_dim"]), cfg, frozen_dir)
+    use_curves = frozen and train.sync_curves is not None and not args.no_curves
+    curve_dim = int(train.sync_curves.shape[-1]) if use_curves else 0
+    video_encoder, denoiser = build_models(
+        args, int(meta["latent_dim"]), cfg, frozen_dir, curve_dim
+    )
     model = AVLDM(video_encoder, denoiser, frozen)
     trained = [p for p in model.parameters() if p.requires_grad]
     ema = EMAModel(trained, decay=args.ema_decay)
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
-    dataset = FeatureDataset(train, seed=args.seed, frozen_video=frozen)
+    dataset = FeatureDataset(train, seed=args.seed, frozen_video=frozen, curves=use_curves)
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,
@@ -295,7 +315,9 @@ def run(args: argparse.Namespace) -> int:
             torch.rand(b, device=x0.device) >= args.drop_condition
         )
         noisy, t, target = noisy_target(args.objective, x0, ddpm)
-        pred = model(noisy, t, batch["video"], batch["condition"], video_keep, cond_keep)
+        pred = model(
+            noisy, t, batch["video"], batch["condition"], video_keep, cond_keep, batch.get("curves")
+        )
         loss = F.mse_loss(pred.float(), target)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trained, 1.0)

@@ -4,9 +4,9 @@ Targets come from each clip's own audio (``foley.models.sync.sync_targets``: det
 the loudness envelope), so no labels are needed. The best model on the validation split (onset
 F1 of its predicted curve against the onsets detected in the audio, +-50 ms) is exported to
 ``OUT/model`` (SyncModel) and ``OUT/encoder`` (its VideoEncoder); then, unless
-``--no-write-features``, the encoder's per-frame features of every split are written into the
-features folder (``video_feats.npy``) and it becomes the folder's frozen video encoder, the one
-``foley train denoiser`` trains on and ships.
+``--no-write-features``, its per-frame features and sync curves of every split are written into
+the features folder (``video_feats.npy``, ``sync_curves.npy``) and it becomes the folder's frozen
+video encoder, the one ``foley train denoiser`` trains on and ships.
 """
 
 from __future__ import annotations
@@ -84,25 +84,32 @@ def evaluate(
 
 
 @torch.no_grad()
-def write_features(encoder, feat_root: Path, splits: list[str], device, batch: int = 16) -> None:
-    """Per-frame features of ``encoder`` for every split -> ``video_feats.npy``; the encoder
-    becomes the features folder's frozen video encoder."""
-    encoder = encoder.to(device).eval()
+def write_features(model, feat_root: Path, splits: list[str], device, batch: int = 16) -> None:
+    """Per-frame features and sync curves of ``model`` (a SyncModel) for every split ->
+    ``video_feats.npy`` (n, T, dim) and ``sync_curves.npy`` (n, L, 2); the model becomes the
+    features folder's frozen video encoder."""
+    model = model.to(device).eval()
     for split in splits:
         feats = SplitFeatures(feat_root, split)
-        shape = (len(feats), feats.frames.shape[1], int(encoder.config.dim))
-        tmp = feats.dir / "video_feats.tmp.npy"
-        out = np.lib.format.open_memmap(tmp, "w+", np.float16, shape)
+        lat = feats.latents.shape[1]
+        shapes = {
+            "video_feats": (len(feats), feats.frames.shape[1], int(model.config.dim)),
+            "sync_curves": (len(feats), lat, 2),
+        }
+        tmp = {k: feats.dir / f"{k}.tmp.npy" for k in shapes}
+        out = {k: np.lib.format.open_memmap(tmp[k], "w+", np.float16, v) for k, v in shapes.items()}
         for lo in tqdm(range(0, len(feats), batch), desc=f"sync features {split}", unit="batch"):
             idx = list(range(lo, min(len(feats), lo + batch)))
-            out[idx[0] : idx[-1] + 1] = encoder(frames_batch(feats, idx).to(device)).cpu().numpy()
-        out.flush()
-        del out
-        tmp.replace(feats.dir / "video_feats.npy")
+            f, c = model.encode(frames_batch(feats, idx).to(device), lat)
+            out["video_feats"][idx[0] : idx[-1] + 1] = f.cpu().numpy()
+            out["sync_curves"][idx[0] : idx[-1] + 1] = c.cpu().numpy()
+        for k in list(out):
+            out.pop(k).flush()
+            tmp[k].replace(feats.dir / f"{k}.npy")
     target = feat_root / "video_encoder"
     if target.exists():
         shutil.rmtree(target)
-    encoder.save_pretrained(target)
+    model.save_pretrained(target)
     meta_path = feat_root / FEATURES_JSON
     meta = json.loads(meta_path.read_text())
     meta["video_encoder"] = "video_encoder"
@@ -190,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     if accelerator.is_main_process and not args.no_write_features:
         splits = json.loads((feat_root / FEATURES_JSON).read_text())["splits"]
         best_model = SyncModel.from_pretrained(out / "model")
-        write_features(best_model.encoder, feat_root, splits, accelerator.device)
+        write_features(best_model, feat_root, splits, accelerator.device)
     return 0
 
 

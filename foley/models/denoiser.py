@@ -12,7 +12,11 @@ Conditioning (Action2Sound's AV-LDM):
   tokens that carry the ambience;
 * **learned null tokens** replace the video (both streams) and/or the condition when they are
   dropped, during training (classifier-free guidance) or at inference (the unconditional branch);
-* a sinusoidal **timestep embedding** drives adaLN-Zero modulation in every block.
+* a sinusoidal **timestep embedding** drives adaLN-Zero modulation in every block;
+* optional **sync curves** (``curve_dim > 0``): per-latent-frame curves that the sync encoder
+  (:class:`~foley.models.sync.SyncModel`) predicts from the frames (onset, loudness), projected
+  per token and added like the video stream, so a contact's sound lands on the latent frame
+  where the sync encoder places it instead of being re-derived from 16 fps features.
 
 The network predicts whatever the training objective asked for (flow velocity, epsilon or v);
 the sampler is a diffusers scheduler that lives in the pipeline, not here.
@@ -127,6 +131,7 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         condition_pool: temporal average pooling of the condition latents (tokens per
             ``condition_pool`` latent frames) before cross-attention.
         dropout: MLP dropout.
+        curve_dim: channels of the optional sync curves at the latent rate (0: none).
     """
 
     _supports_gradient_checkpointing = False
@@ -144,6 +149,7 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         patch_size: int = 2,
         condition_pool: int = 4,
         dropout: float = 0.0,
+        curve_dim: int = 0,
     ) -> None:
         super().__init__()
         if hidden_dim % num_heads:
@@ -160,6 +166,12 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         self.condition_tokens = nn.Sequential(
             nn.Linear(latent_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim)
         )
+        if curve_dim:
+            self.curve_proj = nn.Sequential(
+                nn.Linear(curve_dim * patch_size, hidden_dim),
+                nn.SiLU(),
+                nn.Linear(hidden_dim, hidden_dim),
+            )
         self.type_embed = nn.Parameter(torch.randn(2, hidden_dim) * 0.02)  # video, condition
         # learned null tokens for classifier-free guidance
         self.null_video_sync = nn.Parameter(torch.zeros(hidden_dim))
@@ -196,6 +208,23 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
             tokens = torch.where(k, tokens, self.null_video_token.to(tokens.dtype))
         return sync, tokens + self.type_embed[0]
 
+    def _curve_stream(self, curves, keep, batch: int, num_tokens: int, dtype) -> torch.Tensor:
+        """Sync curves (batch, L, curve_dim) -> per-token stream (batch, tokens, d); zero where
+        the video is dropped."""
+        if curves is None:
+            raise ValueError("this denoiser was trained with sync curves: pass sync_curves")
+        patch = self.config.patch_size
+        curves = curves.to(dtype)
+        length = num_tokens * patch
+        if curves.shape[1] < length:  # pad (repeat the edge) or crop to whole patches
+            curves = F.pad(curves.transpose(1, 2), (0, length - curves.shape[1]), mode="replicate")
+            curves = curves.transpose(1, 2)
+        curves = curves[:, :length].reshape(batch, num_tokens, patch * curves.shape[-1])
+        stream = self.curve_proj(curves)
+        if keep is not None:
+            stream = stream * keep.to(stream.device).view(-1, 1, 1).to(dtype)
+        return stream
+
     def _condition_tokens(
         self, condition: torch.Tensor | None, keep: torch.Tensor | None, batch: int
     ) -> torch.Tensor:
@@ -223,6 +252,7 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         condition_latents: torch.Tensor | None = None,
         video_keep: torch.Tensor | None = None,
         condition_keep: torch.Tensor | None = None,
+        sync_curves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the training target for noisy latents.
 
@@ -235,6 +265,9 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
                 or None (null condition).
             video_keep, condition_keep: (batch,) bool; False swaps that sample's video /
                 condition for the learned null tokens (classifier-free guidance dropout).
+            sync_curves: (batch, L, curve_dim) sync curves of the video at the latent rate
+                (models with ``curve_dim``; part of the video: dropped with it, and ignored
+                when ``video_features`` is None).
 
         Returns:
             (batch, L, latent_dim) prediction (velocity, epsilon or v: set by training).
@@ -259,6 +292,8 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         )
         x = latents.reshape(batch, num_tokens, patch * channels)  # (batch, tokens, patch * C)
         x = self.proj_in(x) + sync + pos.to(latents.dtype)  # (batch, tokens, d)
+        if self.config.curve_dim and video_features is not None:
+            x = x + self._curve_stream(sync_curves, video_keep, batch, num_tokens, latents.dtype)
         for block in self.blocks:
             x = block(x, context, temb)
         shift, scale = self.out_modulation(F.silu(temb))[:, None].chunk(2, dim=-1)

@@ -114,9 +114,17 @@ class SyncModel(ModelMixin, ConfigMixin):
 
     def forward(self, frames: torch.Tensor, num_latents: int) -> torch.Tensor:
         """``(batch, T, 3, H, W)`` in [0, 1] -> logits ``(batch, num_latents, 2)``."""
+        return self.encode(frames, num_latents, probabilities=False)[1]
+
+    def encode(
+        self, frames: torch.Tensor, num_latents: int, probabilities: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame features ``(batch, T, dim)`` and the curves ``(batch, num_latents, 2)``
+        (probabilities, or logits with ``probabilities=False``)."""
         feats = self.encoder(frames)  # (batch, T, dim)
         x = resample_to_latent_rate(feats, num_latents, self.config.latents_per_frame)
-        return self.head(x.transpose(1, 2)).transpose(1, 2)
+        logits = self.head(x.transpose(1, 2)).transpose(1, 2)
+        return feats, torch.sigmoid(logits) if probabilities else logits
 
 
 def sync_loss(logits: torch.Tensor, targets: torch.Tensor, onset_weight: float = 5.0):

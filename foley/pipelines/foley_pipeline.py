@@ -3,7 +3,9 @@
 Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
 
 * ``codec`` (:class:`~foley.models.codec.FoleyCodec`): audio <-> latents at 50 frames/s;
-* ``video_encoder`` (:class:`~foley.models.video_encoder.VideoEncoder`): per-frame features;
+* ``video_encoder`` (:class:`~foley.models.video_encoder.VideoEncoder`, or the sync encoder
+  :class:`~foley.models.sync.SyncModel`, whose onset/loudness curves also feed the denoiser):
+  per-frame features;
 * ``denoiser`` (:class:`~foley.models.denoiser.FoleyDenoiser`);
 * ``scheduler``: any diffusers scheduler the denoiser was trained for (flow matching, DDIM...);
 * ``mc3`` (optional, :class:`~foley.models.mc3.MC3Model`) and ``index`` (optional, a
@@ -182,6 +184,7 @@ class FoleyPipeline(DiffusionPipeline):
         import foley.models.codec  # noqa: F401
         import foley.models.denoiser  # noqa: F401
         import foley.models.mc3  # noqa: F401
+        import foley.models.sync  # noqa: F401
         import foley.models.video_encoder  # noqa: F401
 
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
@@ -455,7 +458,7 @@ class FoleyPipeline(DiffusionPipeline):
                 frames = torch.stack(
                     [prepared[v].frames[s : s + cfg.frames_per_clip] for v, s in chunk]
                 ).to(device, self.video_encoder.dtype)
-                video_feats = self.video_encoder(frames)  # (n, frames_per_clip, video_dim)
+                video_feats, curves = self._encode_video(frames, cfg.latents_per_clip)
                 idx = torch.tensor([v for v, _ in chunk])
                 c_lat, c_keep = cond_latents[0][idx].to(device), cond_latents[1][idx].to(device)
                 latents = self._denoise(
@@ -467,6 +470,7 @@ class FoleyPipeline(DiffusionPipeline):
                     float(guidance_scale),
                     generator,
                     bar,
+                    curves,
                 )
                 if output_type == "latent":
                     waves.extend(latents.float().cpu())
@@ -588,6 +592,18 @@ class FoleyPipeline(DiffusionPipeline):
         latents = self.codec.encode(wave).float().cpu()
         return latents, keep
 
+    def _encode_video(
+        self, frames: torch.Tensor, num_latents: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frames (n, T, 3, S, S) -> per-frame features (n, T, video_dim) and, when the video
+        encoder is a sync encoder and the denoiser takes them, sync curves (n, L, 2)."""
+        from foley.models.sync import SyncModel
+
+        if isinstance(self.video_encoder, SyncModel):
+            feats, curves = self.video_encoder.encode(frames, num_latents)
+            return feats, curves if self.denoiser.config.curve_dim else None
+        return self.video_encoder(frames), None
+
     def _denoise(
         self,
         latents: torch.Tensor,
@@ -598,6 +614,7 @@ class FoleyPipeline(DiffusionPipeline):
         guidance_scale: float,
         generator: torch.Generator | None,
         bar,
+        curves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The sampler loop for one batch of windows: (n, L, C) noise -> (n, L, C) latents."""
         sched = self.scheduler
@@ -612,6 +629,7 @@ class FoleyPipeline(DiffusionPipeline):
             video_feats = torch.cat([video_feats, video_feats])
             cond_latents = torch.cat([cond_latents, cond_latents])
             cond_keep = torch.cat([cond_keep, cond_keep])
+            curves = None if curves is None else torch.cat([curves, curves])
         video_keep = torch.arange(video_feats.shape[0], device=latents.device) < n
         dtype = self.denoiser.dtype
         for t in sched.timesteps:
@@ -627,6 +645,7 @@ class FoleyPipeline(DiffusionPipeline):
                 condition_latents=cond_latents.to(dtype),
                 video_keep=video_keep,
                 condition_keep=cond_keep,
+                sync_curves=None if curves is None else curves.to(dtype),
             ).float()
             if use_cfg:
                 p_cond, p_uncond = pred.chunk(2)
