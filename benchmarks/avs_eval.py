@@ -7,12 +7,15 @@ Expects the training folders written by ``foley train avs``::
     RUNS/single-visual/model   the same with --zero-audio (visual saliency alone; optional)
     RUNS/multi-visual/model
 
-and prints, for each setting, J and F with the true audio, the same network with the audio
-zeroed (silence in), the audio of another test clip, and the network trained without audio;
-then the alignment score (a) (J with action-only / mixture / shuffled audio) and the ROC-AUC of
-score (b) ranking each clip's true audio above another clip's.
+and prints, for each setting, J, F and ``det`` (ROC-AUC of each frame's peak probability,
+sounding vs silent frames) with the true audio, the same network with the audio zeroed
+(silence in), the audio of another test clip, its own audio 1 s late, and the network trained
+without audio; then the alignment score (a) (J with action-only / mixture / shuffled audio)
+and the ROC-AUC of score (b) ranking each clip's true audio above another clip's audio and
+above its own audio 1 s late.
 
     python benchmarks/avs_eval.py --data DATA --runs RUNS [--quick] [--png docs/img/avs_overlay.png]
+        [--references shift|shuffle]
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ import torch
 from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG
-from foley.metrics.avs import AVSScores, alignment_score, mask_iou, shuffle_in_time
+from foley.metrics.avs import (
+    AVSScores,
+    alignment_score,
+    mask_iou,
+    shift_in_time,
+    shuffle_in_time,
+)
 from foley.models.avs import AVSModel
 from training.train_avs import extract_split
 
 SETTINGS = ("single", "multi")
+SHIFT_S = 1.0  # the "own audio, late" rows: every sound 1 s late (circularly)
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -62,10 +72,14 @@ def as_inputs(arrays: dict, idx: np.ndarray, audio: np.ndarray | None = None):
 
 
 @torch.no_grad()
-def probs_of(model, arrays, idx, audio=None, zero=False, shuffle_seed=None) -> torch.Tensor:
+def probs_of(
+    model, arrays, idx, audio=None, zero=False, shuffle_seed=None, shift_s=0.0
+) -> torch.Tensor:
     frames, wave, times = as_inputs(arrays, idx, audio)
     if zero:
         wave = torch.zeros_like(wave)
+    if shift_s:
+        wave = shift_in_time(wave, int(round(shift_s * DEFAULT_CONFIG.sample_rate)))
     if shuffle_seed is not None:
         block = int(0.5 * DEFAULT_CONFIG.sample_rate)
         wave = shuffle_in_time(wave, block, torch.Generator().manual_seed(shuffle_seed))
@@ -73,10 +87,19 @@ def probs_of(model, arrays, idx, audio=None, zero=False, shuffle_seed=None) -> t
 
 
 def evaluate(model, arrays, clips: np.ndarray, batch: int, **kw) -> dict[str, float]:
-    scores = AVSScores()
+    """J, F and ``det``: the ROC-AUC of each frame's largest probability as a detector of
+    "a sounding object is in view" (sounding vs silent frames): how well the network knows
+    *when* to draw a mask, whatever the threshold."""
+    scores, peak = AVSScores(), []
     for idx in batches(len(clips), batch):
-        scores.update(probs_of(model, arrays, clips[idx], **kw), arrays["masks"][clips[idx]])
-    return scores.compute()
+        probs = probs_of(model, arrays, clips[idx], **kw)
+        scores.update(probs, arrays["masks"][clips[idx]])
+        peak.append(probs.amax((-1, -2)))
+    out = scores.compute()
+    peak = torch.cat(peak).numpy()
+    sounding = arrays["masks"][clips].any((-1, -2))
+    out["det"] = roc_auc(peak[sounding], peak[~sounding])
+    return out
 
 
 def mean_j(model, arrays, clips, batch, **kw) -> float:
@@ -97,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", default="", help="write an overlay strip of one test clip here")
     parser.add_argument("--mp4", default="", help="and its overlay video here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--references", choices=("shift", "shuffle"), default="shift", help="of score (b)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,16 +152,20 @@ def main(argv: list[str] | None = None) -> int:
             "true audio": evaluate(model, arrays, clips, args.batch),
             "audio zeroed (silence in)": evaluate(model, arrays, clips, args.batch, zero=True),
             "another clip's audio": evaluate(model, arrays, clips, args.batch, audio=other),
+            f"own audio {SHIFT_S:g} s late": evaluate(
+                model, arrays, clips, args.batch, shift_s=SHIFT_S
+            ),
         }
         visual = runs / f"{setting}-visual" / "model"
         if visual.exists():
             vmodel = AVSModel.from_pretrained(visual).eval()
             rows["trained without audio"] = evaluate(vmodel, arrays, clips, args.batch, zero=True)
         print(f"\n[{setting}] {len(clips)} clips ({'all' if setting == 'multi' else '<=1 source'})")
-        print(f"{'audio':<28} {'J':>6} {'F':>6} {'J obj':>6} {'J empty':>7}")
+        print(f"{'audio':<28} {'J':>6} {'F':>6} {'J obj':>6} {'J empty':>7} {'det':>6}")
         for name, r in rows.items():
             print(
-                f"{name:<28} {r['J']:6.3f} {r['F']:6.3f} {r['J_object']:6.3f} {r['J_empty']:7.3f}"
+                f"{name:<28} {r['J']:6.3f} {r['F']:6.3f} {r['J_object']:6.3f}"
+                f" {r['J_empty']:7.3f} {r['det']:6.3f}"
             )
         results[setting] = rows
 
@@ -152,25 +182,35 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<30} {j:6.3f}")
         results[setting + "_alignment_a"] = a_rows
 
-        # alignment score (b): no ground truth; true audio should outrank another clip's audio
+        # alignment score (b): no ground truth; the true audio should outrank mismatched audio
         shuffles = 4 if args.quick else 8
-        pos, neg = [], []
+        kinds = {"another clip's audio": other, f"own audio {SHIFT_S:g} s late": None}
+        scores: dict[str, list] = {"true audio": [], **{k: [] for k in kinds}}
         for idx in tqdm(list(batches(len(clips), args.batch)), desc="score (b)", leave=False):
             frames, wave, _ = as_inputs(arrays, clips[idx])
-            _, wrong, _ = as_inputs(arrays, clips[idx], other)
-            pos.append(alignment_score(model, frames, wave, num_shuffles=shuffles))
-            neg.append(alignment_score(model, frames, wrong, num_shuffles=shuffles))
-        pos, neg = torch.cat(pos).numpy(), torch.cat(neg).numpy()
-        auc = roc_auc(pos, neg)
-        print(
-            f"alignment (b): mean score true {pos.mean():.3f}, mismatched {neg.mean():.3f};"
-            f" ROC-AUC {auc:.3f} ({len(pos)} + {len(neg)} pairs)"
-        )
-        results[setting + "_alignment_b"] = {
-            "auc": auc,
-            "true": float(pos.mean()),
-            "mismatched": float(neg.mean()),
-        }
+            late = shift_in_time(wave, int(round(SHIFT_S * DEFAULT_CONFIG.sample_rate)))
+            inputs = {
+                "true audio": wave,
+                "another clip's audio": as_inputs(arrays, clips[idx], other)[1],
+            }
+            inputs[f"own audio {SHIFT_S:g} s late"] = late
+            for name, w in inputs.items():
+                scores[name].append(
+                    alignment_score(
+                        model, frames, w, num_shuffles=shuffles, references=args.references
+                    )
+                )
+        scores = {k: torch.cat(v).numpy() for k, v in scores.items()}
+        pos = scores["true audio"]
+        b_rows = {"true audio": {"mean": float(pos.mean())}}
+        print(f"alignment (b), {shuffles} {args.references} references, {len(pos)} clips:")
+        print(f"  {'true audio':<30} mean {pos.mean():.3f}")
+        for name in kinds:
+            neg = scores[name]
+            auc = roc_auc(pos, neg)
+            b_rows[name] = {"mean": float(neg.mean()), "auc": auc}
+            print(f"  {name:<30} mean {neg.mean():.3f}  ROC-AUC true vs this {auc:.3f}")
+        results[setting + "_alignment_b"] = b_rows
 
         if args.png and setting == "multi":
             write_pictures(model, arrays, clips, args.png, args.mp4)

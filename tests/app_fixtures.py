@@ -22,7 +22,7 @@ from foley.models.mc3 import MC3Model
 from foley.models.mc3_embed import model_id
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
-from tests.tiny import tiny_denoiser
+from tests.tiny import AVS_TINY, tiny_denoiser
 
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
 MC3_TINY = dict(
@@ -33,14 +33,6 @@ MC3_TINY = dict(
     video_temporal_layers=1,
     video_frame_size=32,
     video_frame_stride=2,
-)
-AVS_TINY = dict(
-    stage_channels=(8, 16),
-    channels=8,
-    aspp_dilations=(1, 2),
-    audio_dim=8,
-    audio_width=4,
-    audio_window=16,
 )
 
 

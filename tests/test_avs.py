@@ -19,6 +19,7 @@ from foley.metrics.avs import (
     shuffle_in_time,
 )
 from foley.models.avs import TPAVI, AVSModel, avs_loss, labelled_frames
+from tests.tiny import AVS_TINY
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,14 +31,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-TINY = dict(
-    stage_channels=(8, 16),
-    channels=8,
-    aspp_dilations=(1, 2),
-    audio_dim=8,
-    audio_width=4,
-    audio_window=16,
-)
+TINY = AVS_TINY
 
 
 # ---- metrics on hand-made masks --------------------------------------------------------------

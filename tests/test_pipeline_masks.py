@@ -18,15 +18,7 @@ from foley.metrics.avs import alignment_score, predict_probs
 from foley.models.avs import AVSModel
 from foley.pipelines.foley_pipeline import FoleyPipeline
 from tests.test_pipeline import CFG, make_pipeline, moving_square
-
-AVS_TINY = dict(
-    stage_channels=(8, 16),
-    channels=8,
-    aspp_dilations=(1, 2),
-    audio_dim=8,
-    audio_width=4,
-    audio_window=16,
-)
+from tests.tiny import AVS_TINY
 
 
 def tiny_avs(seed: int = 1, cfg=CFG) -> AVSModel:

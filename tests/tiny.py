@@ -7,6 +7,16 @@ import torch
 from foley.config import AVConfig
 from foley.models.denoiser import FoleyDenoiser
 
+# a CPU-sized AVSModel (TPAVI): AVSModel(**AVS_TINY)
+AVS_TINY = dict(
+    stage_channels=(8, 16),
+    channels=8,
+    aspp_dilations=(1, 2),
+    audio_dim=8,
+    audio_width=4,
+    audio_window=16,
+)
+
 
 def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0) -> FoleyDenoiser:
     """A 2-layer denoiser (latent 8, video 12) whose output depends on video and condition.

@@ -31,6 +31,23 @@ from foley.errors import InputError
 
 FEATURES_DIR = "features"
 
+NEGATIVE_KINDS = ("shifted", "other", "ambience", "silence")
+NEGATIVE_MIX = "shifted=0.5,other=0.25,ambience=0.15,silence=0.1"
+
+
+def parse_mix(mix: str) -> np.ndarray:
+    """``"shifted=0.3,other=0.5,..."`` -> probabilities over NEGATIVE_KINDS (normalised)."""
+    p = dict.fromkeys(NEGATIVE_KINDS, 0.0)
+    for part in filter(None, mix.split(",")):
+        name, _, value = part.partition("=")
+        if name.strip() not in p:
+            raise InputError(f"--negative-mix: unknown kind {name!r} (one of {NEGATIVE_KINDS})")
+        p[name.strip()] = float(value)
+    total = sum(p.values())
+    if total <= 0:
+        raise InputError(f"--negative-mix {mix!r}: no positive weight")
+    return np.array([p[k] / total for k in NEGATIVE_KINDS])
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset folder (train.tsv, clips, .gt.npz)")
@@ -44,7 +61,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--avm-weight", type=float, default=0.5)
     parser.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of objects")
+    parser.add_argument(
+        "--frame-weight", type=float, default=0.0, help="weight of the per-frame BCE (avs_loss)"
+    )
     parser.add_argument("--zero-audio", action="store_true", help="visual-only baseline")
+    parser.add_argument(
+        "--negatives",
+        type=float,
+        default=0.0,
+        help="fraction of clips per step given mismatched audio (time-shifted, another clip's,"
+        " ambience only, silence) with the masks it explains (see sample_batch)",
+    )
+    parser.add_argument(
+        "--negative-mix",
+        default=NEGATIVE_MIX,
+        help="how the negatives split between the kinds (weights, normalised)",
+    )
     parser.add_argument("--input-size", type=int, default=64, help="frames resized to this (px)")
     parser.add_argument("--stage-channels", default="16,32,64")
     parser.add_argument("--channels", type=int, default=32)
@@ -123,12 +155,18 @@ def sample_batch(
     batch_size: int,
     num_frames: int,
     cfg: AVConfig = DEFAULT_CONFIG,
+    negatives: float = 0.0,
+    negative_mix: str = NEGATIVE_MIX,
 ) -> dict[str, torch.Tensor]:
     """Random clips, each with ``num_frames`` frames spread over the clip with a random phase,
     in a random cyclic order (so the first frame is any frame of the clip).
 
-    Returns frames (B, T, 3, S, S) float in [0, 1], wave (B, N), masks (B, T, S, S) bool and
-    frame_times (B, T) seconds.
+    With ``negatives`` > 0, that fraction of the clips gets mismatched audio and the masks that
+    this audio explains (:func:`mismatch_audio`), so that the network must gate its masks on
+    the audio (what sounds, and when) rather than on the pictures alone.
+
+    Returns frames (B, T, 3, S, S) float in [0, 1], wave (B, N), masks (B, T, S, S) bool,
+    frame_times (B, T) seconds and negative (B,) int (0: true audio, else NEGATIVE_KINDS).
     """
     n, tc = arrays["frames"].shape[:2]
     clips = rng.integers(n, size=batch_size)
@@ -144,12 +182,54 @@ def sample_batch(
     frames = arrays["frames"][clips[:, None], sel]  # (B, T, S, S, 3)
     masks = arrays["masks"][clips[:, None], sel]
     times = (arrays["frame_index"][sel] + 0.5) / cfg.fps
+    wave = arrays["audio"][clips].copy()
+    kind = np.zeros(batch_size, int)
+    if negatives > 0:
+        draw = rng.random(batch_size) < negatives
+        mix = parse_mix(negative_mix)
+        kind[draw] = 1 + rng.choice(len(NEGATIVE_KINDS), size=int(draw.sum()), p=mix)
+        for i in np.flatnonzero(kind):
+            wave[i], keep = mismatch_audio(arrays, clips[i], NEGATIVE_KINDS[kind[i] - 1], rng)
+            masks[i] &= keep[sel[i]][:, None, None]
     return {
         "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0,
-        "wave": torch.from_numpy(arrays["audio"][clips]),
+        "wave": torch.from_numpy(wave),
         "masks": torch.from_numpy(masks),
         "frame_times": torch.from_numpy(times).float(),
+        "negative": torch.from_numpy(kind),
     }
+
+
+def mismatch_audio(
+    arrays: dict[str, np.ndarray], clip: int, kind: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mismatched audio for clip ``clip`` and which of its cached frames keep their mask.
+
+    ``"shifted"``: the clip's own audio rotated by 2 to Tc-2 cached frames (0.5-2.5 s at the
+    default stride); a frame keeps its mask only where the rotated audio also sounds there
+    (the object is seen sounding *and* heard at that moment); ``"other"``: another clip's
+    audio (its object is not in view: no mask); ``"ambience"``: the clip's audio minus its
+    action track (no action sound: no mask); ``"silence"``: zeros (no mask).
+
+    Returns ``(wave (N,) float32, keep (Tc,) bool)``.
+    """
+    tc = arrays["masks"].shape[1]
+    audio = arrays["audio"][clip]
+    none = np.zeros(tc, bool)
+    if kind == "shifted":
+        k = int(rng.integers(2, max(3, tc - 1)))
+        hop = audio.shape[0] // tc  # samples per cached frame
+        sounding = arrays["masks"][clip].reshape(tc, -1).any(1)
+        return np.roll(audio, k * hop), np.roll(sounding, k)
+    if kind == "other":
+        n = arrays["audio"].shape[0]
+        other = (clip + int(rng.integers(1, n))) % n if n > 1 else clip
+        return arrays["audio"][other].copy(), none
+    if kind == "ambience":
+        return (audio - arrays["action"][clip]).astype(np.float32), none
+    if kind == "silence":
+        return np.zeros_like(audio), none
+    raise ValueError(f"unknown negative kind {kind!r}")
 
 
 # ---- training --------------------------------------------------------------------------------
@@ -187,7 +267,11 @@ def run(args: argparse.Namespace) -> int:
     model, opt, sched = accelerator.prepare(model, opt, sched)
     step = int(resume(accelerator, out)["step"])
     log = MetricLog(accelerator, out)
-    extra = {"setting": args.setting, "zero_audio": bool(args.zero_audio)}
+    extra = {
+        "setting": args.setting,
+        "zero_audio": bool(args.zero_audio),
+        "negatives": args.negatives,
+    }
     start = time.time()
     bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
     model.train()
@@ -199,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
             args.batch_size,
             args.frames,
             cfg,
+            negatives=0.0 if args.zero_audio else args.negatives,
+            negative_mix=args.negative_mix,
         )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         wave = torch.zeros_like(batch["wave"]) if args.zero_audio else batch["wave"]
@@ -211,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
                 labelled_frames(args.setting, b, t, accelerator.device),
                 args.avm_weight,
                 args.pos_weight,
+                args.frame_weight,
             )
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)

@@ -21,7 +21,10 @@ Alignment score of a soundtrack for a video, with the AVS model as the judge:
 * (a) with ground truth (:func:`alignment_with_ground_truth`): J of the masks the model draws
   from the soundtrack under test, beside J with the true audio (ceiling) and with the true audio
   shuffled in time (floor);
-* (b) without ground truth, the app's case (:func:`alignment_score`): see its docstring.
+* (b) without ground truth, the app's case (:func:`alignment_score`): the rank of the given
+  audio's mask evidence among mistimed copies of the same audio (circular shifts by default),
+  so it scores timing; see its docstring and docs/BENCHMARKS.md for what it does and does not
+  separate on FoleyWorld.
 """
 
 from __future__ import annotations
@@ -180,9 +183,53 @@ def alignment_with_ground_truth(
     }
 
 
-def mask_evidence(probs: torch.Tensor) -> torch.Tensor:
-    """How strongly the model finds a sounding object: (B, T, H, W) probs -> (B,) mean mass."""
-    return probs.flatten(1).mean(1)
+def shift_in_time(wave: torch.Tensor, shift_samples: int) -> torch.Tensor:
+    """(..., N) -> the same audio rotated by ``shift_samples`` (circularly, later in time).
+
+    Keeps every sound and its shape, moves all of them by the same lag.
+    """
+    return torch.roll(wave, int(shift_samples), -1)
+
+
+def reference_audios(
+    wave: torch.Tensor,
+    num: int,
+    sample_rate: int,
+    kind: str = "shift",
+    min_shift_seconds: float = 0.5,
+    block_seconds: float = 0.5,
+    seed: int = 0,
+) -> list[torch.Tensor]:
+    """``num`` mistimed versions of ``wave`` (batch, N): the references of score (b).
+
+    ``"shift"``: circular shifts by lags evenly spread over ``[min_shift, N - min_shift]``
+    (every sound kept, all moved by one lag; what the AVS trainer's "shifted" negatives are);
+    ``"shuffle"``: blocks of ``block_seconds`` permuted (:func:`shuffle_in_time`).
+    """
+    n = wave.shape[-1]
+    if kind == "shuffle":
+        gen = torch.Generator().manual_seed(seed)
+        block = int(round(block_seconds * sample_rate))
+        return [shuffle_in_time(wave, block, gen) for _ in range(num)]
+    if kind != "shift":
+        raise ValueError(f"reference kind must be 'shift' or 'shuffle', not {kind!r}")
+    lo = min(int(round(min_shift_seconds * sample_rate)), n // 2)
+    lags = np.linspace(lo, n - lo, num) if num > 1 else np.array([n / 2])
+    return [shift_in_time(wave, int(round(lag))) for lag in lags]
+
+
+def mask_evidence(probs: torch.Tensor, kind: str = "mean") -> torch.Tensor:
+    """How strongly the model finds a sounding object: (B, T, H, W) probs -> (B,).
+
+    ``"mean"``: the mean probability mass over frames and pixels; ``"peak"``: the mean over
+    frames of each frame's largest probability (a per-frame "something sounds here" detector,
+    blind to the object's size).
+    """
+    if kind == "mean":
+        return probs.flatten(1).mean(1)
+    if kind == "peak":
+        return probs.flatten(2).amax(2).mean(1)
+    raise ValueError(f"mask evidence must be 'mean' or 'peak', not {kind!r}")
 
 
 @torch.no_grad()
@@ -194,30 +241,36 @@ def alignment_score(
     block_seconds: float = 0.5,
     seed: int = 0,
     tie: float = 1e-4,
+    references: str = "shift",
+    evidence: str = "peak",
 ) -> float | torch.Tensor:
-    """Score (b), no ground truth: how much better the given audio fits the pixels than
-    the same audio shuffled in time or silence, in [0, 1].
+    """Score (b), no ground truth: how much better the given audio's timing fits the pixels
+    than the same audio mistimed, in [0, 1].
 
     frames (T, 3, H, W) or (B, T, 3, H, W); wave (N,) or (B, N).  The AVS model draws masks
-    from the given audio and from ``num_shuffles`` references (the audio shuffled in blocks of
-    ``block_seconds``, which keeps its sounds and breaks their timing) plus silence; the score
-    is the fraction of references whose mask evidence (:func:`mask_evidence`) the given audio
-    beats (evidence within ``tie`` of each other counts half).  0.5: the audio explains the
-    pixels no better than chance; 1: better than every reference.  Returns a float for one
-    clip, ``(B,)`` for a batch.
+    from the given audio and from ``num_shuffles`` mistimed references of it
+    (:func:`reference_audios`: ``"shift"``, circular shifts by 0.5 s to N - 0.5 s, or
+    ``"shuffle"``, blocks of ``block_seconds`` permuted); both keep the audio's sounds and
+    break only their timing.  The score is the fraction of references whose mask evidence
+    (:func:`mask_evidence`) the given audio beats (within ``tie``: half).  0.5: the timing
+    explains the pixels no better than a random lag (or the model finds nothing either way);
+    1: better than every reference.  Returns a float for one clip, ``(B,)`` for a batch.
     """
     single = frames.ndim == 4
     if single:
         frames, wave = frames[None], wave[None]
-    gen = torch.Generator().manual_seed(seed)
-    block = int(round(block_seconds * model.av.sample_rate))
-    given = mask_evidence(predict_probs(model, frames, wave))
-    refs = [torch.zeros_like(wave)] + [
-        shuffle_in_time(wave, block, gen) for _ in range(num_shuffles)
-    ]
+    given = mask_evidence(predict_probs(model, frames, wave), evidence)
+    refs = reference_audios(
+        wave,
+        num_shuffles,
+        model.av.sample_rate,
+        references,
+        block_seconds=block_seconds,
+        seed=seed,
+    )
     wins = torch.zeros_like(given)
     for ref in refs:
-        e = mask_evidence(predict_probs(model, frames, ref))
+        e = mask_evidence(predict_probs(model, frames, ref), evidence)
         wins += (given > e + tie).float() + 0.5 * ((given - e).abs() <= tie).float()
     score = wins / len(refs)
     return float(score[0]) if single else score

@@ -296,25 +296,34 @@ def avs_loss(
     labelled: torch.Tensor | None = None,
     avm_weight: float = 0.5,
     pos_weight: float = 1.0,
+    frame_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """BCE on labelled frames + ``avm_weight`` x audio-visual matching.
+    """BCE on labelled frames + ``avm_weight`` x audio-visual matching (+ a frame term).
 
     masks (B, T, H, W) {0, 1}; labelled (B, T) bool: the frames whose mask counts (single-source
     semi-supervised: the first frame of each clip; multi-source: all).  Returns the loss and
     its parts as floats for logging.  ``pos_weight`` > 1 weighs object pixels up in the BCE
-    (1: AVSBench's plain BCE).
+    (1: AVSBench's plain BCE).  ``frame_weight`` > 0 adds a BCE per labelled frame on its
+    largest logit against "the frame has a sounding object" (not in AVSBench): the pixel BCE
+    is dominated by the easy background, while this term weighs every frame's decision to
+    draw a mask at all (which is what J's 0.5 threshold scores) equally.
     """
     logits = out.logits
     if labelled is None:
         labelled = torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
     weight = logits.new_tensor(pos_weight)
-    bce = F.binary_cross_entropy_with_logits(
-        logits[labelled], masks[labelled].to(logits.dtype), pos_weight=weight
-    )
+    target = masks[labelled].to(logits.dtype)  # (n, H, W)
+    bce = F.binary_cross_entropy_with_logits(logits[labelled], target, pos_weight=weight)
     avm = audio_visual_matching_loss(out) if avm_weight > 0 else logits.new_zeros(())
     loss = bce + avm_weight * avm
-    parts = {"loss": loss.item(), "bce": bce.item(), "avm": avm.item()}
-    return loss, parts
+    parts = {"bce": bce.item(), "avm": avm.item()}
+    if frame_weight > 0:
+        frame = F.binary_cross_entropy_with_logits(
+            logits[labelled].amax((-1, -2)), target.amax((-1, -2))
+        )
+        loss = loss + frame_weight * frame
+        parts["frame"] = frame.item()
+    return loss, {"loss": loss.item(), **parts}
 
 
 def labelled_frames(setting: str, batch: int, num_frames: int, device=None) -> torch.Tensor:
