@@ -20,6 +20,7 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
         assert (pipeline / part).is_dir(), part
     card = (pipeline / "MODEL_CARD.md").read_text()
     assert "foley eval, split test" in card and "| model_ambient_joint |" in card
+    assert "Denoiser objective: `flow`" in card
 
     from foley.pipelines.foley_pipeline import FoleyPipeline
 

@@ -237,6 +237,26 @@ def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Pat
     return index_dir
 
 
+OBJECTIVE_WHY = (
+    "Why this objective: measured against v- and eps-prediction at the same budget "
+    "(docs/BENCHMARKS.md, 'Objective'). On stand-in latents (500 steps) flow matching gave the "
+    "closest distribution (fd 17.8 vs 26.9 for v) and eps-prediction diverged; on the trained "
+    "codec's latents (1500 steps) v-prediction was ahead on fd (2.00 vs 2.70) and eps diverged "
+    "again. Flow stays the default until a model that is in sync is compared."
+)
+
+
+def denoiser_objective(out: Path) -> str | None:
+    """The objective the recipe's denoiser was trained with (its latest checkpoint says)."""
+    from training.common import latest_checkpoint
+
+    ckpt = latest_checkpoint(out / "denoiser")
+    state = ckpt / "trainer_state.json" if ckpt else None
+    if state is None or not state.is_file():
+        return None
+    return json.loads(state.read_text()).get("objective")
+
+
 def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
@@ -261,6 +281,9 @@ def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data:
             rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
             if rows:
                 lines.append(f"- {comp}: {rows[-1].get('step', '?')} steps, last log {rows[-1]}")
+    objective = denoiser_objective(out)
+    if objective:
+        lines += ["", f"Denoiser objective: `{objective}`. {OBJECTIVE_WHY}"]
     data_json = data / "foleyworld.json"
     if data_json.exists():
         settings = json.loads(data_json.read_text())
