@@ -22,18 +22,9 @@ from foley.models.mc3 import MC3Model
 from foley.models.mc3_embed import model_id
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
-from tests.tiny import AVS_TINY, tiny_denoiser
+from tests.tiny import AVS_TINY, MC3_TINY, tiny_denoiser
 
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
-MC3_TINY = dict(
-    embed_dim=16,
-    audio_channels=(4, 8),
-    video_dim=8,
-    video_channels=(4, 8),
-    video_temporal_layers=1,
-    video_frame_size=32,
-    video_frame_stride=2,
-)
 
 
 def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:

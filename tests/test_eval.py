@@ -14,8 +14,7 @@ from foley.config import AVConfig
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
 from foley.metrics.audio import ambient_level_db
-from tests.app_fixtures import AVS_TINY, MC3_TINY  # the tiny MC3 / AVS sizes
-from tests.tiny import tiny_denoiser
+from tests.tiny import AVS_TINY, MC3_TINY, tiny_denoiser
 
 SR = 16_000
 # a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a

@@ -19,16 +19,9 @@ from foley.metrics.audio import ambient_level_db
 from foley.models.mc3 import MC3Model
 from foley.models.mc3_embed import model_id
 from retrieval_index import ClipIndex
+from tests.tiny import MC3_TINY
 
-TINY = dict(
-    embed_dim=16,
-    audio_channels=(4, 8),
-    video_dim=8,
-    video_channels=(4, 8),
-    video_temporal_layers=1,
-    video_frame_size=32,
-    video_frame_stride=4,
-)
+TINY = dict(MC3_TINY, video_frame_stride=4)
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,9 @@ from foley.models.mc3_losses import (
     info_nce,
     pair_cosines,
 )
+from tests.tiny import MC3_TINY
 
-TINY = dict(
-    embed_dim=16,
-    audio_channels=(4, 8),
-    video_dim=8,
-    video_channels=(4, 8),
-    video_temporal_layers=1,
-    video_frame_size=32,
-    video_frame_stride=2,
-)
+TINY = MC3_TINY
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

@@ -182,3 +182,25 @@ def test_pipeline_with_a_sync_encoder_generates_and_round_trips(tmp_path):
     again.set_progress_bar_config(disable=True)
     assert isinstance(again.video_encoder, SyncModel)
     assert np.allclose(run(again), audio, atol=1e-5)
+
+
+def test_curve_denoiser_without_a_sync_encoder_is_a_one_line_error():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from foley.errors import ModelMismatchError
+    from foley.models.codec import FoleyCodec
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from tests.tiny import tiny_denoiser
+
+    pipe = FoleyPipeline(
+        codec=FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0),
+        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
+        denoiser=tiny_denoiser(CFG, curve_dim=2),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        av_config=CFG.to_dict(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    video = np.zeros((20, 112, 112, 3), np.uint8)
+    with pytest.raises(ModelMismatchError, match="SyncModel") as err:
+        pipe(video, mode="no_condition", num_inference_steps=1)
+    assert "\n" not in str(err.value)

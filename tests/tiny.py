@@ -7,6 +7,16 @@ import torch
 from foley.config import AVConfig
 from foley.models.denoiser import FoleyDenoiser
 
+# a CPU-sized MC3Model: MC3Model(**MC3_TINY)
+MC3_TINY = dict(
+    embed_dim=16,
+    audio_channels=(4, 8),
+    video_dim=8,
+    video_channels=(4, 8),
+    video_temporal_layers=1,
+    video_frame_size=32,
+    video_frame_stride=2,
+)
 # a CPU-sized AVSModel (TPAVI): AVSModel(**AVS_TINY)
 AVS_TINY = dict(
     stage_channels=(8, 16),

@@ -54,8 +54,9 @@ def split_targets(feats: SplitFeatures, cfg) -> tuple[np.ndarray, list[list[floa
 def frames_batch(feats: SplitFeatures, idx, flip: np.ndarray | None = None) -> torch.Tensor:
     """uint8 ``(b, T, S, S, 3)`` rows -> float ``(b, T, 3, S, S)`` in [0, 1] (optionally
     mirrored left-right per clip: timing is unchanged)."""
-    x = torch.from_numpy(np.stack([np.asarray(feats.frames[i]) for i in idx]))
-    x = x.permute(0, 1, 4, 2, 3).float().div(255.0)
+    from foley.io import frames_to_tensor
+
+    x = torch.stack([frames_to_tensor(feats.frames[i]) for i in idx])
     if flip is not None and flip.any():
         x[torch.from_numpy(flip)] = x[torch.from_numpy(flip)].flip(-1)
     return x

@@ -602,6 +602,11 @@ class FoleyPipeline(DiffusionPipeline):
         if isinstance(self.video_encoder, SyncModel):
             feats, curves = self.video_encoder.encode(frames, num_latents)
             return feats, curves if self.denoiser.config.curve_dim else None
+        if self.denoiser.config.curve_dim:
+            raise ModelMismatchError(
+                "this denoiser takes sync curves but the pipeline's video_encoder is not a "
+                "SyncModel: load the video_encoder it was trained with"
+            )
         return self.video_encoder(frames), None
 
     def _denoise(
