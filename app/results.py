@@ -54,11 +54,13 @@ class GenerateResult:
     avs_note: str  # why there is no overlay, when there is none
     elapsed: float
     index_version: str | None = None
+    sync_shaping: float = 0.0  # the factor used (0: the denoiser's audio as it is)
 
     def details(self) -> dict:
         """JSON-able summary (the app's details panel and the API's ``details`` output)."""
         return {
             "mode": self.mode,
+            "sync_shaping": self.sync_shaping,
             "seconds": round(self.seconds, 3),
             "elapsed_s": round(self.elapsed, 2),
             "candidates": [

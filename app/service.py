@@ -320,9 +320,13 @@ class FoleyService:
         candidates: int = 1,
         condition_audio: str | os.PathLike | None = None,
         ambient_db_max: float = -45.0,
+        sync_shaping: float | None = None,
         progress: ProgressFn | None = None,
     ) -> GenerateResult:
-        """Generate ``candidates`` soundtracks (seeds ``seed``, ``seed + 1``...) for ``video``."""
+        """Generate ``candidates`` soundtracks (seeds ``seed``, ``seed + 1``...) for ``video``.
+
+        ``sync_shaping``: the pipeline's (None: its default, on when the model has a sync
+        model)."""
         import torch
 
         from foley.io import load_audio, load_video
@@ -349,6 +353,7 @@ class FoleyService:
             )
         if cond_wave is None and mode == "action_focused":
             self._check_quiet_clips(index, float(ambient_db_max))
+        shaping = pipe._check_shaping(sync_shaping)
         report(0.02, "decoding the video")
         decoded = load_video(
             video, cfg, with_audio=False, max_seconds=self.limits.max_video_seconds
@@ -367,6 +372,7 @@ class FoleyService:
                 guidance_scale=guidance,
                 ambient_db_max=float(ambient_db_max),
                 generator=torch.Generator().manual_seed(seed + k),
+                sync_shaping=shaping,
             )
             first = first or out
             audios.append(out.audios[0])
@@ -391,6 +397,7 @@ class FoleyService:
             avs_note=note,
             elapsed=time.time() - start,
             index_version=None if index is None else index.version,
+            sync_shaping=shaping,
         )
 
     @staticmethod
@@ -402,6 +409,11 @@ class FoleyService:
                 f"no clip in the index has an ambient level at or below {ambient_db_max:g} dBFS: "
                 "raise the action-focused threshold under Advanced"
             )
+
+    @property
+    def has_sync_model(self) -> bool:
+        """Whether the loaded model predicts contact timing (sync shaping is available)."""
+        return bool(getattr(self.models.pipeline, "has_sync_curves", False))
 
     def _request_pipeline(self, index):
         """A pipeline object for one request: shared weights, its own scheduler and index."""
@@ -415,6 +427,7 @@ class FoleyService:
             av_config=dict(p.config.av_config),
             index=index,
             avs=self.models.avs,
+            sync=getattr(p, "sync", None),
         )
         pipe.set_progress_bar_config(desc="denoising", leave=False)
         return pipe

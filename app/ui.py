@@ -128,6 +128,8 @@ def build_ui(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gradio as gr
 
+    from foley.pipelines.shaping import MAX_SHAPING  # (torch: not at the app's import time)
+
     service = (
         models
         if isinstance(models, FoleyService)
@@ -163,6 +165,12 @@ def build_ui(
                         candidates = gr.Slider(
                             1, lim.max_candidates, value=1, step=1, label="Candidates"
                         )
+                        shaping = gr.Slider(
+                            0.0, MAX_SHAPING, value=1.0, step=0.1,
+                            label="Sync shaping: loudness follows the contacts seen (0: off; "
+                            "models with a sync encoder)",
+                            elem_id="sync-shaping",
+                        )  # fmt: skip
                         ambient_max = gr.Slider(
                             -90.0, 0.0, value=-45.0, step=1.0,
                             label="Action-focused: retrieve clips with ambience below (dBFS)",
@@ -233,7 +241,7 @@ def build_ui(
 
         def on_generate(
             video, mode_value, steps_v, guidance_v, seed_v, cands_v, cond_v, ambient_v,
-            progress=gr.Progress(track_tqdm=True),
+            shaping_v=1.0, progress=gr.Progress(track_tqdm=True),
         ):  # fmt: skip
             with _shown_as_message(gr):
                 result = service.generate(
@@ -245,6 +253,7 @@ def build_ui(
                     candidates=cands_v,
                     condition_audio=cond_v,
                     ambient_db_max=ambient_v,
+                    sync_shaping=shaping_v if service.has_sync_model else None,
                     progress=lambda f, d: progress(f, desc=d),
                 )
             c0, many = result.candidates[0], len(result.candidates) > 1
@@ -301,7 +310,7 @@ def build_ui(
         )
         generate_btn.click(
             on_generate,
-            [video_in, mode, steps, guidance, seed, candidates, condition, ambient_max],
+            [video_in, mode, steps, guidance, seed, candidates, condition, ambient_max, shaping],
             generate_outputs,
             api_name="generate",
             concurrency_limit=lim.concurrency,

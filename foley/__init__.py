@@ -23,6 +23,7 @@ _EXPORTS = {
     "FoleyDenoiser": "foley.models.denoiser",
     "MC3Model": "foley.models.mc3",
     "AVSModel": "foley.models.avs",
+    "SyncModel": "foley.models.sync",
     "FoleyPipeline": "foley.pipelines.foley_pipeline",
 }
 

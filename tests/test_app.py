@@ -69,6 +69,7 @@ def generate(client, video, mode, *, candidates=1, condition=None, ambient_max=-
         candidates,
         handle_file(str(condition)) if condition else None,
         ambient_max,
+        1.0,
         api_name="/generate",
     )
 
@@ -150,7 +151,7 @@ def test_bad_uploads_give_a_message_and_the_app_keeps_serving(served, world, tmp
     assert note.startswith("hands.mp4: 2.0 s")
     with pytest.raises(AppError, match="less than minimum value 1"):  # the slider's bounds
         client.predict(
-            handle_file(str(world["clip"])), "ambient_joint", 0, 2.0, 0, 1, None, -45.0,
+            handle_file(str(world["clip"])), "ambient_joint", 0, 2.0, 0, 1, None, -45.0, 1.0,
             api_name="/generate",
         )  # fmt: skip
 

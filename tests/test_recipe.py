@@ -16,15 +16,23 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert all(s["seconds"] >= 0 for s in state["stages"].values())
 
     pipeline = out / "pipeline"
-    for part in ("codec", "video_encoder", "denoiser", "scheduler", "mc3", "avs", "index"):
+    for part in ("codec", "video_encoder", "denoiser", "scheduler", "mc3", "avs", "sync", "index"):
         assert (pipeline / part).is_dir(), part
     card = (pipeline / "MODEL_CARD.md").read_text()
     assert "foley eval, split test" in card and "| model_ambient_joint |" in card
+    assert "split test, sync shaping off" in card  # the denoiser alone, beside the pipeline
+    shaped = json.loads((out / "eval" / "test" / "report.json").read_text())["settings"]
+    unshaped = json.loads((out / "eval" / "test_unshaped" / "report.json").read_text())["settings"]
+    assert shaped["sync_shaping"] == 1.0 and unshaped["sync_shaping"] == 0.0
     assert "Denoiser objective: `flow`" in card
 
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
     pipe = FoleyPipeline.from_pretrained(pipeline)
+    from foley.models.sync import SyncModel
+
+    # --denoiser-video mc3 (default): MC3's video tower feeds the denoiser, sync/ the shaping
+    assert isinstance(pipe.sync, SyncModel) and not isinstance(pipe.video_encoder, SyncModel)
     assert pipe.index is not None and len(pipe.index) == len(list((pipeline / "clips").iterdir()))
 
     # a second run finds every stage done and only rewrites the model card

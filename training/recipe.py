@@ -9,7 +9,14 @@ wall time once it has finished, so a re-run skips finished stages and resumes an
 (each trainer resumes from its own checkpoints). ``--data DIR`` trains on an existing
 Ego4D-Sounds / FoleyWorld folder instead of generating one (evaluation needs FoleyWorld's ground
 truth). The result, ``OUT/pipeline``, is one folder: codec, video_encoder, denoiser, scheduler,
-mc3, avs, the retrieval index and its conditioning clips (``clips/*.ogg``), and MODEL_CARD.md.
+mc3, avs, sync, the retrieval index and its conditioning clips (``clips/*.ogg``), and
+MODEL_CARD.md.
+
+The denoiser's frozen video features are MC3's video tower (``--denoiser-video mc3``, the
+default) and the sync encoder ships beside it (``sync/``): its curves drive the pipeline's sync
+shaping. ``--denoiser-video sync`` trains the denoiser on the sync encoder's features and
+curves instead; at the ``small`` budget that denoiser was further from the data (FD mel 393 vs
+187 at 4000 steps, docs/BENCHMARKS.md), so it is the option for longer (GPU) runs.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from foley.errors import InputError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "foley" / "assets" / "default"
 SHIP_LIMIT_MB = 40.0
+DENOISER_VIDEO = ("mc3", "sync")
 
 # Each preset: dataset size, then the extra arguments of each stage's command.
 PRESETS: dict[str, dict] = {
@@ -88,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", action="store_true", help=f"install the result as {SHIPPED_DIR}")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    parser.add_argument(
+        "--denoiser-video",
+        choices=DENOISER_VIDEO,
+        default="mc3",
+        help="the denoiser's frozen video features: MC3's video tower (default; the sync "
+        "encoder ships beside it for sync shaping) or the sync encoder's features and curves",
+    )
 
 
 class Recipe:
@@ -102,6 +117,12 @@ class Recipe:
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         self.state.setdefault("stages", {})
         self.state["preset"] = args.preset
+        self.video = getattr(args, "denoiser_video", "mc3")
+        if self.state.setdefault("denoiser_video", self.video) != self.video:
+            raise InputError(
+                f"{self.out} was started with --denoiser-video {self.state['denoiser_video']}: "
+                "resume it with that, or use another --out"
+            )
         self.data = Path(args.data) if args.data else self.out / "data"
         self.pipeline = self.out / "pipeline"
 
@@ -142,6 +163,7 @@ class Recipe:
             self.out / "features",
             self.out / "codec" / "model",
             ["train", "val"],
+            video_encoder_dir=self.out / "mc3" / "model" if self.video == "mc3" else None,
         )
         return 0
 
@@ -151,6 +173,8 @@ class Recipe:
             shutil.rmtree(self.pipeline)
         shutil.copytree(self.out / "denoiser" / "model", self.pipeline)
         shutil.copytree(self.out / "avs" / "model", self.pipeline / "avs")
+        if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
+            shutil.copytree(self.out / "sync" / "model", self.pipeline / "sync")
         pack_index(
             self.data,
             self.out / "mc3" / "model",
@@ -161,14 +185,18 @@ class Recipe:
 
     def evaluate(self) -> int:
         p = self.preset
-        for split in ("test", "test_shifted"):
+        # the shipped pipeline (sync shaping on), and the test split once more without shaping:
+        # what the denoiser alone does
+        runs = [("test", "test", []), ("test_shifted", "test_shifted", []),
+                ("test", UNSHAPED, ["--sync-shaping", "0"])]  # fmt: skip
+        for split, name, extra in runs:
             if not (self.data / f"{split}.tsv").exists():
                 continue
             code = foley_main(
                 ["eval", "--data", str(self.data), "--split", split, "--model",
                  str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p["eval_n"]),
-                 "--steps", str(p["eval_steps"]), "--out", str(self.out / "eval" / split),
-                 "--quiet"]
+                 "--steps", str(p["eval_steps"]), "--out", str(self.out / "eval" / name),
+                 "--quiet", *extra]
             )  # fmt: skip
             if code:
                 return code
@@ -182,8 +210,12 @@ class Recipe:
         self.stage("avs", lambda: self.train("avs", [*d, "--out", str(self.out / "avs")]))
         self.stage("features", self.features)
         # the sync encoder: trained on the features' frames, it writes their video features
+        # (with --denoiser-video sync it writes the features' video features and curves)
         feats = str(self.out / "features")
-        self.stage("sync", lambda: self.train("sync", [feats, "--out", str(self.out / "sync")]))
+        keep = ["--no-write-features"] if self.video == "mc3" else []
+        self.stage(
+            "sync", lambda: self.train("sync", [feats, "--out", str(self.out / "sync"), *keep])
+        )
         self.stage(
             "denoiser",
             lambda: self.train(
@@ -246,6 +278,15 @@ OBJECTIVE_WHY = (
 )
 
 
+UNSHAPED = "test_unshaped"
+SHAPING_NOTE = (
+    "Sync shaping (foley/pipelines/shaping.py) is on in the pipeline and in the eval tables "
+    "below: each decoded window's loudness follows the onset and level curves that the sync "
+    "encoder predicts from the frames. The last table is the test split with shaping off "
+    "(`--sync-shaping 0`): what the denoiser does alone."
+)
+
+
 def denoiser_objective(out: Path) -> str | None:
     """The objective the recipe's denoiser was trained with (its latest checkpoint says)."""
     from training.common import latest_checkpoint
@@ -290,10 +331,12 @@ def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data:
         summary = {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}
         lines += ["", "## Data", "FoleyWorld (`foley make-dataset`):", "```json"]
         lines += [json.dumps(summary, indent=2), "```"]
-    for split in ("test", "test_shifted"):
+    lines += ["", SHAPING_NOTE]
+    for split in ("test", "test_shifted", UNSHAPED):
         table = out / "eval" / split / "report.md"
         if table.exists():
-            lines += ["", f"## foley eval, split {split}", "", table.read_text()]
+            title = "split test, sync shaping off" if split == UNSHAPED else f"split {split}"
+            lines += ["", f"## foley eval, {title}", "", table.read_text()]
     lines += ["", f"Size of the shipped folder: {folder_mb(pipeline):.1f} MB."]
     card = pipeline / "MODEL_CARD.md"
     card.write_text("\n".join(lines) + "\n")

@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default: eval-<split>)")
     p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
     p.add_argument("--guidance", type=float, default=3.0, help="guidance scale (default 3)")
+    p.add_argument(
+        "--sync-shaping",
+        type=float,
+        default=None,
+        help="sync shaping factor (default: 1 when the model has a sync model; 0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--modes",
@@ -101,6 +107,7 @@ def main(args: argparse.Namespace) -> int:
         out_dir=out,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
+        sync_shaping=args.sync_shaping,
         ambient_db_max=args.ambient_db_max,
         batch_size=args.batch_size,
         num_examples=args.examples,

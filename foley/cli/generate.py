@@ -54,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
     parser.add_argument("--guidance", type=float, default=3.0, help="video guidance scale")
+    parser.add_argument(
+        "--sync-shaping",
+        type=float,
+        default=None,
+        metavar="F",
+        help="how strongly the loudness follows the contacts seen in the video (0: off; "
+        "default 1 with a sync model, as the shipped one has)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--condition-audio", help="audio file to condition on (no retrieval)")
     parser.add_argument("--wav", help="also write the track as wav (a folder for a folder)")
@@ -194,6 +202,7 @@ def main(args: argparse.Namespace) -> int:
                 generator=torch.Generator().manual_seed(args.seed),
                 ambient_db_max=args.ambient_max,
                 return_masks=masks is not None,
+                sync_shaping=args.sync_shaping,
             )
             audio = result.audios[0]
             mux_audio(src, audio, result.sample_rate, out)

@@ -99,6 +99,7 @@ def evaluate(
     batch_size: int = 8,
     num_examples: int = 4,
     progress: bool = True,
+    sync_shaping: float | None = None,
 ) -> EvalReport:
     """Score every row of the quality table on ``split`` of ``data_dir``.
 
@@ -116,6 +117,8 @@ def evaluate(
         ambient_db_max: the action-focused retrieval threshold (dBFS).
         batch_size: clips generated together.
         num_examples: clips drawn in the spectrogram grid.
+        sync_shaping: the pipeline's ``sync_shaping`` (None: its default, on with a sync
+            model; 0: the denoiser's audio as it is).
     """
     modes = tuple(dict.fromkeys(modes))
     cfg = pipeline.av_config
@@ -154,6 +157,7 @@ def evaluate(
                 steps=num_inference_steps,
                 guidance=guidance_scale,
                 ambient_db_max=ambient_db_max,
+                sync_shaping=sync_shaping,
             )
             for k, truth in enumerate(truths):
                 ctx = scorers.clip_context(truth)
@@ -198,6 +202,7 @@ def evaluate(
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
         "guidance_scale": float(guidance_scale),
+        "sync_shaping": pipeline._check_shaping(sync_shaping),
         "ambient_db_max": float(ambient_db_max),
         "seed": int(seed),
         "mc3": scorers.mc3 is not None,
@@ -223,6 +228,7 @@ def _rows_for_batch(
     steps: int,
     guidance: float,
     ambient_db_max: float,
+    sync_shaping: float | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], list[dict]]:
     """Soundtrack ``(N,)`` of every row for a batch of clips, and what was retrieved per clip."""
     cfg = pipeline.av_config
@@ -261,6 +267,7 @@ def _rows_for_batch(
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=gen,
+            sync_shaping=sync_shaping,
         )
         audios[MODEL_ROWS[mode]] = [np.asarray(a[:n], np.float32) for a in out.audios]
     return audios, retrieved

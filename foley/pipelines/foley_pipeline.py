@@ -40,6 +40,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError, ModelMismatchError
+from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
@@ -91,7 +92,7 @@ class FoleyPipeline(DiffusionPipeline):
     """Video-to-audio generation; see the module docstring for components and modes."""
 
     model_cpu_offload_seq = "video_encoder->denoiser->codec"
-    _optional_components = ["mc3", "avs"]
+    _optional_components = ["mc3", "avs", "sync"]
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class FoleyPipeline(DiffusionPipeline):
         av_config: dict | None = None,
         index=None,
         avs=None,
+        sync=None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -112,6 +114,7 @@ class FoleyPipeline(DiffusionPipeline):
             scheduler=scheduler,
             mc3=mc3,
             avs=avs,
+            sync=sync,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
@@ -151,6 +154,13 @@ class FoleyPipeline(DiffusionPipeline):
         self.register_modules(avs=avs)
         return self
 
+    def set_sync(self, sync=None) -> FoleyPipeline:
+        """Attach (or detach, with None) a :class:`~foley.models.sync.SyncModel` whose curves
+        drive sync shaping when the video encoder is not itself a SyncModel (a denoiser
+        conditioned on other video features). Saved to ``sync/``."""
+        self.register_modules(sync=sync)
+        return self
+
     # ---- save / load ----------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
@@ -171,6 +181,7 @@ class FoleyPipeline(DiffusionPipeline):
         The AVS model is ``DIR/avs`` when that folder exists, also in folders whose
         model_index.json does not list it (an AVSModel saved there with its own
         ``save_pretrained``); pass ``avs=None`` to leave it out, or ``avs=model`` to replace it.
+        The same holds for a sync model in ``DIR/sync`` (``sync=``).
         With no folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``).
         """
         if pretrained_model_name_or_path is None:
@@ -178,7 +189,7 @@ class FoleyPipeline(DiffusionPipeline):
                 raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
             pretrained_model_name_or_path = DEFAULT_MODEL_DIR
         index = kwargs.pop("index", None)
-        explicit_avs = "avs" in kwargs
+        explicit = {name for name in EXTRA_COMPONENTS if name in kwargs}
         # diffusers only loads components from modules already imported: import ours
         import foley.models.avs  # noqa: F401
         import foley.models.codec  # noqa: F401
@@ -192,8 +203,9 @@ class FoleyPipeline(DiffusionPipeline):
         if index is None and local.is_dir():
             index = local
         pipe.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
-        if not explicit_avs and pipe.avs is None:
-            pipe.set_avs(_load_avs(Path(pretrained_model_name_or_path) / AVS_SUBFOLDER))
+        for name, load in EXTRA_COMPONENTS.items():
+            if name not in explicit and getattr(pipe, name) is None:
+                pipe.register_modules(**{name: load(Path(pretrained_model_name_or_path) / name)})
         return pipe
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -369,6 +381,7 @@ class FoleyPipeline(DiffusionPipeline):
         return_dict: bool = True,
         return_masks: bool = False,
         mask_shuffles: int = 8,
+        sync_shaping: float | None = None,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -392,6 +405,10 @@ class FoleyPipeline(DiffusionPipeline):
                 (``masks``, ``alignment_scores``; see :meth:`sounding_masks`). Needs an AVS
                 model (``avs/`` in the pipeline folder, or :meth:`set_avs`).
             mask_shuffles: mistimed references of the alignment score (its ``num_shuffles``).
+            sync_shaping: how strongly each decoded window's loudness is made to follow the
+                sync encoder's onset/level curves (:mod:`foley.pipelines.shaping`; per-mode
+                settings times this factor, 0 = the denoiser's audio as it is). Default: 1
+                when the video encoder is a :class:`~foley.models.sync.SyncModel`, else 0.
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -417,6 +434,7 @@ class FoleyPipeline(DiffusionPipeline):
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         if return_masks:
             self._check_mask_inputs(mask_shuffles, output_type)
+        sync_shaping = self._check_shaping(sync_shaping)
         cfg = self.av_config
         device = self.denoiser.device
         prepared = [self._prepare_video(v) for v in videos]
@@ -459,6 +477,7 @@ class FoleyPipeline(DiffusionPipeline):
                     [prepared[v].frames[s : s + cfg.frames_per_clip] for v, s in chunk]
                 ).to(device, self.video_encoder.dtype)
                 video_feats, curves = self._encode_video(frames, cfg.latents_per_clip)
+                denoiser_curves = curves if self.denoiser.config.curve_dim else None
                 idx = torch.tensor([v for v, _ in chunk])
                 c_lat, c_keep = cond_latents[0][idx].to(device), cond_latents[1][idx].to(device)
                 latents = self._denoise(
@@ -470,13 +489,21 @@ class FoleyPipeline(DiffusionPipeline):
                     float(guidance_scale),
                     generator,
                     bar,
-                    curves,
+                    denoiser_curves,
                 )
                 if output_type == "latent":
                     waves.extend(latents.float().cpu())
                     continue
                 audio = self.codec.decode(latents.to(self.codec.dtype), cfg.samples_per_clip)
-                waves.extend(audio.float().cpu().numpy())
+                audio = audio.float().cpu().numpy()
+                if sync_shaping > 0:
+                    audio = np.stack(
+                        [
+                            shape_to_curves(a, c, cfg=cfg, **shaping_settings(mode, sync_shaping))
+                            for a, c in zip(audio, curves.float().cpu().numpy())
+                        ]
+                    )
+                waves.extend(audio)
 
         audios, window_latents, k = [], [], 0
         for plan in plans:
@@ -596,18 +623,44 @@ class FoleyPipeline(DiffusionPipeline):
         self, frames: torch.Tensor, num_latents: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Frames (n, T, 3, S, S) -> per-frame features (n, T, video_dim) and, when the video
-        encoder is a sync encoder and the denoiser takes them, sync curves (n, L, 2)."""
+        encoder is a sync encoder or the pipeline has a ``sync`` model, the sync curves
+        (n, L, 2) (else None)."""
         from foley.models.sync import SyncModel
 
         if isinstance(self.video_encoder, SyncModel):
-            feats, curves = self.video_encoder.encode(frames, num_latents)
-            return feats, curves if self.denoiser.config.curve_dim else None
+            return self.video_encoder.encode(frames, num_latents)
         if self.denoiser.config.curve_dim:
             raise ModelMismatchError(
                 "this denoiser takes sync curves but the pipeline's video_encoder is not a "
                 "SyncModel: load the video_encoder it was trained with"
             )
-        return self.video_encoder(frames), None
+        feats = self.video_encoder(frames)
+        if self.sync is not None:
+            return feats, self.sync.encode(frames.to(self.sync.dtype), num_latents)[1]
+        return feats, None
+
+    @property
+    def has_sync_curves(self) -> bool:
+        """Whether the pipeline predicts onset/level curves: its video encoder is a SyncModel,
+        or it has a ``sync`` model."""
+        from foley.models.sync import SyncModel
+
+        return isinstance(self.video_encoder, SyncModel) or self.sync is not None
+
+    def _check_shaping(self, sync_shaping: float | None) -> float:
+        if sync_shaping is None:
+            return 1.0 if self.has_sync_curves else 0.0
+        value = float(sync_shaping)
+        if not (np.isfinite(value) and 0 <= value <= MAX_SHAPING):
+            raise InputError(
+                f"sync_shaping must be between 0 and {MAX_SHAPING:g}, got {sync_shaping}"
+            )
+        if value > 0 and not self.has_sync_curves:
+            raise InputError(
+                "sync_shaping needs a sync model (a SyncModel video_encoder, or sync/ in the "
+                "pipeline folder); this pipeline has none: pass sync_shaping=0"
+            )
+        return value
 
     def _denoise(
         self,
@@ -667,6 +720,19 @@ def _load_avs(path: Path):
     from foley.models.avs import AVSModel
 
     return AVSModel.from_pretrained(path).eval()
+
+
+def _load_sync(path: Path):
+    """The SyncModel saved in ``path``, or None when there is no such folder."""
+    if not path.is_dir():
+        return None
+    from foley.models.sync import SyncModel
+
+    return SyncModel.from_pretrained(path).eval()
+
+
+#: optional components found by folder name even when model_index.json does not list them
+EXTRA_COMPONENTS = {AVS_SUBFOLDER: _load_avs, "sync": _load_sync}
 
 
 def _open_index(path: str | os.PathLike):
