@@ -7,15 +7,20 @@ Expects the training folders written by ``foley train avs``::
     RUNS/single-visual/model   the same with --zero-audio (visual saliency alone; optional)
     RUNS/multi-visual/model
 
-and prints, for each setting, J, F and ``det`` (ROC-AUC of each frame's peak probability,
-sounding vs silent frames) with the true audio, the same network with the audio zeroed
+(``--names multi,multi-neg`` evaluates other run folders: a name's setting is its part before
+the first ``-``; the visual-only row comes from ``RUNS/<setting>-visual``) and prints, for each
+run, J, F and ``det`` (ROC-AUC of each frame's peak probability, sounding vs silent
+frames) with the true audio, the same network with the audio zeroed
 (silence in), the audio of another test clip, its own audio 1 s late, and the network trained
 without audio; then the alignment score (a) (J with action-only / mixture / shuffled audio)
 and the ROC-AUC of score (b) ranking each clip's true audio above another clip's audio and
 above its own audio 1 s late.
 
     python benchmarks/avs_eval.py --data DATA --runs RUNS [--quick] [--png docs/img/avs_overlay.png]
-        [--references shift|shuffle]
+        [--references shift|shuffle] [--evidence peak|mean] [--names single,multi]
+
+A model trained with ``--frame-diff`` gets each scored frame's true predecessor (the test cache
+then holds them, ``extract_split(..., predecessors=True)``).
 """
 
 from __future__ import annotations
@@ -64,18 +69,25 @@ def batches(n: int, size: int):
 
 
 def as_inputs(arrays: dict, idx: np.ndarray, audio: np.ndarray | None = None):
+    """frames (B, T, 3, S, S), wave (B, N), frame_times (B, T) and each frame's predecessor
+    (B, T, 3, S, S), or None when the cache has none."""
     cfg = DEFAULT_CONFIG
-    frames = torch.from_numpy(arrays["frames"][idx]).permute(0, 1, 4, 2, 3).float() / 255.0
+
+    def to_tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).permute(0, 1, 4, 2, 3).float() / 255.0
+
+    frames = to_tensor(arrays["frames"][idx])
+    prev = to_tensor(arrays["prev_frames"][idx]) if "prev_frames" in arrays else None
     wave = torch.from_numpy(arrays["audio"][idx] if audio is None else audio[idx])
     times = torch.from_numpy((arrays["frame_index"] + 0.5) / cfg.fps).float()
-    return frames, wave, times.expand(len(idx), -1)
+    return frames, wave, times.expand(len(idx), -1), prev
 
 
 @torch.no_grad()
 def probs_of(
     model, arrays, idx, audio=None, zero=False, shuffle_seed=None, shift_s=0.0
 ) -> torch.Tensor:
-    frames, wave, times = as_inputs(arrays, idx, audio)
+    frames, wave, times, prev = as_inputs(arrays, idx, audio)
     if zero:
         wave = torch.zeros_like(wave)
     if shift_s:
@@ -83,7 +95,7 @@ def probs_of(
     if shuffle_seed is not None:
         block = int(0.5 * DEFAULT_CONFIG.sample_rate)
         wave = shuffle_in_time(wave, block, torch.Generator().manual_seed(shuffle_seed))
-    return torch.sigmoid(model(frames, wave, times))
+    return torch.sigmoid(model(frames, wave, times, prev_frames=prev))
 
 
 def evaluate(model, arrays, clips: np.ndarray, batch: int, **kw) -> dict[str, float]:
@@ -123,14 +135,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--references", choices=("shift", "shuffle"), default="shift", help="of score (b)"
     )
+    parser.add_argument(
+        "--evidence", choices=("peak", "mean"), default="peak", help="of score (b) (mask_evidence)"
+    )
+    parser.add_argument(
+        "--names",
+        default=",".join(SETTINGS),
+        help="run folders under RUNS to score; a name's setting is its part before the first '-'",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     runs = Path(args.runs)
     t0 = time.time()
+    names = [n for n in args.names.split(",") if n]
+    for name in names:
+        if name.split("-")[0] not in SETTINGS:
+            parser.error(f"--names: {name!r} does not start with a setting {SETTINGS}")
+    motion = any(
+        json.loads(p.read_text()).get("frame_diff", False)
+        for name in names
+        for p in (
+            runs / name / "model" / "config.json",
+            runs / visual_name(name) / "model" / "config.json",
+        )
+        if p.exists()
+    )
     arrays = extract_split(
-        args.data, args.split, runs / "features", max_clips=24 if args.quick else 0
+        args.data,
+        args.split,
+        runs / "features",
+        max_clips=24 if args.quick else 0,
+        predecessors=motion,
     )
     n = len(arrays["clip_id"])
     other = arrays["audio"][derangement(n)]
@@ -141,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         f" {int((sources > 1).sum())} with several; {arrays['frames'].shape[1]} frames each"
     )
     results: dict = {}
-    for setting in SETTINGS:
-        path = runs / setting / "model"
+    for run in names:
+        setting = run.split("-")[0]
+        path = runs / run / "model"
         if not path.exists():
-            print(f"[{setting}] no model at {path}, skipped")
+            print(f"[{run}] no model at {path}, skipped")
             continue
         model = AVSModel.from_pretrained(path).eval()
         clips = subsets[setting]
@@ -156,18 +194,18 @@ def main(argv: list[str] | None = None) -> int:
                 model, arrays, clips, args.batch, shift_s=SHIFT_S
             ),
         }
-        visual = runs / f"{setting}-visual" / "model"
+        visual = runs / visual_name(run) / "model"
         if visual.exists():
             vmodel = AVSModel.from_pretrained(visual).eval()
             rows["trained without audio"] = evaluate(vmodel, arrays, clips, args.batch, zero=True)
-        print(f"\n[{setting}] {len(clips)} clips ({'all' if setting == 'multi' else '<=1 source'})")
+        print(f"\n[{run}] {len(clips)} clips ({'all' if setting == 'multi' else '<=1 source'})")
         print(f"{'audio':<28} {'J':>6} {'F':>6} {'J obj':>6} {'J empty':>7} {'det':>6}")
         for name, r in rows.items():
             print(
                 f"{name:<28} {r['J']:6.3f} {r['F']:6.3f} {r['J_object']:6.3f}"
                 f" {r['J_empty']:7.3f} {r['det']:6.3f}"
             )
-        results[setting] = rows
+        results[run] = rows
 
         # alignment score (a): J of the masks drawn from a soundtrack, with ceiling and floor
         action = arrays["action"]
@@ -180,14 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         print("alignment (a), J of AVS(frames, soundtrack):")
         for name, j in a_rows.items():
             print(f"  {name:<30} {j:6.3f}")
-        results[setting + "_alignment_a"] = a_rows
+        results[run + "_alignment_a"] = a_rows
 
         # alignment score (b): no ground truth; the true audio should outrank mismatched audio
         shuffles = 4 if args.quick else 8
         kinds = {"another clip's audio": other, f"own audio {SHIFT_S:g} s late": None}
         scores: dict[str, list] = {"true audio": [], **{k: [] for k in kinds}}
         for idx in tqdm(list(batches(len(clips), args.batch)), desc="score (b)", leave=False):
-            frames, wave, _ = as_inputs(arrays, clips[idx])
+            frames, wave, _, prev = as_inputs(arrays, clips[idx])
             late = shift_in_time(wave, int(round(SHIFT_S * DEFAULT_CONFIG.sample_rate)))
             inputs = {
                 "true audio": wave,
@@ -197,26 +235,40 @@ def main(argv: list[str] | None = None) -> int:
             for name, w in inputs.items():
                 scores[name].append(
                     alignment_score(
-                        model, frames, w, num_shuffles=shuffles, references=args.references
+                        model,
+                        frames,
+                        w,
+                        num_shuffles=shuffles,
+                        references=args.references,
+                        evidence=args.evidence,
+                        prev_frames=prev,
                     )
                 )
         scores = {k: torch.cat(v).numpy() for k, v in scores.items()}
         pos = scores["true audio"]
         b_rows = {"true audio": {"mean": float(pos.mean())}}
-        print(f"alignment (b), {shuffles} {args.references} references, {len(pos)} clips:")
+        print(
+            f"alignment (b), {shuffles} {args.references} references, {args.evidence} evidence,"
+            f" {len(pos)} clips:"
+        )
         print(f"  {'true audio':<30} mean {pos.mean():.3f}")
         for name in kinds:
             neg = scores[name]
             auc = roc_auc(pos, neg)
             b_rows[name] = {"mean": float(neg.mean()), "auc": auc}
             print(f"  {name:<30} mean {neg.mean():.3f}  ROC-AUC true vs this {auc:.3f}")
-        results[setting + "_alignment_b"] = b_rows
+        results[run + "_alignment_b"] = b_rows
 
-        if args.png and setting == "multi":
+        if args.png and run == "multi":
             write_pictures(model, arrays, clips, args.png, args.mp4)
     print(f"\n({time.time() - t0:.0f} s)")
     print(json.dumps(results))
     return 0
+
+
+def visual_name(name: str) -> str:
+    """The visual-only run beside run ``name``: ``<setting>-visual``."""
+    return f"{name.split('-')[0]}-visual"
 
 
 def write_pictures(model, arrays, clips, png: str, mp4: str) -> None:

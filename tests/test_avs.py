@@ -280,3 +280,151 @@ def test_trainer_runs_and_resumes(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2, 3, 4]
     model = AVSModel.from_pretrained(tmp_path / "run" / "model")
     assert model.config.input_size == 32
+
+
+# ---- motion input (frame_diff) -----------------------------------------------------------------
+def moving_pair(batch: int, frames: int, size: int = 32, seed: int = 0):
+    """Two identical grey squares; one of them moved since the previous frame and that one is
+    the mask (the audio is the same tone for every clip).  Only the motion tells them apart.
+
+    Returns frames, prev_frames (B, T, 3, S, S), wave (B, N) and masks (B, T, S, S).
+    """
+    g = torch.Generator().manual_seed(seed)
+    sr = DEFAULT_CONFIG.sample_rate
+    n = sr // 2
+    wave = (0.5 * torch.sin(2 * torch.pi * 1000.0 * torch.arange(n) / sr)).expand(batch, n)
+    img = torch.full((batch, frames, 3, size, size), 0.2)
+    prev = img.clone()
+    masks = torch.zeros(batch, frames, size, size, dtype=torch.bool)
+    side = torch.randint(0, 2, (batch,), generator=g)
+    for i in range(batch):
+        for left, moving in ((4, side[i] == 0), (18, side[i] == 1)):
+            img[i, :, :, 8:18, left : left + 10] = 0.8
+            shift = 3 if moving else 0
+            prev[i, :, :, 8 + shift : 18 + shift, left : left + 10] = 0.8
+            masks[i, :, 8:18, left : left + 10] = bool(moving)
+    return img, prev, wave.clone(), masks
+
+
+def test_frame_differences():
+    from foley.models.avs import frame_differences
+
+    frames = torch.rand(2, 4, 3, 8, 8)
+    d = frame_differences(frames)
+    assert torch.equal(d[:, 0], torch.zeros_like(d[:, 0]))
+    assert torch.allclose(d[:, 1:], frames[:, 1:] - frames[:, :-1])
+    # consecutive frames: the default predecessors are the previous frames
+    prev = torch.cat([frames[:, :1], frames[:, :-1]], 1)
+    assert torch.allclose(frame_differences(frames, prev), d)
+    from foley.errors import InputError
+
+    with pytest.raises(InputError):
+        frame_differences(frames, prev[:, :2])
+
+
+def test_frame_diff_model_sees_the_predecessor_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = AVSModel(**TINY, input_size=24, frame_diff=True).eval()
+    assert model.stem[0].weight.shape[1] == 6
+    frames, prev, wave, _ = moving_pair(2, 3)
+    with torch.no_grad():
+        logits = model(frames, wave, prev_frames=prev)
+        # changing only the predecessors changes the logits
+        assert not torch.allclose(logits, model(frames, wave, prev_frames=frames), atol=1e-5)
+        # a static clip without predecessors = the same frames given as their own predecessors
+        static = frames[:, :1].expand_as(frames).contiguous()
+        assert torch.allclose(model(static, wave), model(static, wave, prev_frames=static))
+    model.save_pretrained(tmp_path / "avs")
+    loaded = AVSModel.from_pretrained(tmp_path / "avs").eval()
+    assert loaded.config.frame_diff is True
+    with torch.no_grad():
+        assert torch.equal(logits, loaded(frames, wave, prev_frames=prev))
+    # a model without frame_diff (every saved model before it) ignores the predecessors
+    plain = AVSModel(**TINY).eval()
+    assert plain.config.frame_diff is False and plain.stem[0].weight.shape[1] == 3
+    with torch.no_grad():
+        assert torch.equal(plain(frames, wave), plain(frames, wave, prev_frames=prev))
+
+
+def test_frame_diff_model_learns_motion():
+    """The moving one of two identical squares: a frame_diff model's loss falls and it draws the
+    moving square far above the still one; fed no motion (each frame its own predecessor) the
+    same model cannot tell them apart."""
+    frames, prev, wave, masks = moving_pair(8, 2)
+    still = torch.zeros_like(masks)
+    still[..., 8:18, 4:14] = True
+    still[..., 8:18, 18:28] = True
+    still &= ~masks
+    gap = {}
+    for motion in (True, False):
+        torch.manual_seed(0)
+        model = AVSModel(**TINY, frame_diff=True)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        losses = []
+        for _ in range(40):
+            out = model(frames, wave, return_features=True, prev_frames=prev if motion else frames)
+            loss, parts = avs_loss(out, masks, avm_weight=0.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(parts["loss"])
+        assert losses[-1] < 0.6 * losses[0]
+        p = torch.sigmoid(out.logits.detach())
+        gap[motion] = float(p[masks].mean() - p[still].mean())
+    assert gap[True] > 0.25 and gap[True] > gap[False] + 0.15, gap
+
+
+def test_trainer_frame_diff_caches_predecessors(tmp_path):
+    from training import train_avs
+
+    data = tmp_path / "data"
+    write_toy_dataset(data, num_clips=2)
+    parser = argparse.ArgumentParser()
+    train_avs.add_arguments(parser)
+    argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--cpu"]
+    argv += ["--batch-size", "2", "--frames", "2", "--input-size", "32", "--stage-channels", "8,16"]
+    argv += ["--channels", "8", "--save-every", "2", "--frame-diff"]
+    assert train_avs.run(parser.parse_args(argv)) == 0
+    assert AVSModel.from_pretrained(tmp_path / "run" / "model").config.frame_diff is True
+    cache = tmp_path / "run" / train_avs.FEATURES_DIR
+    arrays = train_avs.extract_split(data, "train", cache, predecessors=True)
+    keep = arrays["frame_index"]
+    assert arrays["prev_frames"].shape == arrays["frames"].shape
+    # kept frame 0 is its own predecessor; the others are the frame before in the decoded clip
+    assert np.array_equal(arrays["prev_frames"][:, 0], arrays["frames"][:, 0])
+    from foley.data.ego4d import ClipDataset
+
+    decoded = ClipDataset(data, "train", ground_truth=False)[1]["frames"][keep[1] - 1]
+    want = (decoded.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert np.array_equal(arrays["prev_frames"][1, 1], want)
+    # the cache with predecessors also serves a request without them (not decoded again)
+    stamp = (cache / "train.npz").stat().st_mtime_ns
+    plain = train_avs.extract_split(data, "train", cache)
+    assert "prev_frames" not in plain and (cache / "train.npz").stat().st_mtime_ns == stamp
+    batch = train_avs.sample_batch(arrays, np.random.default_rng(0), 2, 3)
+    assert batch["prev_frames"].shape == batch["frames"].shape
+    assert "prev_frames" not in train_avs.sample_batch(plain, np.random.default_rng(0), 2, 3)
+
+
+def test_sounding_masks_give_frame_diff_models_the_previous_frame():
+    """Windows of a long video: a window's first frame gets the last frame of the window before
+    as its predecessor (what the model would see on the whole video at once)."""
+    from foley.config import AVConfig
+    from foley.pipelines.masks import sounding_masks
+
+    torch.manual_seed(0)
+    cfg = AVConfig(clip_seconds=0.5, frame_size=32)
+    model = AVSModel(**TINY, frame_diff=True, av_config=cfg.to_dict()).eval()
+    frames = torch.rand(16, 3, 32, 32)  # two windows of 8 frames at 16 fps
+    wave = torch.randn(16000) * 0.1
+    masks, score = sounding_masks(
+        model, frames, wave.numpy(), cfg, num_shuffles=2, max_batch_windows=1
+    )
+    assert masks.shape == (16, 32, 32) and 0.0 <= score <= 1.0
+    prev = torch.cat([frames[:1], frames[:-1]]).reshape(2, 8, 3, 32, 32)
+    with torch.no_grad():
+        want = torch.sigmoid(model(frames.reshape(2, 8, 3, 32, 32), wave.reshape(2, 8000), None,
+                                   prev_frames=prev))  # fmt: skip
+        alone = torch.sigmoid(model(frames.reshape(2, 8, 3, 32, 32), wave.reshape(2, 8000)))
+    assert np.allclose(masks, want.reshape(16, 32, 32).numpy(), atol=1e-5)
+    assert not np.allclose(masks[8], alone[1, 0].numpy(), atol=1e-4)  # window edge

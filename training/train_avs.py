@@ -3,7 +3,9 @@
 Two AVSBench settings: ``--setting single`` (semi-supervised: only the first sampled frame of
 each clip is labelled) and ``--setting multi`` (every frame labelled).  The loss is BCE plus
 ``--avm-weight`` x AVSBench's audio-visual matching KL term.  ``--zero-audio`` trains the same
-network on silence (the visual-saliency-only baseline).
+network on silence (the visual-saliency-only baseline).  ``--frame-diff`` gives the network
+each frame's difference to its predecessor (motion; ``AVSModel(frame_diff=True)``): the cache
+then also holds every kept frame's predecessor at the video rate.
 
 Clips are decoded once into ``OUT/features/<split>.npz`` (every ``--frame-stride``-th frame,
 audio and masks); training never touches mp4.  Batches are drawn from a generator seeded by
@@ -66,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--zero-audio", action="store_true", help="visual-only baseline")
     parser.add_argument(
+        "--frame-diff",
+        action="store_true",
+        help="also feed each frame's difference to its predecessor (AVSModel frame_diff)",
+    )
+    parser.add_argument(
         "--negatives",
         type=float,
         default=0.0,
@@ -99,6 +106,7 @@ def extract_split(
     cfg: AVConfig = DEFAULT_CONFIG,
     frame_stride: int = 4,
     max_clips: int = 0,
+    predecessors: bool = False,
 ) -> dict[str, np.ndarray]:
     """Decode a split once into ``cache_dir/<split>.npz`` (reused when its settings match).
 
@@ -106,26 +114,41 @@ def extract_split(
     ``action`` (n, N) float32 (ground-truth action-only audio), ``masks``
     (n, Tc, S, S) bool, ``frame_index`` (Tc,) int (index of each kept frame at ``cfg.fps``),
     ``sources`` (n,) int (distinct visible sounding objects per clip) and ``clip_id`` (n,) str.
+    With ``predecessors``, also ``prev_frames`` (n, Tc, S, S, 3) uint8: the frame before each
+    kept one at ``cfg.fps`` (the first frame of the clip is its own predecessor); a cache with
+    them also serves a request without.
     """
     from foley.data.ego4d import ClipDataset
 
     cache = Path(cache_dir) / f"{split}.npz"
-    settings = json.dumps({"stride": frame_stride, "max_clips": max_clips, "cfg": cfg.to_dict()})
+    want = {"stride": frame_stride, "max_clips": max_clips, "cfg": cfg.to_dict()}
+    if predecessors:
+        want["predecessors"] = True
+    settings = json.dumps(want)
     if cache.exists():
         with np.load(cache, allow_pickle=False) as z:
-            if str(z["settings"]) == settings:
-                return {k: z[k] for k in z.files if k != "settings"}
+            stored = json.loads(str(z["settings"]))
+            if not predecessors:
+                stored.pop("predecessors", None)
+            if stored == json.loads(settings):
+                skip = {"settings"} if predecessors else {"settings", "prev_frames"}
+                return {k: z[k] for k in z.files if k not in skip}
     ds = ClipDataset(data, split, cfg, ground_truth=True)
     n = len(ds) if not max_clips else min(max_clips, len(ds))
     if n == 0:
         raise InputError(f"{data}: split {split!r} has no clips")
     keep = np.arange(0, cfg.frames_per_clip, frame_stride)
+    prev = np.maximum(keep - 1, 0)
     keys = ("frames", "audio", "action", "masks", "sources", "clip_id")
+    keys += ("prev_frames",) if predecessors else ()
     out: dict[str, list] = {k: [] for k in keys}
     for i in tqdm(range(n), desc=f"decoding {split}", leave=False):
         item = ds[i]
         frames = (item["frames"][keep].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
         out["frames"].append(frames.numpy())
+        if predecessors:
+            before = (item["frames"][prev].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+            out["prev_frames"].append(before.numpy())
         out["audio"].append(item["audio"].numpy())
         out["action"].append(item["gt"]["action"].numpy())
         out["masks"].append(item["gt"]["masks"][keep].numpy().astype(bool))
@@ -166,7 +189,8 @@ def sample_batch(
     the audio (what sounds, and when) rather than on the pictures alone.
 
     Returns frames (B, T, 3, S, S) float in [0, 1], wave (B, N), masks (B, T, S, S) bool,
-    frame_times (B, T) seconds and negative (B,) int (0: true audio, else NEGATIVE_KINDS).
+    frame_times (B, T) seconds and negative (B,) int (0: true audio, else NEGATIVE_KINDS); and
+    prev_frames (B, T, 3, S, S) (each frame's predecessor) when ``arrays`` has them.
     """
     n, tc = arrays["frames"].shape[:2]
     clips = rng.integers(n, size=batch_size)
@@ -191,13 +215,17 @@ def sample_batch(
         for i in np.flatnonzero(kind):
             wave[i], keep = mismatch_audio(arrays, clips[i], NEGATIVE_KINDS[kind[i] - 1], rng)
             masks[i] &= keep[sel[i]][:, None, None]
-    return {
+    batch = {
         "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0,
         "wave": torch.from_numpy(wave),
         "masks": torch.from_numpy(masks),
         "frame_times": torch.from_numpy(times).float(),
         "negative": torch.from_numpy(kind),
     }
+    if "prev_frames" in arrays:
+        prev = arrays["prev_frames"][clips[:, None], sel]
+        batch["prev_frames"] = torch.from_numpy(prev).permute(0, 1, 4, 2, 3).float() / 255.0
+    return batch
 
 
 def mismatch_audio(
@@ -244,7 +272,13 @@ def run(args: argparse.Namespace) -> int:
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     with accelerator.main_process_first():  # one process extracts, the others read its cache
         arrays = extract_split(
-            args.data, args.split, out / FEATURES_DIR, cfg, args.frame_stride, args.max_clips
+            args.data,
+            args.split,
+            out / FEATURES_DIR,
+            cfg,
+            args.frame_stride,
+            args.max_clips,
+            predecessors=args.frame_diff,
         )
     channels = tuple(int(c) for c in str(args.stage_channels).split(","))
     model = AVSModel(
@@ -252,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         channels=args.channels,
         input_size=args.input_size or None,
         av_config=cfg.to_dict(),
+        frame_diff=args.frame_diff,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = max(1, args.steps // 20)
@@ -271,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
         "setting": args.setting,
         "zero_audio": bool(args.zero_audio),
         "negatives": args.negatives,
+        "frame_diff": bool(args.frame_diff),
     }
     start = time.time()
     bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
@@ -290,7 +326,13 @@ def run(args: argparse.Namespace) -> int:
         wave = torch.zeros_like(batch["wave"]) if args.zero_audio else batch["wave"]
         b, t = batch["masks"].shape[:2]
         with accelerator.autocast():
-            output = model(batch["frames"], wave, batch["frame_times"], return_features=True)
+            output = model(
+                batch["frames"],
+                wave,
+                batch["frame_times"],
+                return_features=True,
+                prev_frames=batch.get("prev_frames"),
+            )
             loss, parts = avs_loss(
                 output,
                 batch["masks"],

@@ -150,9 +150,17 @@ def shuffle_in_time(
 
 
 @torch.no_grad()
-def predict_probs(model, frames: torch.Tensor, wave: torch.Tensor) -> torch.Tensor:
-    """Sigmoid of the AVS logits: frames (B, T, 3, H, W), wave (B, N) -> (B, T, H, W)."""
-    return torch.sigmoid(model(frames, wave))
+def predict_probs(
+    model, frames: torch.Tensor, wave: torch.Tensor, prev_frames: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sigmoid of the AVS logits: frames (B, T, 3, H, W), wave (B, N) -> (B, T, H, W).
+
+    prev_frames (B, T, 3, H, W): each frame's predecessor, for a ``frame_diff`` model given
+    frames that are not consecutive (None: ``frames`` are consecutive at the video rate).
+    """
+    if prev_frames is None:
+        return torch.sigmoid(model(frames, wave))
+    return torch.sigmoid(model(frames, wave, prev_frames=prev_frames))
 
 
 @torch.no_grad()
@@ -243,6 +251,7 @@ def alignment_score(
     tie: float = 1e-4,
     references: str = "shift",
     evidence: str = "peak",
+    prev_frames: torch.Tensor | None = None,
 ) -> float | torch.Tensor:
     """Score (b), no ground truth: how much better the given audio's timing fits the pixels
     than the same audio mistimed, in [0, 1].
@@ -255,11 +264,13 @@ def alignment_score(
     (:func:`mask_evidence`) the given audio beats (within ``tie``: half).  0.5: the timing
     explains the pixels no better than a random lag (or the model finds nothing either way);
     1: better than every reference.  Returns a float for one clip, ``(B,)`` for a batch.
+    ``prev_frames`` (shaped as ``frames``): each frame's predecessor (:func:`predict_probs`).
     """
     single = frames.ndim == 4
     if single:
         frames, wave = frames[None], wave[None]
-    given = mask_evidence(predict_probs(model, frames, wave), evidence)
+        prev_frames = None if prev_frames is None else prev_frames[None]
+    given = mask_evidence(predict_probs(model, frames, wave, prev_frames), evidence)
     refs = reference_audios(
         wave,
         num_shuffles,
@@ -270,7 +281,7 @@ def alignment_score(
     )
     wins = torch.zeros_like(given)
     for ref in refs:
-        e = mask_evidence(predict_probs(model, frames, ref), evidence)
+        e = mask_evidence(predict_probs(model, frames, ref, prev_frames), evidence)
         wins += (given > e + tie).float() + 0.5 * ((given - e).abs() <= tie).float()
     score = wins / len(refs)
     return float(score[0]) if single else score

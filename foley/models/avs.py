@@ -24,6 +24,11 @@ AVSBench's clips sound throughout; FoleyWorld's sounds are short events and most
 silent, so each pixel also meets its own frame's audio: ``theta(x_{t,hw}) * phi(a_t)``,
 channel-wise, added to the attention output before ``W_z``.
 
+Optional motion input (``frame_diff=True``, off by default): the visual stem also sees each
+frame's difference to its predecessor at the video rate (:func:`frame_differences`), so that
+*when* a hand moves, and not only where the object is, is local visual evidence.  Callers that
+pass a subset of a clip's frames give each frame's true predecessor as ``prev_frames``.
+
 Losses (:func:`avs_loss`): per-pixel BCE on the labelled frames plus AVSBench's audio-visual
 matching term (KL between the softmax of the audio feature and of the mask-pooled visual
 feature of each TPAVI stage).  The two AVSBench settings differ in which frames are labelled:
@@ -51,6 +56,25 @@ def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequ
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
+
+
+def frame_differences(
+    frames: torch.Tensor, prev_frames: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Each frame minus its predecessor: ``(B, T, C, H, W) -> (B, T, C, H, W)``.
+
+    ``prev_frames`` (same shape): each frame's predecessor at the video rate (what a caller that
+    samples a subset of a clip's frames passes).  None: the frames are taken to be consecutive,
+    each one's predecessor is the previous frame of ``frames`` and the first frame's difference
+    is zero (as :class:`~foley.models.video_encoder.VideoEncoder`'s ``frame_diff``).
+    """
+    if prev_frames is not None:
+        if prev_frames.shape != frames.shape:
+            raise InputError(
+                f"prev_frames {tuple(prev_frames.shape)} must match frames {tuple(frames.shape)}"
+            )
+        return frames - prev_frames.to(frames.dtype)
+    return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], 1)
 
 
 class TPAVI(nn.Module):
@@ -179,6 +203,10 @@ class AVSModel(ModelMixin, ConfigMixin):
     seconds into the wave; by default the frames are evenly spaced over the wave's duration
     (centre of frame t at ``(t + 0.5) * N / T`` samples), which is what a clip decoded at a fixed
     rate gives.
+
+    ``frame_diff=True`` gives the visual stem 6 channels: the frame and its difference to its
+    predecessor (:func:`frame_differences`; ``prev_frames`` in :meth:`forward`).  The default,
+    False, is the original 3-channel model (every saved model without the key loads as it).
     """
 
     @register_to_config
@@ -194,11 +222,13 @@ class AVSModel(ModelMixin, ConfigMixin):
         frame_local_audio: bool = True,
         input_size: int | None = None,
         av_config: dict | None = None,
+        frame_diff: bool = False,
     ) -> None:
         super().__init__()
         self.av = AVConfig(**av_config) if av_config else DEFAULT_CONFIG
         stage_channels = tuple(stage_channels)
-        self.stem = _conv_bn(3, stage_channels[0] // 2, stride=2)  # 1/2
+        in_channels = 6 if frame_diff else 3  # RGB (+ difference to the previous frame)
+        self.stem = _conv_bn(in_channels, stage_channels[0] // 2, stride=2)  # 1/2
         cin = stage_channels[0] // 2
         self.stages = nn.ModuleList()
         for cout in stage_channels:  # 1/4, 1/8, 1/16, ...
@@ -230,8 +260,14 @@ class AVSModel(ModelMixin, ConfigMixin):
         wave: torch.Tensor,
         frame_times: torch.Tensor | None = None,
         return_features: bool = False,
+        prev_frames: torch.Tensor | None = None,
     ) -> torch.Tensor | AVSOutput:
-        """frames (B, T, 3, H, W) in [0, 1], wave (B, N), frame_times (B, T) s -> (B, T, H, W)."""
+        """frames (B, T, 3, H, W) in [0, 1], wave (B, N), frame_times (B, T) s -> (B, T, H, W).
+
+        prev_frames (B, T, 3, H, W) in [0, 1]: each frame's predecessor at the video rate, used
+        only by a ``frame_diff`` model; None takes ``frames`` to be consecutive (the first
+        frame's difference is zero).  Ignored by a model without ``frame_diff``.
+        """
         if frames.ndim != 5 or frames.shape[2] != 3:
             raise InputError(f"frames must be (batch, T, 3, H, W), got {tuple(frames.shape)}")
         if wave.ndim != 2 or wave.shape[0] != frames.shape[0]:
@@ -241,7 +277,10 @@ class AVSModel(ModelMixin, ConfigMixin):
             frame_times = self.default_frame_times(b, t, wave.shape[1], frames.device)
         audio = self.audio(wave.to(frames.dtype), frame_times)  # (B, T, audio_dim)
 
-        x = frames.reshape(b * t, 3, h, w) * 2.0 - 1.0
+        x = frames * 2.0 - 1.0
+        if self.config.frame_diff:  # in the same units as x: x_t - x_{t-1}
+            x = torch.cat([x, 2.0 * frame_differences(frames, prev_frames)], 2)
+        x = x.reshape(b * t, x.shape[2], h, w)
         if self.config.input_size and (h, w) != (self.config.input_size,) * 2:
             x = F.interpolate(
                 x, size=(self.config.input_size,) * 2, mode="bilinear", antialias=True

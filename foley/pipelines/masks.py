@@ -82,6 +82,7 @@ def sounding_masks(
     resize = not avs.config.input_size and size != (acfg.frame_size,) * 2
     if resize:  # the model runs at its own frame size; masks come back at the video's
         x = F.interpolate(x.float(), size=(acfg.frame_size,) * 2, mode="bilinear", antialias=True)
+    flat, motion = x, getattr(avs.config, "frame_diff", False)
     x = x.reshape(n_win, fpw, *x.shape[1:])
     w = torch.from_numpy(audio).reshape(n_win, spw)
     device, dtype = avs.device, avs.dtype
@@ -89,9 +90,14 @@ def sounding_masks(
     for lo in range(0, n_win, int(max_batch_windows)):
         xb = x[lo : lo + int(max_batch_windows)].to(device, dtype)
         wb = w[lo : lo + int(max_batch_windows)].to(device, dtype)
-        p = predict_probs(avs, xb, wb).float()  # (b, fpw, h, w)
+        pb = None
+        if motion:  # a frame_diff model's predecessors: the previous frame, across windows too
+            a, z = lo * fpw, (lo + xb.shape[0]) * fpw
+            pb = torch.cat([flat[max(a - 1, 0) : max(a, 1)], flat[a : z - 1]])
+            pb = pb.reshape(xb.shape).to(device, dtype)
+        p = predict_probs(avs, xb, wb, pb).float()  # (b, fpw, h, w)
         probs.append(p.flatten(0, 1).cpu())
-        s = alignment_score(avs, xb, wb, num_shuffles=int(num_shuffles))
+        s = alignment_score(avs, xb, wb, num_shuffles=int(num_shuffles), prev_frames=pb)
         scores.append(torch.as_tensor(s).float().reshape(-1).cpu())
         if bar is not None:
             bar.update()
