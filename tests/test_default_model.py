@@ -2,12 +2,13 @@
 
 Clips come from a FoleyWorld seed that no training set used. The sync requirement (issue 7): the
 model's onset F1 clearly above the floors (silence, another clip's audio) measured in the same
-run, in both modes. Measured with the shipped model (its sync model shaping the denoiser's
-audio, the default): onset F1 0.61 on FoleyWorld test against 0.115 for a random clip
-(docs/BENCHMARKS.md); on these fresh clips (27, seed 4242) 0.488 ambient-joint and 0.520
-action-focused against 0.185 for silence and 0.130 for a random clip, so a margin of 0.30; the
-test asks for half of it. The same check with shaping off must fail (measured 0.148 in both
-modes, under the silence floor), which shows the test can. Slow (a few minutes): run it with
+run, in both modes. Measured with the shipped model on these fresh clips (27, seed 4242):
+onset F1 0.546 ambient-joint and 0.533 action-focused with sync shaping (the default), 0.440 and
+0.430 from the denoiser alone (shaping off), against 0.185 for silence and 0.130 for a random
+clip. The margins asked for are about half of those measured: 0.15 over the best floor with
+shaping, 0.10 without. (The previous shipped denoiser, on MC3 video features, scored 0.148
+without shaping on these clips, under the silence floor: the second check fails for a
+denoiser that does not place contacts itself.) Slow (a few minutes): run it with
 ``pytest -m slow tests/test_default_model.py``.
 """
 
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.skipif(
     reason="the default model is not installed (foley train all --ship)",
 )
 
-# the margin a model must clear above the best floor: half the shipped model's measured margin
-MIN_F1_OVER_RANDOM = 0.15
+# the margins a model must clear above the best floor: about half the shipped model's measured
+MIN_F1_OVER_FLOOR = 0.15  # the pipeline as shipped (sync shaping on)
+MIN_F1_OVER_FLOOR_DENOISER = 0.10  # the denoiser alone (shaping off)
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +72,10 @@ def _sync_rows(pipe, clips, sync_shaping=None) -> dict:
     return report.rows
 
 
-def _in_sync(rows: dict) -> list[bool]:
+def _in_sync(rows: dict, margin: float) -> list[bool]:
     floor = max(rows["silence"]["onset_f1"], rows["random_clip"]["onset_f1"])
     return [
-        rows[mode]["onset_f1"] > floor + MIN_F1_OVER_RANDOM
+        rows[mode]["onset_f1"] > floor + margin
         for mode in ("model_ambient_joint", "model_action_focused")
     ]
 
@@ -81,12 +83,14 @@ def _in_sync(rows: dict) -> list[bool]:
 @pytest.mark.slow
 def test_default_model_is_in_sync_in_both_modes(default_pipeline, fresh_clips):
     rows = _sync_rows(default_pipeline, fresh_clips)
-    assert all(_in_sync(rows)), {k: v["onset_f1"] for k, v in rows.items()}
+    assert all(_in_sync(rows, MIN_F1_OVER_FLOOR)), {k: v["onset_f1"] for k, v in rows.items()}
     # action-focused keeps less of the scene's ambience than ambient-joint
     assert rows["model_action_focused"]["ambient_db"] <= rows["model_ambient_joint"]["ambient_db"]
-    # the check can fail: the denoiser alone (shaping off) is not in sync
-    unshaped = _sync_rows(default_pipeline, fresh_clips, sync_shaping=0)
-    assert not any(_in_sync(unshaped)), {k: v["onset_f1"] for k, v in unshaped.items()}
+    # the denoiser alone (shaping off) places the contacts too
+    alone = _sync_rows(default_pipeline, fresh_clips, sync_shaping=0)
+    assert all(_in_sync(alone, MIN_F1_OVER_FLOOR_DENOISER)), {
+        k: v["onset_f1"] for k, v in alone.items()
+    }
 
 
 def test_generate_example_writes_a_video_with_sound(tmp_path):

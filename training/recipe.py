@@ -12,11 +12,13 @@ truth). The result, ``OUT/pipeline``, is one folder: codec, video_encoder, denoi
 mc3, avs, sync, the retrieval index and its conditioning clips (``clips/*.ogg``), and
 MODEL_CARD.md.
 
-The denoiser's frozen video features are MC3's video tower (``--denoiser-video mc3``, the
-default) and the sync encoder ships beside it (``sync/``): its curves drive the pipeline's sync
-shaping. ``--denoiser-video sync`` trains the denoiser on the sync encoder's features and
-curves instead; at the ``small`` budget that denoiser was further from the data (FD mel 393 vs
-187 at 4000 steps, docs/BENCHMARKS.md), so it is the option for longer (GPU) runs.
+``--denoiser-video sync`` (the ``base`` preset's default) trains the denoiser on the sync
+encoder's features and curves: the sync encoder is the pipeline's video encoder and drives sync
+shaping. Trained long enough (24,000 steps), that denoiser places contacts by itself (the
+shipped model, docs/BENCHMARKS.md). At the ``small`` preset's 4000 steps it was further from
+the data than one on MC3's video tower (FD mel 393 vs 187) and placed none, so ``small``
+defaults to ``--denoiser-video mc3``: MC3 features for the denoiser, the sync encoder shipped
+beside it (``sync/``) for the shaping.
 """
 
 from __future__ import annotations
@@ -99,9 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--denoiser-video",
         choices=DENOISER_VIDEO,
-        default="mc3",
-        help="the denoiser's frozen video features: MC3's video tower (default; the sync "
-        "encoder ships beside it for sync shaping) or the sync encoder's features and curves",
+        default=None,
+        help="the denoiser's frozen video features: MC3's video tower (the sync encoder ships "
+        "beside it for sync shaping) or the sync encoder's features and curves (default: sync "
+        "for the base preset, mc3 otherwise)",
     )
 
 
@@ -117,7 +120,9 @@ class Recipe:
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         self.state.setdefault("stages", {})
         self.state["preset"] = args.preset
-        self.video = getattr(args, "denoiser_video", "mc3")
+        self.video = getattr(args, "denoiser_video", None) or (
+            "sync" if args.preset == "base" else "mc3"
+        )
         if self.state.setdefault("denoiser_video", self.video) != self.video:
             raise InputError(
                 f"{self.out} was started with --denoiser-video {self.state['denoiser_video']}: "
