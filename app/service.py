@@ -353,7 +353,7 @@ class FoleyService:
             )
         if cond_wave is None and mode == "action_focused":
             self._check_quiet_clips(index, float(ambient_db_max))
-        shaping = pipe._check_shaping(sync_shaping)
+        shaping = pipe.resolve_sync_shaping(sync_shaping)
         report(0.02, "decoding the video")
         decoded = load_video(
             video, cfg, with_audio=False, max_seconds=self.limits.max_video_seconds

@@ -202,7 +202,7 @@ def evaluate(
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
         "guidance_scale": float(guidance_scale),
-        "sync_shaping": pipeline._check_shaping(sync_shaping),
+        "sync_shaping": pipeline.resolve_sync_shaping(sync_shaping),
         "ambient_db_max": float(ambient_db_max),
         "seed": int(seed),
         "mc3": scorers.mc3 is not None,

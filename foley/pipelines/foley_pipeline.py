@@ -434,7 +434,7 @@ class FoleyPipeline(DiffusionPipeline):
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         if return_masks:
             self._check_mask_inputs(mask_shuffles, output_type)
-        sync_shaping = self._check_shaping(sync_shaping)
+        sync_shaping = self.resolve_sync_shaping(sync_shaping)
         cfg = self.av_config
         device = self.denoiser.device
         prepared = [self._prepare_video(v) for v in videos]
@@ -647,7 +647,9 @@ class FoleyPipeline(DiffusionPipeline):
 
         return isinstance(self.video_encoder, SyncModel) or self.sync is not None
 
-    def _check_shaping(self, sync_shaping: float | None) -> float:
+    def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
+        """The shaping factor a call with ``sync_shaping`` uses (None: 1 with a sync model, else
+        0); a one-line InputError when it is out of range or there is no sync model."""
         if sync_shaping is None:
             return 1.0 if self.has_sync_curves else 0.0
         value = float(sync_shaping)
