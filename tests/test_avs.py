@@ -21,14 +21,7 @@ from foley.metrics.avs import (
 from foley.models.avs import TPAVI, AVSModel, avs_loss, labelled_frames
 from tests.tiny import AVS_TINY
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions gain nothing from threads; on a shared CPU extra threads only wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = AVS_TINY
@@ -307,7 +300,7 @@ def moving_pair(batch: int, frames: int, size: int = 32, seed: int = 0):
 
 
 def test_frame_differences():
-    from foley.models.avs import frame_differences
+    from foley.models.video_encoder import frame_differences
 
     frames = torch.rand(2, 4, 3, 8, 8)
     d = frame_differences(frames)

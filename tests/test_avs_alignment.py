@@ -15,12 +15,7 @@ from training.train_avs import NEGATIVE_KINDS, mismatch_audio, sample_batch
 TINY = AVS_TINY
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_arrays(n: int, seed: int, size: int = 32, tc: int = 12) -> dict[str, np.ndarray]:

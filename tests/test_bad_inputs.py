@@ -47,13 +47,7 @@ def deadline(seconds: int = LIMIT_S):
         signal.signal(signal.SIGALRM, old)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one torch thread (many threads on a shared, loaded CPU are 50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

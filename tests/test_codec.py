@@ -24,13 +24,7 @@ from foley.models.codec_losses import LossBalancer, multiscale_mel_loss
 SR = DEFAULT_CONFIG.sample_rate
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU they spin."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_codec(**kwargs) -> FoleyCodec:

@@ -48,6 +48,7 @@ from torch import nn
 from foley.audio import log_mel
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError
+from foley.models.video_encoder import frame_differences
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -56,25 +57,6 @@ def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequ
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
-
-
-def frame_differences(
-    frames: torch.Tensor, prev_frames: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Each frame minus its predecessor: ``(B, T, C, H, W) -> (B, T, C, H, W)``.
-
-    ``prev_frames`` (same shape): each frame's predecessor at the video rate (what a caller that
-    samples a subset of a clip's frames passes).  None: the frames are taken to be consecutive,
-    each one's predecessor is the previous frame of ``frames`` and the first frame's difference
-    is zero (as :class:`~foley.models.video_encoder.VideoEncoder`'s ``frame_diff``).
-    """
-    if prev_frames is not None:
-        if prev_frames.shape != frames.shape:
-            raise InputError(
-                f"prev_frames {tuple(prev_frames.shape)} must match frames {tuple(frames.shape)}"
-            )
-        return frames - prev_frames.to(frames.dtype)
-    return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], 1)
 
 
 class TPAVI(nn.Module):

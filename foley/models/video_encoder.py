@@ -35,6 +35,25 @@ def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels)
 
 
+def frame_differences(
+    frames: torch.Tensor, prev_frames: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Each frame minus its predecessor: ``(B, T, C, H, W) -> (B, T, C, H, W)``.
+
+    ``prev_frames`` (same shape): each frame's predecessor at the video rate (what a caller that
+    samples a subset of a clip's frames passes).  None: the frames are taken to be consecutive,
+    each one's predecessor is the previous frame of ``frames`` and the first frame's difference
+    is zero (what :class:`VideoEncoder`'s ``frame_diff`` uses).
+    """
+    if prev_frames is not None:
+        if prev_frames.shape != frames.shape:
+            raise InputError(
+                f"prev_frames {tuple(prev_frames.shape)} must match frames {tuple(frames.shape)}"
+            )
+        return frames - prev_frames.to(frames.dtype)
+    return torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], 1)
+
+
 class ConvBlock(nn.Module):
     """Stride-2 conv, then a residual 3x3 conv: ``(n, c_in, h, w) -> (n, c_out, h/2, w/2)``."""
 
@@ -256,8 +275,7 @@ class VideoEncoder(ModelMixin, ConfigMixin):
             )
             frames = small.reshape(b, t, 3, size, size)
         if self.config.frame_diff:
-            diff = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, 1:] - frames[:, :-1]], 1)
-            frames = torch.cat([frames, diff], dim=2)  # (batch, T, 6, H, W)
+            frames = torch.cat([frames, frame_differences(frames)], dim=2)  # (batch, T, 6, H, W)
         flat = frames.reshape(b * t, *frames.shape[2:])
         chunk = self.config.frame_chunk
         feats = []

@@ -476,7 +476,9 @@ class FoleyPipeline(DiffusionPipeline):
                 frames = torch.stack(
                     [prepared[v].frames[s : s + cfg.frames_per_clip] for v, s in chunk]
                 ).to(device, self.video_encoder.dtype)
-                video_feats, curves = self._encode_video(frames, cfg.latents_per_clip)
+                video_feats, curves = self._encode_video(
+                    frames, cfg.latents_per_clip, with_curves=sync_shaping > 0
+                )
                 denoiser_curves = curves if self.denoiser.config.curve_dim else None
                 idx = torch.tensor([v for v, _ in chunk])
                 c_lat, c_keep = cond_latents[0][idx].to(device), cond_latents[1][idx].to(device)
@@ -620,11 +622,11 @@ class FoleyPipeline(DiffusionPipeline):
         return latents, keep
 
     def _encode_video(
-        self, frames: torch.Tensor, num_latents: int
+        self, frames: torch.Tensor, num_latents: int, with_curves: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Frames (n, T, 3, S, S) -> per-frame features (n, T, video_dim) and, when the video
-        encoder is a sync encoder or the pipeline has a ``sync`` model, the sync curves
-        (n, L, 2) (else None)."""
+        encoder is a sync encoder, or ``with_curves`` and the pipeline has a ``sync`` model, the
+        sync curves (n, L, 2) (else None)."""
         from foley.models.sync import SyncModel
 
         if isinstance(self.video_encoder, SyncModel):
@@ -635,7 +637,7 @@ class FoleyPipeline(DiffusionPipeline):
                 "SyncModel: load the video_encoder it was trained with"
             )
         feats = self.video_encoder(frames)
-        if self.sync is not None:
+        if with_curves and self.sync is not None:  # only shaping uses them
             return feats, self.sync.encode(frames.to(self.sync.dtype), num_latents)[1]
         return feats, None
 

@@ -96,18 +96,15 @@ def shaping_gain(
 
 
 def shape_to_curves(
-    wave: np.ndarray,
-    curves: np.ndarray,
-    strength: float = 1.0,
-    max_cut_db: float = 18.0,
-    cfg: AVConfig = DEFAULT_CONFIG,
-    **kwargs,
+    wave: np.ndarray, curves: np.ndarray, cfg: AVConfig = DEFAULT_CONFIG, **settings
 ) -> np.ndarray:
-    """``wave`` times :func:`shaping_gain`; ``strength`` 0 returns it unchanged."""
+    """``wave`` times :func:`shaping_gain` (``settings``: its keyword arguments), scaled down if
+    a peak would pass ``PEAK_LIMIT``; ``strength`` 0 returns it unchanged."""
+    strength = settings.get("strength", 1.0)
     wave = np.asarray(wave, np.float32).reshape(-1)
     if strength <= 0:
         return wave.copy()
-    out = wave * shaping_gain(wave, curves, strength, max_cut_db, cfg, **kwargs)
+    out = wave * shaping_gain(wave, curves, cfg=cfg, **settings)
     peak = float(np.abs(out).max(initial=0.0))
     if peak > PEAK_LIMIT:  # made-up gain never clips: the whole window comes down
         out *= PEAK_LIMIT / peak
