@@ -18,6 +18,7 @@ above its own audio 1 s late.
 
     python benchmarks/avs_eval.py --data DATA --runs RUNS [--quick] [--png docs/img/avs_overlay.png]
         [--references shift|shuffle] [--evidence peak|mean] [--names single,multi]
+        [--frame-stride 4|1]
 
 A model trained with ``--frame-diff`` gets each scored frame's true predecessor (the test cache
 then holds them, ``extract_split(..., predecessors=True)``).
@@ -43,10 +44,14 @@ from foley.metrics.avs import (
     shuffle_in_time,
 )
 from foley.models.avs import AVSModel
-from training.train_avs import extract_split
+from training.train_avs import extract_split, mismatch_audio
 
 SETTINGS = ("single", "multi")
 SHIFT_S = 1.0  # the "own audio, late" rows: every sound 1 s late (circularly)
+# the "swapped sound" rows: another clip's action sound, of another material, moved so that its
+# first sound starts when this clip's does, over this clip's ambience (training's "swap"
+# negative): right time, wrong sound, so only the sound's content tells it apart
+SWAPPED = "swapped sound, right time"
 
 
 def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -133,10 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mp4", default="", help="and its overlay video here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
+        "--frame-stride",
+        type=int,
+        default=4,
+        help="score every k-th frame of the 16 fps clips (4: 12 frames a clip, AVSBench-like"
+        " sparse labels; 1: every frame, as the app's masks and score (b) run)",
+    )
+    parser.add_argument(
         "--references", choices=("shift", "shuffle"), default="shift", help="of score (b)"
     )
     parser.add_argument(
-        "--evidence", choices=("peak", "mean"), default="peak", help="of score (b) (mask_evidence)"
+        "--evidence", choices=("peak", "mean"), default="mean", help="of score (b) (mask_evidence)"
     )
     parser.add_argument(
         "--names",
@@ -165,12 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     arrays = extract_split(
         args.data,
         args.split,
-        runs / "features",
+        runs / ("features" if args.frame_stride == 4 else f"features_s{args.frame_stride}"),
+        frame_stride=args.frame_stride,
         max_clips=24 if args.quick else 0,
         predecessors=motion,
     )
     n = len(arrays["clip_id"])
     other = arrays["audio"][derangement(n)]
+    # another clip's sound (of another material) at this clip's time, over this clip's ambience
+    swapped = np.stack(
+        [mismatch_audio(arrays, i, "swap", np.random.default_rng([1, i]))[0] for i in range(n)]
+    )
     sources = arrays["sources"]
     subsets = {"single": np.flatnonzero(sources <= 1), "multi": np.arange(n)}
     print(
@@ -190,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "true audio": evaluate(model, arrays, clips, args.batch),
             "audio zeroed (silence in)": evaluate(model, arrays, clips, args.batch, zero=True),
             "another clip's audio": evaluate(model, arrays, clips, args.batch, audio=other),
+            SWAPPED: evaluate(model, arrays, clips, args.batch, audio=swapped),
             f"own audio {SHIFT_S:g} s late": evaluate(
                 model, arrays, clips, args.batch, shift_s=SHIFT_S
             ),
@@ -222,7 +240,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # alignment score (b): no ground truth; the true audio should outrank mismatched audio
         shuffles = 4 if args.quick else 8
-        kinds = {"another clip's audio": other, f"own audio {SHIFT_S:g} s late": None}
+        kinds = {
+            "another clip's audio": other,
+            SWAPPED: swapped,
+            f"own audio {SHIFT_S:g} s late": None,
+        }
         scores: dict[str, list] = {"true audio": [], **{k: [] for k in kinds}}
         for idx in tqdm(list(batches(len(clips), args.batch)), desc="score (b)", leave=False):
             frames, wave, _, prev = as_inputs(arrays, clips[idx])
@@ -230,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             inputs = {
                 "true audio": wave,
                 "another clip's audio": as_inputs(arrays, clips[idx], other)[1],
+                SWAPPED: as_inputs(arrays, clips[idx], swapped)[1],
             }
             inputs[f"own audio {SHIFT_S:g} s late"] = late
             for name, w in inputs.items():

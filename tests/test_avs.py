@@ -421,3 +421,42 @@ def test_sounding_masks_give_frame_diff_models_the_previous_frame():
         alone = torch.sigmoid(model(frames.reshape(2, 8, 3, 32, 32), wave.reshape(2, 8000)))
     assert np.allclose(masks, want.reshape(16, 32, 32).numpy(), atol=1e-5)
     assert not np.allclose(masks[8], alone[1, 0].numpy(), atol=1e-4)  # window edge
+
+
+# ---- content: the contrastive term and the content gate ---------------------------------------
+def test_content_gate_starts_as_the_plain_model_and_adds_the_key_similarity(tmp_path):
+    torch.manual_seed(0)
+    plain = AVSModel(**TINY).eval()
+    gated = AVSModel(**TINY, content_gate=True).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["gate_scale"] and not unexpected
+    frames, wave = torch.rand(2, 3, 3, 32, 32), torch.randn(2, 8000)
+    with torch.no_grad():
+        assert torch.allclose(gated(frames, wave), plain(frames, wave))  # gate 0 at the start
+        gated.gate_scale.fill_(2.0)
+        out = gated(frames, wave, return_features=True)
+        sim = gated.content_similarity(out.visual_inputs, out.audio_features, (32, 32))
+        assert sim.shape == (2, 3, 32, 32) and sim.abs().max() <= 1.0 + 1e-5
+        assert torch.allclose(out.logits, plain(frames, wave) + 2.0 * sim, atol=1e-5)
+    gated.save_pretrained(tmp_path / "gated")
+    again = AVSModel.from_pretrained(tmp_path / "gated").eval()
+    assert again.config.content_gate and float(again.gate_scale) == 2.0
+
+
+def test_trainer_content_options(tmp_path):
+    from training import train_avs
+    from training.common import read_metrics
+
+    data = tmp_path / "data"
+    write_toy_dataset(data)
+    parser = argparse.ArgumentParser()
+    train_avs.add_arguments(parser)
+    argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--cpu"]
+    argv += ["--batch-size", "4", "--frames", "4", "--input-size", "32", "--stage-channels", "8,16"]
+    argv += ["--channels", "8", "--log-every", "1", "--content-gate", "--contrast-weight", "0.5"]
+    argv += ["--negatives", "0.5", "--negative-mix", "swap=1", "--audio-window", "24"]
+    assert train_avs.run(parser.parse_args(argv)) == 0
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2] and all("contrast" in r for r in rows)
+    model = AVSModel.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.content_gate and model.config.audio_window == 24

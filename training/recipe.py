@@ -48,7 +48,10 @@ PRESETS: dict[str, dict] = {
             "--adv-start", "1000000",
         ],
         "mc3": ["--preset", "small", "--epochs", "12", "--warmup-epochs", "4"],
-        "avs": ["--setting", "multi", "--steps", "1500", "--max-minutes", "10"],
+        "avs": [
+            "--setting", "multi", "--steps", "1500", "--max-minutes", "10", "--frame-diff",
+            "--negatives", "0.5", "--batch-size", "8",
+        ],
         "sync": ["--steps", "800", "--val-every", "100", "--max-minutes", "15"],
         "denoiser": [
             "--steps", "4000", "--batch-size", "16", "--hidden-dim", "192", "--layers", "4",
@@ -66,7 +69,7 @@ PRESETS: dict[str, dict] = {
         "codec": ["--preset", "small", "--latent-dim", "8", "--n-filters", "4", "--steps", "2",
                   "--stats-clips", "4"],
         "mc3": ["--preset", "tiny", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "4"],
-        "avs": ["--setting", "multi", "--steps", "2"],
+        "avs": ["--setting", "multi", "--steps", "2", "--frame-diff", "--negatives", "0.5"],
         "sync": ["--steps", "2", "--val-every", "1", "--batch-size", "2", "--dim", "16",
                  "--channels", "8", "8"],
         "denoiser": ["--steps", "2", "--batch-size", "4", "--hidden-dim", "32", "--layers", "1",
@@ -81,7 +84,10 @@ PRESETS: dict[str, dict] = {
         "shifted_test_videos": 60,
         "codec": ["--preset", "base"],
         "mc3": ["--preset", "base", "--epochs", "60", "--warmup-epochs", "15"],
-        "avs": ["--setting", "multi", "--steps", "6000"],
+        "avs": [
+            "--setting", "multi", "--steps", "6000", "--frame-diff", "--negatives", "0.5",
+            "--batch-size", "8",
+        ],
         "sync": ["--steps", "6000", "--batch-size", "32", "--val-every", "500"],
         "denoiser": ["--steps", "60000", "--batch-size", "64", "--workers", "4"],
         "eval_n": 200,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from foley.errors import InputError
 
 FEATURES_DIR = "features"
 
-NEGATIVE_KINDS = ("shifted", "other", "ambience", "silence")
+NEGATIVE_KINDS = ("shifted", "other", "ambience", "silence", "swap")
 NEGATIVE_MIX = "shifted=0.5,other=0.25,ambience=0.15,silence=0.1"
 
 
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frame-weight", type=float, default=0.0, help="weight of the per-frame BCE (avs_loss)"
     )
+    parser.add_argument(
+        "--contrast-weight",
+        type=float,
+        default=0.0,
+        help="weight of the audio-visual contrastive term (audio_visual_contrastive_loss)",
+    )
+    parser.add_argument("--contrast-temperature", type=float, default=0.1)
     parser.add_argument("--zero-audio", action="store_true", help="visual-only baseline")
     parser.add_argument(
         "--frame-diff",
@@ -83,6 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--negative-mix",
         default=NEGATIVE_MIX,
         help="how the negatives split between the kinds (weights, normalised)",
+    )
+    parser.add_argument(
+        "--content-gate",
+        action="store_true",
+        help="add the audio-visual key similarity to the logits (AVSModel content_gate)",
+    )
+    parser.add_argument(
+        "--audio-window", type=int, default=48, help="log-mel frames of audio per video frame"
     )
     parser.add_argument("--input-size", type=int, default=64, help="frames resized to this (px)")
     parser.add_argument("--stage-channels", default="16,32,64")
@@ -113,7 +129,8 @@ def extract_split(
     Returns ``frames`` (n, Tc, S, S, 3) uint8, ``audio`` (n, N) float32 (the clip's track),
     ``action`` (n, N) float32 (ground-truth action-only audio), ``masks``
     (n, Tc, S, S) bool, ``frame_index`` (Tc,) int (index of each kept frame at ``cfg.fps``),
-    ``sources`` (n,) int (distinct visible sounding objects per clip) and ``clip_id`` (n,) str.
+    ``sources`` (n,) int (distinct visible sounding objects per clip), ``clip_id`` (n,) str and
+    ``material`` (n,) str (:func:`clip_materials`; read from the ground truth, not cached).
     With ``predecessors``, also ``prev_frames`` (n, Tc, S, S, 3) uint8: the frame before each
     kept one at ``cfg.fps`` (the first frame of the clip is its own predecessor); a cache with
     them also serves a request without.
@@ -132,7 +149,9 @@ def extract_split(
                 stored.pop("predecessors", None)
             if stored == json.loads(settings):
                 skip = {"settings"} if predecessors else {"settings", "prev_frames"}
-                return {k: z[k] for k in z.files if k not in skip}
+                arrays = {k: z[k] for k in z.files if k not in skip}
+                arrays["material"] = clip_materials(data, split, arrays["clip_id"])
+                return arrays
     ds = ClipDataset(data, split, cfg, ground_truth=True)
     n = len(ds) if not max_clips else min(max_clips, len(ds))
     if n == 0:
@@ -157,10 +176,33 @@ def extract_split(
     arrays = {k: np.stack(v) if k != "clip_id" else np.array(v) for k, v in out.items()}
     arrays["frame_index"] = keep
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # concurrent extractions
     np.savez(tmp, settings=np.array(settings), **arrays)
     tmp.replace(cache)
+    arrays["material"] = clip_materials(data, split, arrays["clip_id"])
     return arrays
+
+
+def visible_materials(events: list[dict]) -> str:
+    """The materials of a clip's visible sounding events, sorted and comma-joined ('' if none)."""
+    return ",".join(sorted({str(e.get("material", "")) for e in events if e.get("visible", True)}))
+
+
+def clip_materials(data: str | Path, split: str, clip_ids) -> np.ndarray:
+    """(n,) str: :func:`visible_materials` of each clip, from its ``.gt.npz`` (only the small
+    ``events_json`` entry is read); '' where a clip has no ground truth."""
+    from foley.data.ego4d import read_metadata, split_path
+
+    paths = {r.clip_id: r.gt_path(data) for r in read_metadata(split_path(data, split))}
+    out = []
+    for cid in clip_ids:
+        path = paths.get(str(cid))
+        if path is None or not Path(path).exists():
+            out.append("")
+            continue
+        with np.load(path, allow_pickle=False) as z:
+            out.append(visible_materials(json.loads(str(z["events_json"]))))
+    return np.array(out)
 
 
 def count_sources(events: list[dict]) -> int:
@@ -189,8 +231,10 @@ def sample_batch(
     the audio (what sounds, and when) rather than on the pictures alone.
 
     Returns frames (B, T, 3, S, S) float in [0, 1], wave (B, N), masks (B, T, S, S) bool,
-    frame_times (B, T) seconds and negative (B,) int (0: true audio, else NEGATIVE_KINDS); and
-    prev_frames (B, T, 3, S, S) (each frame's predecessor) when ``arrays`` has them.
+    frame_times (B, T) seconds and negative (B,) int (0: true audio, else NEGATIVE_KINDS);
+    prev_frames (B, T, 3, S, S) (each frame's predecessor) when ``arrays`` has them; and with
+    ``negatives`` > 0, true_wave (B, N) and true_masks (B, T, S, S): every clip's own audio and
+    masks, as if it had drawn no negative.
     """
     n, tc = arrays["frames"].shape[:2]
     clips = rng.integers(n, size=batch_size)
@@ -208,6 +252,7 @@ def sample_batch(
     times = (arrays["frame_index"][sel] + 0.5) / cfg.fps
     wave = arrays["audio"][clips].copy()
     kind = np.zeros(batch_size, int)
+    true_wave, true_masks = wave.copy(), masks.copy()
     if negatives > 0:
         draw = rng.random(batch_size) < negatives
         mix = parse_mix(negative_mix)
@@ -216,12 +261,16 @@ def sample_batch(
             wave[i], keep = mismatch_audio(arrays, clips[i], NEGATIVE_KINDS[kind[i] - 1], rng)
             masks[i] &= keep[sel[i]][:, None, None]
     batch = {
+        "material": torch.from_numpy(material_ids(arrays, clips)),
         "frames": torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0,
         "wave": torch.from_numpy(wave),
         "masks": torch.from_numpy(masks),
         "frame_times": torch.from_numpy(times).float(),
         "negative": torch.from_numpy(kind),
     }
+    if negatives > 0:
+        batch["true_wave"] = torch.from_numpy(true_wave)
+        batch["true_masks"] = torch.from_numpy(true_masks)
     if "prev_frames" in arrays:
         prev = arrays["prev_frames"][clips[:, None], sel]
         batch["prev_frames"] = torch.from_numpy(prev).permute(0, 1, 4, 2, 3).float() / 255.0
@@ -237,7 +286,11 @@ def mismatch_audio(
     default stride); a frame keeps its mask only where the rotated audio also sounds there
     (the object is seen sounding *and* heard at that moment); ``"other"``: another clip's
     audio (its object is not in view: no mask); ``"ambience"``: the clip's audio minus its
-    action track (no action sound: no mask); ``"silence"``: zeros (no mask).
+    action track (no action sound: no mask); ``"silence"``: zeros (no mask); ``"swap"``: the
+    clip's ambience plus another clip's action track, of another material where
+    ``arrays["material"]`` says, moved so that its first sound starts when this clip's does
+    (the right time, the wrong sound: only the sound's *content* tells it from the true audio;
+    no mask).
 
     Returns ``(wave (N,) float32, keep (Tc,) bool)``.
     """
@@ -257,12 +310,55 @@ def mismatch_audio(
         return (audio - arrays["action"][clip]).astype(np.float32), none
     if kind == "silence":
         return np.zeros_like(audio), none
+    if kind == "swap":
+        other = swap_partner(arrays, clip, rng)
+        action = arrays["action"][clip]
+        lag = first_sound(action) - first_sound(arrays["action"][other])
+        moved = np.roll(arrays["action"][other], lag)
+        return (audio - action + moved).astype(np.float32), none
     raise ValueError(f"unknown negative kind {kind!r}")
+
+
+def material_ids(arrays: dict[str, np.ndarray], clips: np.ndarray) -> np.ndarray:
+    """(len(clips),) int: an id per distinct ``arrays["material"]`` string (-1 - clip where
+    unknown, so that clips without one form no group)."""
+    if "material" not in arrays:
+        return -1 - np.asarray(clips, np.int64)
+    names = {m: i for i, m in enumerate(sorted(set(arrays["material"].tolist())))}
+    mats = arrays["material"][clips]
+    return np.array([names[m] if m else -1 - c for m, c in zip(mats, clips)], np.int64)
+
+
+def first_sound(action: np.ndarray) -> int:
+    """Index of the first non-zero sample of an action track (0 if it is silent)."""
+    nz = np.flatnonzero(action)
+    return int(nz[0]) if nz.size else 0
+
+
+def swap_partner(arrays: dict[str, np.ndarray], clip: int, rng: np.random.Generator) -> int:
+    """A random other clip with an action sound, sharing no visible material with ``clip`` when
+    ``arrays["material"]`` is known for both (else any other clip)."""
+    n = arrays["audio"].shape[0]
+    if n < 2:
+        return clip
+    candidates = np.flatnonzero(np.arange(n) != clip)
+    if "material" in arrays:
+        mats = arrays["material"]
+        own = set(filter(None, str(mats[clip]).split(",")))
+        if own:
+            ok = [j for j in candidates if mats[j] and not own & set(str(mats[j]).split(","))]
+            candidates = np.array(ok) if ok else candidates
+    return int(candidates[rng.integers(len(candidates))])
 
 
 # ---- training --------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from foley.models.avs import AVSModel, avs_loss, labelled_frames
+    from foley.models.avs import (
+        AVSModel,
+        audio_visual_contrastive_loss,
+        avs_loss,
+        labelled_frames,
+    )
     from training.common import MetricLog, make_accelerator, resume, save_checkpoint
 
     if args.threads:
@@ -287,6 +383,8 @@ def run(args: argparse.Namespace) -> int:
         input_size=args.input_size or None,
         av_config=cfg.to_dict(),
         frame_diff=args.frame_diff,
+        content_gate=args.content_gate,
+        audio_window=args.audio_window,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = max(1, args.steps // 20)
@@ -307,6 +405,7 @@ def run(args: argparse.Namespace) -> int:
         "zero_audio": bool(args.zero_audio),
         "negatives": args.negatives,
         "frame_diff": bool(args.frame_diff),
+        "contrast_weight": args.contrast_weight,
     }
     start = time.time()
     bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
@@ -333,14 +432,29 @@ def run(args: argparse.Namespace) -> int:
                 return_features=True,
                 prev_frames=batch.get("prev_frames"),
             )
+            labelled = labelled_frames(args.setting, b, t, accelerator.device)
             loss, parts = avs_loss(
                 output,
                 batch["masks"],
-                labelled_frames(args.setting, b, t, accelerator.device),
+                labelled,
                 args.avm_weight,
                 args.pos_weight,
                 args.frame_weight,
             )
+            if args.contrast_weight > 0 and not args.zero_audio:
+                contrast = audio_visual_contrastive_loss(
+                    accelerator.unwrap_model(model),
+                    output,
+                    batch.get("true_masks", batch["masks"]),
+                    labelled,
+                    batch.get("true_wave"),
+                    batch["frame_times"],
+                    args.contrast_temperature,
+                    batch["material"],
+                )
+                loss = loss + args.contrast_weight * contrast
+                parts["contrast"] = contrast.item()
+                parts["loss"] = loss.item()
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)

@@ -250,7 +250,7 @@ def alignment_score(
     seed: int = 0,
     tie: float = 1e-4,
     references: str = "shift",
-    evidence: str = "peak",
+    evidence: str = "mean",
     prev_frames: torch.Tensor | None = None,
 ) -> float | torch.Tensor:
     """Score (b), no ground truth: how much better the given audio's timing fits the pixels
@@ -261,7 +261,8 @@ def alignment_score(
     (:func:`reference_audios`: ``"shift"``, circular shifts by 0.5 s to N - 0.5 s, or
     ``"shuffle"``, blocks of ``block_seconds`` permuted); both keep the audio's sounds and
     break only their timing.  The score is the fraction of references whose mask evidence
-    (:func:`mask_evidence`) the given audio beats (within ``tie``: half).  0.5: the timing
+    (:func:`mask_evidence`; ``"mean"`` probability mass by default, chosen on FoleyWorld val
+    over ``"peak"``, docs/BENCHMARKS.md) the given audio beats (within ``tie``: half).  0.5: the timing
     explains the pixels no better than a random lag (or the model finds nothing either way);
     1: better than every reference.  Returns a float for one clip, ``(B,)`` for a batch.
     ``prev_frames`` (shaped as ``frames``): each frame's predecessor (:func:`predict_probs`).

@@ -112,6 +112,12 @@ class TPAVI(nn.Module):
         phi_a = F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)  # (B, T, inter)
         return self.theta(x) * phi_a.transpose(1, 2)[..., None, None]
 
+    def keys(self, x: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two sides the frame-local term multiplies: ``theta(x)`` (B, inter, T, h, w) and
+        ``phi(a_t)`` (B, T, inter), for the contrastive term (``audio`` already aligned)."""
+        phi_a = F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)
+        return self.theta(x), phi_a
+
     def forward(self, x: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.align_channel(audio)  # (B, T, C)
         y = self.attend(x, a)
@@ -169,12 +175,14 @@ class AVSOutput:
     """Mask logits plus what the matching loss needs.
 
     logits (B, T, H, W); audio_features: per TPAVI stage (B, T, C); visual_maps: per TPAVI
-    stage the block's output (B, C, T, h, w).
+    stage the block's output (B, C, T, h, w); visual_inputs: per TPAVI stage its input, the
+    visual features before any audio is mixed in (B, C, T, h, w).
     """
 
     logits: torch.Tensor
     audio_features: list[torch.Tensor]
     visual_maps: list[torch.Tensor]
+    visual_inputs: list[torch.Tensor] | None = None
 
 
 class AVSModel(ModelMixin, ConfigMixin):
@@ -205,6 +213,7 @@ class AVSModel(ModelMixin, ConfigMixin):
         input_size: int | None = None,
         av_config: dict | None = None,
         frame_diff: bool = False,
+        content_gate: bool = False,
     ) -> None:
         super().__init__()
         self.av = AVConfig(**av_config) if av_config else DEFAULT_CONFIG
@@ -228,6 +237,22 @@ class AVSModel(ModelMixin, ConfigMixin):
         )
         self.fuse = nn.ModuleList(_conv_bn(channels, channels) for _ in stage_channels[:-1])
         self.head = nn.Sequential(_conv_bn(channels, channels), nn.Conv2d(channels, 1, 1))
+        if content_gate:  # starts at 0: the plain model, until the similarity earns its weight
+            self.gate_scale = nn.Parameter(torch.zeros(()))
+
+    def content_similarity(
+        self, inputs: list[torch.Tensor], audio_feats: list[torch.Tensor], size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Per pixel, the cosine between its visual key and its frame's audio key
+        (:meth:`TPAVI.keys`), averaged over the stages at full size: (B, T, H, W) in [-1, 1].
+        What the contrastive term trains: high where the pixel looks like what the audio
+        sounds like (``content_gate`` adds it, scaled, to the logits)."""
+        total = 0
+        for tpavi, v, a in zip(self.tpavi, inputs, audio_feats):
+            theta, phi_a = tpavi.keys(v, a)  # (B, inter, T, h, w), (B, T, inter)
+            cos = F.cosine_similarity(theta, phi_a.transpose(1, 2)[..., None, None], dim=1)
+            total = total + F.interpolate(cos, size=size, mode="bilinear")  # T as channels
+        return total / len(self.tpavi)
 
     def default_frame_times(
         self, batch: int, num_frames: int, num_samples: int, device
@@ -268,7 +293,7 @@ class AVSModel(ModelMixin, ConfigMixin):
                 x, size=(self.config.input_size,) * 2, mode="bilinear", antialias=True
             )
         x = self.stem(x)
-        maps, audio_feats = [], []
+        maps, audio_feats, inputs = [], [], []
         for stage, aspp, tpavi in zip(self.stages, self.aspp, self.tpavi):
             x = stage(x)
             v = sum(conv(x) for conv in aspp)  # (B*T, C, h, w)
@@ -276,6 +301,7 @@ class AVSModel(ModelMixin, ConfigMixin):
             z, a = tpavi(v, audio)
             maps.append(z)
             audio_feats.append(a)
+            inputs.append(v)
 
         def frames_first(z: torch.Tensor) -> torch.Tensor:  # (B, C, T, h, w) -> (B*T, C, h, w)
             return z.transpose(1, 2).reshape(b * t, *z.shape[1:2], *z.shape[3:])
@@ -285,8 +311,10 @@ class AVSModel(ModelMixin, ConfigMixin):
             lateral = frames_first(z)
             y = fuse(F.interpolate(y, size=lateral.shape[-2:], mode="bilinear") + lateral)
         logits = F.interpolate(self.head(y), size=(h, w), mode="bilinear").reshape(b, t, h, w)
+        if self.config.content_gate:
+            logits = logits + self.gate_scale * self.content_similarity(inputs, audio_feats, (h, w))
         if return_features:
-            return AVSOutput(logits, audio_feats, maps)
+            return AVSOutput(logits, audio_feats, maps, inputs)
         return logits
 
 
@@ -309,6 +337,67 @@ def audio_visual_matching_loss(out: AVSOutput) -> torch.Tensor:
         a_n = F.normalize(a.reshape(b * t, -1), dim=-1)
         total = total + F.kl_div(v.log_softmax(-1), a_n.softmax(-1), reduction="batchmean")
     return total / len(out.audio_features)
+
+
+def audio_visual_contrastive_loss(
+    model: AVSModel,
+    out: AVSOutput,
+    masks: torch.Tensor,
+    labelled: torch.Tensor | None = None,
+    wave: torch.Tensor | None = None,
+    frame_times: torch.Tensor | None = None,
+    temperature: float = 0.1,
+    groups: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE between each clip's sounding object and the clips' sounds (not in AVSBench).
+
+    Per TPAVI stage, the two sides its frame-local term multiplies (:meth:`TPAVI.keys`): the
+    visual key ``theta(v)`` averaged over the ground-truth ``masks`` (B, T, H, W) of the clip's
+    labelled frames that have one, and the audio key ``phi(a_t)`` averaged over the same
+    frames.  Over the clips of the batch that have such frames, each object must pick its own
+    clip's sound among the others' and each sound its object (cross-entropy both ways on cosine
+    similarities / ``temperature``).  This is the content signal that AVSBench's KL term was
+    meant to give: the audio features must say *what* sounds (a metal ring, a wooden thud) and
+    the object's features what it is made of, in the space where the block compares them.
+
+    ``wave`` (B, N) with ``frame_times``: the clips' true audio when the batch fed the network
+    something else (training negatives); the audio keys are then computed from it (the
+    visual side is the batch's).  ``groups`` (B,) int: clips of one group (e.g. the same
+    material) sound alike, so they are not used as each other's negatives.  Zero when fewer
+    than two clips qualify.
+    """
+    b, t, h, w = out.logits.shape
+    if labelled is None:
+        labelled = torch.ones(b, t, dtype=torch.bool, device=masks.device)
+    has = labelled & masks.flatten(2).any(-1)  # (B, T) frames that show the sounding object
+    clips = has.any(1)
+    if int(clips.sum()) < 2 or not out.visual_inputs:
+        return out.logits.new_zeros(())
+    audio = out.audio_features
+    if wave is not None:
+        if frame_times is None:
+            frame_times = model.default_frame_times(b, t, wave.shape[1], wave.device)
+        feats = model.audio(wave.to(out.logits.dtype), frame_times)
+        audio = [tpavi.align_channel(feats) for tpavi in model.tpavi]
+    total = out.logits.new_zeros(())
+    for tpavi, v, a in zip(model.tpavi, out.visual_inputs, audio):
+        theta, phi_a = tpavi.keys(v, a)  # (B, inter, T, h', w'), (B, T, inter)
+        m = F.adaptive_avg_pool2d(masks.reshape(b * t, 1, h, w).float(), theta.shape[-2:])
+        m = m.reshape(b, t, *theta.shape[-2:])[:, None] * has[:, None, :, None, None]
+        vis = (theta * m).sum((2, 3, 4)) / m.sum((2, 3, 4)).clamp_min(1e-6)  # (B, inter)
+        frames = has[..., None].to(phi_a.dtype)
+        aud = (phi_a * frames).sum(1) / frames.sum(1).clamp_min(1.0)  # (B, inter)
+        vis, aud = F.normalize(vis[clips], dim=-1), F.normalize(aud[clips], dim=-1)
+        sim = vis @ aud.T / temperature
+        if groups is not None:
+            g = groups.to(sim.device)[clips]
+            alike = (g[:, None] == g[None, :]) & ~torch.eye(
+                len(g), dtype=torch.bool, device=g.device
+            )
+            sim = sim.masked_fill(alike, float("-inf"))
+        target = torch.arange(sim.shape[0], device=sim.device)
+        total = total + 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
+    return total / len(out.visual_inputs)
 
 
 def avs_loss(
