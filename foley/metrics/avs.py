@@ -262,9 +262,10 @@ def alignment_score(
     ``"shuffle"``, blocks of ``block_seconds`` permuted); both keep the audio's sounds and
     break only their timing.  The score is the fraction of references whose mask evidence
     (:func:`mask_evidence`; ``"mean"`` probability mass by default, chosen on FoleyWorld val
-    over ``"peak"``, docs/BENCHMARKS.md) the given audio beats (within ``tie``: half).  0.5: the timing
-    explains the pixels no better than a random lag (or the model finds nothing either way);
-    1: better than every reference.  Returns a float for one clip, ``(B,)`` for a batch.
+    over ``"peak"``, docs/BENCHMARKS.md) the given audio beats (within ``tie``: half).
+    0.5: the timing explains the pixels no better than a random lag (or the model finds
+    nothing either way); 1: better than every reference.  Returns a float for one clip,
+    ``(B,)`` for a batch.
     ``prev_frames`` (shaped as ``frames``): each frame's predecessor (:func:`predict_probs`).
     """
     single = frames.ndim == 4
