@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,24 +253,35 @@ def write_toy_dataset(root, num_clips: int = 3):
     write_metadata(root / "train.tsv", records)
 
 
-def test_trainer_runs_and_resumes(tmp_path):
+def run_tiny_trainer(tmp_path, *extra: str, num_clips: int | None = None) -> Path:
+    """``foley train avs`` on a toy dataset with a tiny model (2 steps); returns the data dir.
+
+    ``extra``: more command-line arguments (they may repeat a default; argparse keeps the last).
+    """
     from training import train_avs
-    from training.common import read_metrics
 
     data = tmp_path / "data"
-    write_toy_dataset(data)
+    if not data.exists():
+        write_toy_dataset(data, **({} if num_clips is None else {"num_clips": num_clips}))
     parser = argparse.ArgumentParser()
     train_avs.add_arguments(parser)
     argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--cpu"]
     argv += ["--batch-size", "2", "--frames", "2", "--input-size", "32", "--stage-channels", "8,16"]
-    argv += ["--channels", "8", "--save-every", "1", "--log-every", "1", "--setting", "single"]
+    argv += ["--channels", "8", *extra]
     assert train_avs.run(parser.parse_args(argv)) == 0
+    return data
+
+
+def test_trainer_runs_and_resumes(tmp_path):
+    from training.common import read_metrics
+
+    opts = ("--save-every", "1", "--log-every", "1", "--setting", "single")
+    run_tiny_trainer(tmp_path, *opts)
     assert (tmp_path / "run" / "model" / "config.json").exists()
     assert (tmp_path / "run" / "ckpt" / "LATEST").read_text().strip() == "step-0000002"
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2]
     # resume: two more steps continue from step 2
-    argv[argv.index("--steps") + 1] = "4"
-    assert train_avs.run(parser.parse_args(argv)) == 0
+    run_tiny_trainer(tmp_path, *opts, "--steps", "4")
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2, 3, 4]
     model = AVSModel.from_pretrained(tmp_path / "run" / "model")
     assert model.config.input_size == 32
@@ -370,14 +382,7 @@ def test_frame_diff_model_learns_motion():
 def test_trainer_frame_diff_caches_predecessors(tmp_path):
     from training import train_avs
 
-    data = tmp_path / "data"
-    write_toy_dataset(data, num_clips=2)
-    parser = argparse.ArgumentParser()
-    train_avs.add_arguments(parser)
-    argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--cpu"]
-    argv += ["--batch-size", "2", "--frames", "2", "--input-size", "32", "--stage-channels", "8,16"]
-    argv += ["--channels", "8", "--save-every", "2", "--frame-diff"]
-    assert train_avs.run(parser.parse_args(argv)) == 0
+    data = run_tiny_trainer(tmp_path, "--save-every", "2", "--frame-diff", num_clips=2)
     assert AVSModel.from_pretrained(tmp_path / "run" / "model").config.frame_diff is True
     cache = tmp_path / "run" / train_avs.FEATURES_DIR
     arrays = train_avs.extract_split(data, "train", cache, predecessors=True)
@@ -444,18 +449,14 @@ def test_content_gate_starts_as_the_plain_model_and_adds_the_key_similarity(tmp_
 
 
 def test_trainer_content_options(tmp_path):
-    from training import train_avs
     from training.common import read_metrics
 
-    data = tmp_path / "data"
-    write_toy_dataset(data)
-    parser = argparse.ArgumentParser()
-    train_avs.add_arguments(parser)
-    argv = ["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--cpu"]
-    argv += ["--batch-size", "4", "--frames", "4", "--input-size", "32", "--stage-channels", "8,16"]
-    argv += ["--channels", "8", "--log-every", "1", "--content-gate", "--contrast-weight", "0.5"]
-    argv += ["--negatives", "0.5", "--negative-mix", "swap=1", "--audio-window", "24"]
-    assert train_avs.run(parser.parse_args(argv)) == 0
+    run_tiny_trainer(
+        tmp_path,
+        *("--batch-size", "4", "--frames", "4", "--log-every", "1", "--content-gate"),
+        *("--contrast-weight", "0.5", "--negatives", "0.5", "--negative-mix", "swap=1"),
+        *("--audio-window", "24"),
+    )
     rows = read_metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [1, 2] and all("contrast" in r for r in rows)
     model = AVSModel.from_pretrained(tmp_path / "run" / "model")
