@@ -151,6 +151,8 @@ def test_forward_shapes_and_input_errors():
         model(frames[0], wave)
     with pytest.raises(InputError):
         model(frames, wave[:1])
+    with pytest.raises(InputError, match="audio_window"):
+        AVSModel(**{**TINY, "audio_window": 0})
     # TPAVI starts as the identity; once its output weights are not zero the audio counts
     assert torch.allclose(logits, model(frames, torch.zeros_like(wave)))
     for block in model.tpavi:

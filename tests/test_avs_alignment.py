@@ -69,7 +69,7 @@ def test_mismatch_audio_kinds():
         mismatch_audio(arr, 0, "louder", rng)
 
 
-def test_swap_negative_keeps_the_time_and_changes_the_sound():
+def test_swap_negative_keeps_the_time_and_changes_the_sound(tmp_path):
     """ "swap": this clip's ambience plus another clip's action track, of another material,
     starting when this clip's first sound does; no mask."""
     from training.train_avs import first_sound, material_ids, swap_partner
@@ -92,6 +92,15 @@ def test_swap_negative_keeps_the_time_and_changes_the_sound():
     assert ids[0] == ids[1] != ids[2] and ids[3] < 0 and ids[3] == ids[4]
     del arr["material"]
     assert len(set(material_ids(arr, np.arange(4)).tolist())) == 4  # unknown: no groups
+    from training.train_avs import clip_materials, visible_materials
+
+    assert clip_materials(tmp_path, "train", ["a", "b"]).tolist() == ["", ""]  # no dataset
+    events = [
+        {"material": "wood", "visible": True},
+        {"material": "metal", "visible": False},
+        {"material": "glass"},
+    ]
+    assert visible_materials(events) == "glass,wood" and visible_materials([]) == ""
 
 
 def test_contrastive_term_learns_which_object_sounds_which_way():

@@ -193,7 +193,10 @@ def clip_materials(data: str | Path, split: str, clip_ids) -> np.ndarray:
     ``events_json`` entry is read); '' where a clip has no ground truth."""
     from foley.data.ego4d import read_metadata, split_path
 
-    paths = {r.clip_id: r.gt_path(data) for r in read_metadata(split_path(data, split))}
+    table = split_path(data, split)
+    if not Path(table).exists():  # a cache kept without its dataset: materials unknown
+        return np.full(len(clip_ids), "")
+    paths = {r.clip_id: r.gt_path(data) for r in read_metadata(table)}
     out = []
     for cid in clip_ids:
         path = paths.get(str(cid))
@@ -252,8 +255,8 @@ def sample_batch(
     times = (arrays["frame_index"][sel] + 0.5) / cfg.fps
     wave = arrays["audio"][clips].copy()
     kind = np.zeros(batch_size, int)
-    true_wave, true_masks = wave.copy(), masks.copy()
     if negatives > 0:
+        true_wave, true_masks = wave.copy(), masks.copy()
         draw = rng.random(batch_size) < negatives
         mix = parse_mix(negative_mix)
         kind[draw] = 1 + rng.choice(len(NEGATIVE_KINDS), size=int(draw.sum()), p=mix)

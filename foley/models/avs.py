@@ -90,8 +90,7 @@ class TPAVI(nn.Module):
         b, _, t, h, w = x.shape
         theta = self.theta(x).flatten(2).transpose(1, 2)  # (B, THW, inter)
         g = self.g(x).flatten(3)  # (B, inter, T, hw)
-        # phi is a 1x1x1 conv: on a spatially constant map it is a linear map of a_t.
-        phi_a = F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)  # (B, T, inter)
+        phi_a = self.phi_audio(audio)  # (B, T, inter)
         if self.mode == "dot":
             g_sum = g.sum(-1).transpose(1, 2)  # (B, T, inter): sum over the frame's pixels
             m = torch.einsum("bti,btj->bij", phi_a, g_sum) / (t * h * w)  # (B, inter, inter)
@@ -109,14 +108,19 @@ class TPAVI(nn.Module):
         which object sounds but not *when*; FoleyWorld's sounds are short events, so each frame
         also sees its own window's audio.
         """
-        phi_a = F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)  # (B, T, inter)
-        return self.theta(x) * phi_a.transpose(1, 2)[..., None, None]
+        theta, phi_a = self.keys(x, audio)
+        return theta * phi_a.transpose(1, 2)[..., None, None]
+
+    def phi_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """``phi(a_t)`` (B, T, inter): phi is a 1x1x1 conv, and on a spatially constant map it
+        is a linear map of ``a_t``."""
+        return F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)
 
     def keys(self, x: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two sides the frame-local term multiplies: ``theta(x)`` (B, inter, T, h, w) and
-        ``phi(a_t)`` (B, T, inter), for the contrastive term (``audio`` already aligned)."""
-        phi_a = F.linear(audio, self.phi.weight.flatten(1), self.phi.bias)
-        return self.theta(x), phi_a
+        ``phi(a_t)`` (B, T, inter) (``audio`` already aligned); the contrastive term and the
+        content gate compare them."""
+        return self.theta(x), self.phi_audio(audio)
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.align_channel(audio)  # (B, T, C)
@@ -216,6 +220,8 @@ class AVSModel(ModelMixin, ConfigMixin):
         content_gate: bool = False,
     ) -> None:
         super().__init__()
+        if int(audio_window) < 1:
+            raise InputError(f"audio_window must be >= 1 log-mel frame, got {audio_window}")
         self.av = AVConfig(**av_config) if av_config else DEFAULT_CONFIG
         stage_channels = tuple(stage_channels)
         in_channels = 6 if frame_diff else 3  # RGB (+ difference to the previous frame)
