@@ -1,6 +1,6 @@
 """``foley eval``: the quality benchmark, every baseline in the same run.
 
-    foley eval --data DATA --split test --model MODEL [--avs AVS_DIR] [--n N] [--out DIR]
+    foley eval --data DATA --split test [--model MODEL] [--avs AVS_DIR] [--n N] [--out DIR]
                [--steps 25] [--guidance 3.0] [--seed 0] [--modes ...]
 
 Writes ``report.md`` (the table), ``report.json``, ``per_clip.jsonl`` and ``examples.png`` to
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from foley.defaults import default_device, model_dir_or_default
 from foley.errors import InputError
 
 
@@ -22,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="FoleyWorld folder (ground truth needed)")
     p.add_argument("--split", default="test", help="split to evaluate: test, test_shifted...")
-    p.add_argument("--model", required=True, help="saved FoleyPipeline folder (mc3/ and index/)")
+    p.add_argument(
+        "--model",
+        help="saved FoleyPipeline folder, with mc3/ and index/ (default: the shipped one)",
+    )
     p.add_argument("--avs", help="saved AVSModel folder: adds the alignment J column")
     p.add_argument("--n", type=int, help="only the first N clips of the split")
     p.add_argument("--out", help="output folder (default: eval-<split>)")
@@ -66,7 +70,7 @@ def _load_avs(path: str, device: str):
     return AVSModel.from_pretrained(str(p)).to(device).eval()
 
 
-def _load_pipeline(path: str, device: str):
+def _load_pipeline(path: str | None, device: str):
     # diffusers imports a component's class from the module model_index.json names only if
     # that module is already imported: import every component module first
     import foley.models.codec  # noqa: F401
@@ -75,14 +79,13 @@ def _load_pipeline(path: str, device: str):
     import foley.models.video_encoder  # noqa: F401
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
-    p = Path(path)
+    p = model_dir_or_default(path)
     if not (p / "model_index.json").is_file():
         raise InputError(f"--model {p}: not a saved Foley pipeline (no model_index.json)")
     return FoleyPipeline.from_pretrained(str(p)).to(device)
 
 
 def main(args: argparse.Namespace) -> int:
-    import torch
 
     from foley.evaluation import evaluate
 
@@ -92,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--steps and --batch-size must be at least 1, --examples at least 0")
     if not Path(args.data).is_dir():
         raise InputError(f"--data {args.data}: no such folder")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(args.device)
     pipeline = _load_pipeline(args.model, device)
     avs = _load_avs(args.avs, device) if args.avs else None
     out = Path(args.out or f"eval-{args.split}")

@@ -1,8 +1,11 @@
 """``foley index``: build, extend, query and describe the retrieval index of training clips.
 
-    foley index build --data DATA [--split train] --out INDEX --model MC3_DIR
-    foley index add   --index INDEX --data DATA --split val --model MC3_DIR
-    foley index query --index INDEX --video clip.mp4 -k 5 --model MC3_DIR [--ambient-max -50]
+    foley index build --data DATA [--split train] --out INDEX [--model MC3_DIR]
+    foley index add   --index INDEX --data DATA --split val [--model MC3_DIR]
+    foley index query --index INDEX --video clip.mp4 -k 5 [--model MC3_DIR] [--ambient-max -50]
+
+``--model`` is an MC3 folder or a pipeline folder holding ``mc3/``; without it, the shipped
+default model's MC3.
     foley index info  --index INDEX
 
 The index stores each clip's MC3 *audio* embedding (queries are videos: video-to-audio
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from foley.config import DEFAULT_CONFIG
+from foley.defaults import default_device, mc3_dir_or_default
 from foley.errors import InputError, ModelMismatchError
 
 
@@ -48,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--index", required=True)
     query.add_argument("--video", required=True, help="video file (its first --seconds are used)")
     query.add_argument("-k", type=int, default=5, help="number of clips (default 5)")
-    query.add_argument("--model", required=True, help="the MC3 model the index was built with")
+    query.add_argument(
+        "--model", help="the MC3 model the index was built with (default: the shipped one's)"
+    )
     query.add_argument("--start", type=float, default=0.0, help="window start, seconds")
     query.add_argument("--seconds", type=float, default=DEFAULT_CONFIG.clip_seconds)
     query.add_argument("--split", help="only clips of this split")
@@ -65,7 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="saved MC3 model folder")
+    parser.add_argument(
+        "--model",
+        help="saved MC3 folder, or a pipeline folder with mc3/ (default: the shipped one)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="decoding worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
@@ -85,16 +94,11 @@ def _index_errors():
         raise InputError(str(err)) from None
 
 
-def _device(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _load(args: argparse.Namespace):
     from foley.models.mc3_embed import load_mc3, model_id
 
-    return load_mc3(args.model, _device(args.device)), model_id(args.model)
+    args.model = str(mc3_dir_or_default(args.model))
+    return load_mc3(args.model, default_device(args.device)), model_id(args.model)
 
 
 def clip_metadata(embeddings, data_root: Path, split: str) -> list[dict[str, Any]]:
@@ -149,7 +153,7 @@ def _sharded_parts(args: argparse.Namespace, state) -> list | None:
 
     if args.device is None:
         args.device = str(state.device)
-    model = load_mc3(args.model, _device(args.device))
+    model = load_mc3(args.model, default_device(args.device))
     dataset = ClipDataset(args.data, args.split)
     if len(dataset) == 0:
         raise InputError(f"{dataset.metadata_path}: no clips to index")
@@ -171,6 +175,7 @@ def _sharded_parts(args: argparse.Namespace, state) -> list | None:
 def cmd_build(args: argparse.Namespace) -> int:
     from retrieval_index import ClipIndex
 
+    args.model = str(mc3_dir_or_default(args.model))
     state = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun
         import torch

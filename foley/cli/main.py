@@ -9,19 +9,21 @@ takes the parsed namespace and returns an exit code.
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 from importlib.metadata import entry_points
 
+from foley.defaults import set_offline_env
 from foley.errors import FoleyError
 
-
-def _set_offline_env() -> None:
-    # Nothing is ever downloaded at run time (no hub, no telemetry).
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The library's own subcommands, each a module with ``register(subparsers)``.  Packages above the
+# library (``training``, ``app``) plug in through the ``foley.commands`` entry points instead.
+BUILTIN_COMMANDS = (
+    "foley.cli.generate",
+    "foley.cli.make_dataset",
+    "foley.cli.index",
+    "foley.cli.eval",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Video-to-audio: synchronised action sounds for silent videos of hands.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    registers = [importlib.import_module(name).register for name in BUILTIN_COMMANDS]
+    builtin = {f"{r.__module__}:register" for r in registers}
     for ep in sorted(entry_points(group="foley.commands"), key=lambda e: e.name):
-        ep.load()(sub)
+        if ep.value not in builtin:
+            registers.append(ep.load())
+    for register in registers:
+        register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    _set_offline_env()
+    set_offline_env()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

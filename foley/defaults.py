@@ -1,0 +1,48 @@
+"""Defaults every entry point shares: the shipped model, the device, the offline settings.
+
+Each is defined here once; the CLI, the app, eval and benchmarks import them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default"
+"""The default weights shipped inside the package (a FoleyPipeline folder)."""
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+
+def set_offline_env() -> None:
+    """Nothing is ever downloaded at run time (no hub, no telemetry); explicit settings win."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def default_device(name: str | None = None) -> str:
+    """``name`` if given, else ``cuda`` when a GPU is visible, else ``cpu``."""
+    if name:
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_dir_or_default(path: str | os.PathLike | None) -> Path:
+    """The folder a ``--model`` option names, or the shipped default model."""
+    return Path(path) if path else DEFAULT_MODEL_DIR
+
+
+def mc3_dir_or_default(path: str | os.PathLike | None) -> Path:
+    """An MC3 folder: ``path`` itself, its ``mc3/`` when it is a pipeline folder, or the
+    shipped model's ``mc3/``."""
+    p = model_dir_or_default(path)
+    if (p / "model_index.json").is_file() and (p / "mc3").is_dir():
+        return p / "mc3"
+    return p
