@@ -24,6 +24,18 @@ from typing import Any
 
 CKPT_DIR = "ckpt"
 LATEST = "LATEST"
+KILL_AT_STEP_ENV = "FOLEY_FAULT_KILL_AT_STEP"
+"""Fault injection for the tests: a run with this variable set SIGKILLs itself right after the
+metrics of that step are logged, a chosen point instead of a random wall-clock moment."""
+
+
+def fault_point(step: int) -> None:
+    """SIGKILL this process if ``FOLEY_FAULT_KILL_AT_STEP`` names ``step`` (tests only)."""
+    target = os.environ.get(KILL_AT_STEP_ENV)
+    if target is not None and target.strip() == str(step):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def make_accelerator(out_dir: str | os.PathLike, seed: int = 0, *, cpu: bool = False, **kwargs):
@@ -97,6 +109,7 @@ class MetricLog:
         row = {"step": step, "time": round(time.time() - self.start, 3), **values}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        fault_point(step)
 
 
 def read_metrics(out_dir: str | os.PathLike, name: str = "metrics.jsonl") -> list[dict]:
