@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from foley.data.soundbank.attribution import attribution_line, write_attribution
@@ -143,7 +142,9 @@ def build_bank(
         raise InputError(f"unknown package {unknown[0]!r}; known: {' '.join(PACKAGES)}")
     out, cache = Path(out_dir), Path(cache_dir)
     if out.exists() and any(out.iterdir()) and not (out / "sources.jsonl").exists():
-        raise InputError(f"{out}: the folder is not empty and is not a sound bank; choose a new --out")
+        raise InputError(
+            f"{out}: the folder is not empty and is not a sound bank; choose a new --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     versions, todo = {}, []
