@@ -155,7 +155,7 @@ class ClipPlan:
         return self.verb not in vocab.SILENT_VERBS
 
     @property
-    def motion(self) -> str:
+    def hand_motion(self) -> str:
         """The base verb whose hand motion this clip's verb uses (``type`` -> ``tap``)."""
         return vocab.motion(self.verb)
 
