@@ -2,7 +2,7 @@
 
 Onsets are found on a 10 ms log-energy envelope: a frame starts an event when it is loud
 (within ``ACTIVE_DB`` of the file's peak) and has risen ``RISE_DB`` above the quietest of the
-previous 100 ms, at least ``MIN_GAP_S`` after the previous onset.  An event runs to the next
+previous ``RISE_S``, at least ``MIN_GAP_S`` after the previous onset.  An event runs to the next
 onset, its tail trimmed where it falls ``TAIL_DB`` below its own peak.
 """
 
@@ -12,8 +12,10 @@ import numpy as np
 
 HOP = 160  # samples per envelope frame at 16 kHz: 10 ms
 ACTIVE_DB = -35.0
-RISE_DB = 12.0
+RISE_DB = 9.0
+RISE_S = 0.03
 MIN_GAP_S = 0.08
+GUARD_S = 0.02
 TAIL_DB = -45.0
 MIN_EVENT_S = 0.03
 MAX_EVENT_S = 2.0
@@ -34,7 +36,7 @@ def envelope_db(wave: np.ndarray) -> np.ndarray:
 def onsets(wave: np.ndarray, sample_rate: int = 16000) -> list[int]:
     """Onset samples of the events in ``wave`` (N,)."""
     db = envelope_db(wave)
-    look = max(1, int(0.1 * sample_rate / HOP))
+    look = max(1, int(RISE_S * sample_rate / HOP))
     gap = max(1, int(MIN_GAP_S * sample_rate / HOP))
     found: list[int] = []
     for i in np.flatnonzero(db > ACTIVE_DB):
@@ -77,6 +79,9 @@ def split_events(wave: np.ndarray, kind: str, sample_rate: int = 16000) -> list[
         limit = MAX_TEXTURE_S if kind == "texture" else MAX_AMBIENT_S
         pieces = [trim(wave, limit, sample_rate)]
     else:
-        cuts = onsets(wave, sample_rate) + [wave.shape[0]]
-        pieces = [trim(wave[a:b], MAX_EVENT_S, sample_rate) for a, b in zip(cuts, cuts[1:])]
+        starts = onsets(wave, sample_rate)
+        # an event ends GUARD_S before the next onset: codec pre-echo stays with the next one
+        stops = [max(a + 1, b - int(GUARD_S * sample_rate)) for a, b in zip(starts, starts[1:])]
+        stops.append(wave.shape[0])
+        pieces = [trim(wave[a:b], MAX_EVENT_S, sample_rate) for a, b in zip(starts, stops)]
     return [p for p in pieces if p.shape[0] >= MIN_EVENT_S * sample_rate]
