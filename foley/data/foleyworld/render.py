@@ -274,7 +274,15 @@ def render_clip(plan: ClipPlan, cfg: AVConfig) -> Rendered:
     origin = np.asarray([video.hand_x * S, 1.25 * S]) + cam
     visible = palm[:, 1] - PALM_R * S < S + 1
     _draw_hand(
-        img, lab, palm, origin, video.skin, video.sleeve, S, visible, plan.hand_motion in FINGER_VERBS
+        img,
+        lab,
+        palm,
+        origin,
+        video.skin,
+        video.sleeve,
+        S,
+        visible,
+        plan.hand_motion in FINGER_VERBS,
     )
     if plan.hand_motion == "cut":  # the knife is held in front of the hand
         tip = palm + np.asarray([0.0, _reach("cut") * S])
