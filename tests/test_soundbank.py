@@ -319,3 +319,16 @@ def test_cli_sound_bank_info_errors_in_one_line(tmp_path, capsys):
     assert foley_main(["sound-bank", "info", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "not a sound bank" in err and len(err.splitlines()) == 1
+
+
+def test_cli_attribution_for_shipped_data(tmp_path, capsys):
+    _write_bank(tmp_path / "bank")
+    settings = FoleyWorldSettings(videos=3, clips_per_video=2, seed=1)
+    generate_dataset(tmp_path / "cc", settings, sound_bank=tmp_path / "bank", progress=False,
+                     shippable_only=True)  # fmt: skip
+    out = tmp_path / "ATTRIBUTION.md"
+    assert foley_main(["sound-bank", "attribution", str(tmp_path / "cc"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "CC-BY-SA-3.0" in text and "by T" in text and "GPL" not in text
+    assert foley_main(["sound-bank", "attribution", str(tmp_path), "--out", str(out)]) == 1
+    assert "not a FoleyWorld dataset" in capsys.readouterr().err

@@ -43,6 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i = sub.add_parser("info", help="what a bank holds: minutes per label and licence")
     i.add_argument("bank", metavar="BANK")
     i.set_defaults(func=info_main)
+    a = sub.add_parser(
+        "attribution",
+        help="ATTRIBUTION.md for audio made from bank recordings (refuses GPL ones)",
+        description="Write the attribution file that must accompany shipped audio made from "
+        "FoleyWorld datasets (their foleyworld.json lists the recordings used).  Fails if any "
+        "recording is not CC0/CC-BY/CC-BY-SA: generate such data with --shippable-only.",
+    )
+    a.add_argument("data", nargs="+", metavar="DATA", help="FoleyWorld dataset folders")
+    a.add_argument("--out", required=True, help="the file to write (e.g. .../ATTRIBUTION.md)")
+    a.set_defaults(func=attribution_main)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -68,6 +78,28 @@ def info_main(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise InputError(f"{args.bank}: not a sound bank (no bank.json); build one with fetch")
     print(_describe(json.loads(path.read_text())))
+    return 0
+
+
+def attribution_main(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from foley.data.soundbank import write_attribution
+    from foley.errors import InputError
+
+    rows = []
+    for data in args.data:
+        meta = Path(data) / "foleyworld.json"
+        if not meta.is_file():
+            raise InputError(f"{data}: not a FoleyWorld dataset (no foleyworld.json)")
+        bank = json.loads(meta.read_text()).get("sound_bank") or {}
+        rows += bank.get("used", [])
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise InputError(f"{out}: is a folder; give the file to write")
+    write_attribution(rows, out, shipped=True)
+    print(f"wrote {out}: {len({(r['package'], r['source']) for r in rows})} recordings")
     return 0
 
 
