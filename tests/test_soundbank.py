@@ -323,9 +323,10 @@ def test_cli_sound_bank_info_errors_in_one_line(tmp_path, capsys):
 
 def test_cli_attribution_for_shipped_data(tmp_path, capsys):
     _write_bank(tmp_path / "bank")
-    settings = FoleyWorldSettings(videos=3, clips_per_video=2, seed=1)
-    generate_dataset(tmp_path / "cc", settings, sound_bank=tmp_path / "bank", progress=False,
-                     shippable_only=True)  # fmt: skip
+    settings = FoleyWorldSettings(videos=4, clips_per_video=3, seed=5)
+    summary = generate_dataset(tmp_path / "cc", settings, sound_bank=tmp_path / "bank",
+                               progress=False, shippable_only=True)  # fmt: skip
+    assert summary["sound_bank"]["used"]
     out = tmp_path / "ATTRIBUTION.md"
     assert foley_main(["sound-bank", "attribution", str(tmp_path / "cc"), "--out", str(out)]) == 0
     text = out.read_text()
