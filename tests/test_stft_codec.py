@@ -90,3 +90,19 @@ def test_trainer_trains_and_exports_the_stft_codec(tmp_path):
     assert codec.config.architecture == "stft" and codec.config.stft_dim == 16
     rows = read_metrics(out)
     assert any("disc" in r for r in rows)  # the discriminator ran from --adv-start on
+
+
+def test_complex_loss_sees_the_phase_that_magnitude_losses_miss():
+    from foley.models.codec_losses import complex_stft_loss
+
+    t = torch.arange(16_000) / 16_000
+    a = torch.sin(2 * torch.pi * 500 * t).unsqueeze(0)
+    b = torch.cos(2 * torch.pi * 500 * t).unsqueeze(0)  # same magnitude, phase shifted
+    quiet = 1e-4 * torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0))
+    assert float(complex_stft_loss(a, a)) == 0.0
+
+    def share(loss) -> float:  # the phase shift's loss as a share of losing the whole sound
+        return float(loss(a, b)) / float(loss(a, quiet))
+
+    mel = share(lambda x, y: multiscale_mel_loss(x, y, 16_000))
+    assert share(complex_stft_loss) > 0.5 > 4 * mel

@@ -37,6 +37,7 @@ from foley.errors import InputError
 FEATURES_DIR = "features"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mp4", ".m4a", ".opus", ".wv")
 LOSS_WEIGHTS = {"l1": 0.1, "mel": 1.0, "stft": 1.0, "adv": 3.0, "feat": 3.0}
+# the "stft" preset adds a phase-aware term (compressed complex spectra): SI-SDR needs the phase
 
 PRESETS: dict[str, dict] = {
     # CPU, minutes: a few hundred steps of a narrow model, reconstruction losses only (a short
@@ -50,7 +51,7 @@ PRESETS: dict[str, dict] = {
     "stft": dict(
         architecture="stft", stft_dim=256, stft_layers=6, stft_mult=3, latent_dim=64,
         disc_filters=16, batch_size=8, crop_seconds=1.0, steps=40_000, adv_start=15_000,
-        lr=5e-4, save_every=500,
+        lr=5e-4, save_every=500, complex_weight=1.0,
     ),
     # GPU: the shipped default size (FoleyCodec() defaults), EnCodec-like schedule.
     "base": dict(
@@ -186,9 +187,12 @@ def clip_batches(audio, offsets, count: int, batch_size: int, num_samples: int):
 
 
 # ---- training --------------------------------------------------------------------------------
-def generator_losses(codec, disc, wave: torch.Tensor, use_adv: bool, sample_rate: int):
+def generator_losses(
+    codec, disc, wave: torch.Tensor, use_adv: bool, sample_rate: int, with_complex: bool = False
+):
     """Reconstruction and (if ``use_adv``) adversarial losses: (recon (B, N), dict of losses)."""
     from foley.models.codec_losses import (
+        complex_stft_loss,
         feature_matching_loss,
         generator_hinge_loss,
         multires_stft_loss,
@@ -201,6 +205,8 @@ def generator_losses(codec, disc, wave: torch.Tensor, use_adv: bool, sample_rate
         "mel": multiscale_mel_loss(wave, recon, sample_rate),
         "stft": multires_stft_loss(wave, recon),
     }
+    if with_complex:
+        losses["complex"] = complex_stft_loss(wave, recon)
     if use_adv:
         fake_logits, fake_fmaps = disc(recon.unsqueeze(1))
         with torch.no_grad():
@@ -284,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         sub.spec_transform.window = sub.spec_transform.window.clone()
     opt_g = torch.optim.Adam(codec.parameters(), lr=s["lr"], betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=s["lr"], betas=(0.5, 0.9))
-    balancer = LossBalancer(LOSS_WEIGHTS)
+    with_complex = s.get("complex_weight", 0.0) > 0
+    balancer = LossBalancer({**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)})
     codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
     accelerator.register_for_checkpointing(balancer)
     step = int(resume(accelerator, out)["step"])
@@ -302,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
         wave = sample_crops(audio, offsets, rng, s["batch_size"], crop).to(accelerator.device)
         use_adv = step >= s["adv_start"]
         with accelerator.autocast():
-            recon, losses = generator_losses(codec, disc, wave, use_adv, cfg.sample_rate)
+            recon, losses = generator_losses(
+                codec, disc, wave, use_adv, cfg.sample_rate, with_complex
+            )
         opt_g.zero_grad(set_to_none=True)
         grad_norms = balancer.backward(losses, recon)
         opt_g.step()
