@@ -219,6 +219,7 @@ def load_video(
     max_pixels: int | None = None,
     max_fps: float = MAX_SOURCE_FPS,
     max_frames: int = MAX_SOURCE_FRAMES,
+    until: float | None = None,
 ) -> Video:
     """Decode frames at ``cfg.fps`` / ``cfg.frame_size`` and, if asked, audio at 16 kHz mono.
 
@@ -226,7 +227,8 @@ def load_video(
     constant, variable and fractional rates all map onto the same clock.  Frames are resampled
     while decoding (never all held at the source rate); the source's frame rate, frame count,
     pixels and duration are capped with one-line errors.  A file that decodes to much less than
-    it declares (truncated) comes back with a line in ``Video.warnings``.
+    it declares (truncated) comes back with a line in ``Video.warnings``.  ``until``: decode only
+    the first ``until`` seconds (a longer file is no error then).
     """
     import av
 
@@ -243,7 +245,7 @@ def load_video(
             f"{name}: resolution {info.width}x{info.height} is above the limit of "
             f"{max_pixels:,} pixels"
         )
-    if info.duration > max_seconds:
+    if info.duration > max_seconds and until is None:
         raise InputError(
             f"{name}: {info.duration:.1f} s long, above the limit of {max_seconds:g} s"
         )
@@ -270,6 +272,8 @@ def load_video(
                         f"{max_pixels:,} pixels"
                     )
                 t = frame.time if frame.time is not None else count / max(info.fps, 1.0)
+                if until is not None and sampler.t0 is not None and t - sampler.t0 >= until:
+                    break
                 if t > max_seconds:
                     raise InputError(f"{name}: longer than the limit of {max_seconds:g} s")
                 rot = getattr(frame, "rotation", 0) or 0
@@ -287,7 +291,11 @@ def load_video(
     if not sampler.times:
         raise InputError(f"{name}: the video stream has no frames")
     stacked, duration = sampler.finish(max(info.fps, cfg.fps))
-    if info.duration > 0 and duration < info.duration - max(0.5, 0.1 * info.duration):
+    if (
+        until is None
+        and info.duration > 0
+        and duration < info.duration - max(0.5, 0.1 * info.duration)
+    ):
         warnings.append(
             f"{name}: decoded {duration:.1f} s of {info.duration:.1f} s "
             "(the file looks truncated; only the part that decoded is used)"
