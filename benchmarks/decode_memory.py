@@ -1,8 +1,8 @@
 """Peak memory of decoding the worst videos a request may send (issue 17).
 
 Each file is decoded by ``foley.io.load_video`` (the default 16 fps, 112 x 112 contract) in a
-fresh subprocess; its peak resident memory is ``ru_maxrss``.  The first row is the same
-subprocess importing ``foley.io`` and decoding nothing, the floor every row includes.
+fresh subprocess; its peak resident memory is its own ``VmHWM`` (/proc/self/status).
+The first row is the same subprocess importing ``foley.io`` and decoding nothing, the floor every row includes.
 
     python -m benchmarks.decode_memory
 """
@@ -20,7 +20,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
-import resource, sys, time
+import re, sys
+
+
+def hwm_mib():
+    # this process's own peak RSS (ru_maxrss would include the parent's, kept across vfork+exec)
+    text = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) // 1024
+
+, time
 from foley.io import load_video
 t = time.perf_counter()
 try:
@@ -30,7 +38,7 @@ except Exception as err:
     result = f"refused: {err}"
 print(result)
 print(round(time.perf_counter() - t, 2))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # Linux: KiB -> MiB
+print(hwm_mib())
 """
 
 

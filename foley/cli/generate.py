@@ -305,8 +305,6 @@ def main(args: argparse.Namespace) -> int:
             note += f"; masks {masks} (alignment score {result.alignment_scores[0]:.2f})"
         seconds = audio.size / result.sample_rate
         print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
-    if failed:
-        print(f"foley generate: {failed} of {len(jobs)} videos failed", file=sys.stderr)
     return 1 if failed else 0
 
 
