@@ -2,7 +2,8 @@
 
 Each file is decoded by ``foley.io.load_video`` (the default 16 fps, 112 x 112 contract) in a
 fresh subprocess; its peak resident memory is its own ``VmHWM`` (/proc/self/status).
-The first row is the same subprocess importing ``foley.io`` and decoding nothing, the floor every row includes.
+The first row is the same subprocess importing ``foley.io`` and decoding nothing: the floor
+every row includes.
 
     python -m benchmarks.decode_memory
 """
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-CHILD = """
-import re, sys
+CHILD = r"""
+import re, sys, time
 
 
 def hwm_mib():
@@ -28,7 +29,6 @@ def hwm_mib():
     text = open("/proc/self/status").read()
     return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) // 1024
 
-, time
 from foley.io import load_video
 t = time.perf_counter()
 try:

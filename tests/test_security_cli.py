@@ -269,7 +269,7 @@ def test_make_dataset_overwrite_deletes_nothing_outside(tmp_path, capsys):
 
 
 # ---- 4. bounded memory for a high-frame-rate file ----------------------------------------------
-PEAK = """
+PEAK = r"""
 import re, sys
 
 
