@@ -436,6 +436,7 @@ class FoleyService:
             elapsed=time.time() - start,
             index_version=None if index is None else index.version,
             sync_shaping=shaping,
+            warnings=list(decoded.warnings),
         )
 
     @staticmethod

@@ -6,6 +6,7 @@ memory.  Tiny real models (tests/app_fixtures.py); every file made in tmp_path."
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -246,6 +247,32 @@ def test_generate_refuses_an_index_of_another_mc3(model, inputs, capsys):
         "--model", model, "--steps", "1", "--quiet",
     )  # fmt: skip
     assert rc == 1 and "was built with model mc3-0123456789abcdef" in err[-1], err
+
+
+def test_index_query_uses_the_first_seconds_of_a_longer_video(model, tmp_path, capsys):
+    """``foley index query`` took only videos up to --seconds long; its help says it uses the
+    first --seconds of any video."""
+    from foley.models.mc3_embed import model_id
+    from retrieval_index import ClipIndex
+
+    rng = np.random.default_rng(0)
+    rows = [{"clip_path": f"v/c{i}.mp4", "video_uid": "v", "narration": f"n{i}",
+             "ambient_db": -40.0, "split": "train"} for i in range(6)]  # fmt: skip
+    index = tmp_path / "index"
+    with ClipIndex.rebuild(index, model_id(model / "mc3"), 16, progress=False) as builder:
+        builder.add([f"c{i}" for i in range(6)], rng.standard_normal((6, 16)), rows)
+    hits = {}
+    for seconds in (5.0, 3.0):
+        clip = write_clip(tmp_path / f"{seconds:g}s.mp4", seconds=seconds)
+        rc = main(["index", "query", "--index", str(index), "--video", str(clip), "--model",
+                   str(model / "mc3"), "--seconds", "3", "-k", "6", "--json"])  # fmt: skip
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        hits[seconds] = json.loads(out.out)
+    assert [h["id"] for h in hits[5.0]] == [h["id"] for h in hits[3.0]]
+    np.testing.assert_allclose(
+        [h["score"] for h in hits[5.0]], [h["score"] for h in hits[3.0]], atol=0.02
+    )
 
 
 def test_make_dataset_overwrite_deletes_nothing_outside(tmp_path, capsys):
