@@ -106,6 +106,17 @@ def fetch(url: str) -> tuple[int, bytes]:
 
 
 # ---- 1. arbitrary file read through a file reference ------------------------------------------
+def test_the_attacks_run_against_the_locked_gradio():
+    """The file-reference attacks below are only evidence for the gradio the lock installs."""
+    import re
+
+    import gradio
+
+    lock = (Path(__file__).resolve().parents[1] / "requirements.lock").read_text()
+    pinned = re.search(r"^gradio==([\w.]+)", lock, re.M).group(1)
+    assert gradio.__version__ == pinned
+
+
 def test_file_reference_to_a_server_path_is_refused(served, world):
     url = served["url"]
     for secret in (world["secret_mp4"], world["secret_txt"]):
