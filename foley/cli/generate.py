@@ -4,7 +4,12 @@
                    [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
                    [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
+                   [--overwrite]               # replace outputs that exist
     foley generate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
+
+No output may be an input (after symlinks and ``..``); an existing output needs ``--overwrite``;
+both are checked before any work. In a folder, a file that fails is one line on stderr and the
+rest go on (exit code 1 if any failed).
 
 The output is the input video with its video stream copied (no re-encode) and the generated
 track as its audio (an existing audio track is replaced). Without ``--model`` the shipped default
