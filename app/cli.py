@@ -1,6 +1,10 @@
 """``foley app``: serve the Gradio app (binds 127.0.0.1 unless told otherwise).
 
 foley app [--model DIR] [--index DIR] [--avs DIR] [--host 127.0.0.1] [--port N] [--share]
+          [--auth USER:PASS] [--allow-rebuild DATA_ROOT]
+
+Serving on an address other than loopback needs ``--auth``; rebuilding the index from the app is
+off unless ``--allow-rebuild DATA_ROOT`` is given, and then reads only under DATA_ROOT.
 """
 
 from __future__ import annotations
@@ -35,6 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--share",
         action="store_true",
         help="also open a public gradio.live link (off by default; needs internet)",
+    )
+    parser.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="require this login (needed with a --host other than loopback, and with --share)",
+    )
+    parser.add_argument(
+        "--allow-rebuild",
+        metavar="DATA_ROOT",
+        help="let users rebuild the index from data folders under DATA_ROOT (off by default)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
     parser.add_argument("--examples", help="folder of example videos (*.mp4) to offer")
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from app.service import FoleyService, Limits, load_models
     from app.ui import build_ui, launch
+    from foley.defaults import default_device
 
     model = Path(args.model) if args.model else default_model_dir()
     if model is None:
@@ -80,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--port must be between 1 and 65535, got {args.port}")
     if args.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    auth = _auth(args)
+    rebuild_root = None
+    if args.allow_rebuild:
+        rebuild_root = Path(args.allow_rebuild).expanduser()
+        if not rebuild_root.is_dir():
+            raise InputError(f"--allow-rebuild {rebuild_root}: no such folder")
+    default_device(args.device)  # cuda without a GPU: one line, before loading anything
     examples = None
     if args.examples:
         folder = Path(args.examples)
@@ -95,10 +117,35 @@ def run(args: argparse.Namespace) -> int:
         lambda: load_models(model, avs_dir=args.avs, device=args.device),
         args.index,
         limits=limits,
+        rebuild_root=rebuild_root,
     )
     service.load()  # a bad folder is reported here, before serving
     demo = build_ui(service, examples=examples)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: reachable from other machines")
-    launch(demo, host=args.host, port=args.port, share=args.share, block=True)
+    if not _loopback(args.host):
+        print(f"warning: serving on {args.host}: reachable from other machines (login required)")
+    try:
+        launch(demo, host=args.host, port=args.port, share=args.share, block=True, auth=auth)
+    except OSError as err:  # a busy port, an address this machine does not have
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise InputError(f"cannot serve on {args.host}:{args.port or 'auto'}: {first}") from None
     return 0
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def _auth(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--auth USER:PASS`` as a pair; required off loopback and with ``--share``."""
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise InputError("--auth must be USER:PASS, both non-empty")
+        return user, password
+    if not _loopback(args.host) or args.share:
+        where = "--share" if args.share else f"--host {args.host}"
+        raise InputError(
+            f"refusing to serve with {where} without a login: add --auth USER:PASS "
+            "(anyone who can reach the address could use the app)"
+        )
+    return None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from foley.config import AVConfig
 from foley.errors import FoleyError, InputError
+from foley.paths import is_within
 
 ProgressFn = Callable[[int, int], None]  # (clips embedded so far, clips in total)
 
@@ -31,12 +32,14 @@ def build_index(
     *,
     batch_size: int = 8,
     on_progress: ProgressFn | None = None,
+    confine_to: str | os.PathLike | None = None,
 ):
     """Embed the clips of ``data_dir``'s ``split`` (audio tower) and rebuild ``target``.
 
     Returns the opened new :class:`~retrieval_index.ClipIndex`.  Raises :class:`InputError` with
     one line for a missing folder, an unreadable metadata file or an empty split; a failure at
-    any point leaves the previous version of ``target`` serving.
+    any point leaves the previous version of ``target`` serving.  ``confine_to``: every clip the
+    metadata names must lie under this folder (after symlinks and ``..``), else nothing is read.
     """
     from foley.cli.index import clip_metadata
     from foley.data.ego4d import ClipDataset
@@ -47,11 +50,18 @@ def build_index(
     if not str(data_dir).strip():
         raise InputError("give the data folder to index (it holds <split>.tsv and the clips)")
     if not root.is_dir():
-        raise InputError(f"{root}: no such data folder")
+        raise InputError(f"{root.name}: no such data folder")
     dataset = ClipDataset(root, split, cfg)
     total = len(dataset)
     if total == 0:
-        raise InputError(f"{dataset.metadata_path}: no clips to index")
+        raise InputError(f"{Path(dataset.metadata_path).name}: no clips to index")
+    if confine_to is not None:
+        for record in dataset.records:
+            if not is_within(record.clip_path(root), confine_to):
+                raise InputError(
+                    f"{Path(dataset.metadata_path).name}: clip {record.clip_file!r} lies outside "
+                    "the data root; only clips under it can be indexed"
+                )
     split_name = Path(str(split)).stem
     done = 0
     if on_progress:

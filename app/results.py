@@ -8,7 +8,7 @@ the alignment score.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ class GenerateResult:
     elapsed: float
     index_version: str | None = None
     sync_shaping: float = 0.0  # the factor used (0: the denoiser's audio as it is)
+    warnings: list[str] = field(default_factory=list)  # e.g. "decoded 1.9 s of 5.3 s"
 
     def details(self) -> dict:
         """JSON-able summary (the app's details panel and the API's ``details`` output)."""
@@ -77,6 +78,7 @@ class GenerateResult:
             "alignment_score": None if self.avs is None else round(self.avs.score, 3),
             "avs_note": self.avs_note or None,
             "index_version": self.index_version,
+            "warnings": self.warnings,
         }
 
 

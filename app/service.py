@@ -29,6 +29,7 @@ from app.results import (
     write_candidate,
 )
 from foley.errors import InputError
+from foley.paths import confined, is_within, resolved
 
 MODES = ("action_focused", "ambient_joint")
 ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], what is happening)
@@ -107,6 +108,12 @@ class FoleyService:
     (default: the pipeline's own ``index/``).  ``avs``: an AVS model when ``models`` is a bare
     pipeline (default: the pipeline's own).  The AVS model of :class:`Models` is the one
     requests use (None: no mask overlay).
+
+    Safety: ``input_roots`` (the UI sets Gradio's upload folder and the example files): when
+    given, files are accepted only from there.  ``rebuild_root``: rebuilds are off unless given,
+    and then read only under it.  The installed package is never written: a rebuild of an index
+    inside it writes ``user_index_dir`` instead (default ``$FOLEY_HOME/index``, ``FOLEY_HOME``
+    defaulting to ``~/.cache/foley``).
     """
 
     def __init__(
@@ -118,8 +125,15 @@ class FoleyService:
         avs=None,
         work_dir: str | os.PathLike | None = None,
         max_age_s: float = 3600.0,
+        rebuild_root: str | os.PathLike | None = None,
+        input_roots: list[str | os.PathLike] | None = None,
+        user_index_dir: str | os.PathLike | None = None,
     ) -> None:
         self.limits = limits
+        self.rebuild_root = resolved(rebuild_root) if rebuild_root else None
+        self.input_roots = None if input_roots is None else [resolved(p) for p in input_roots]
+        home = Path(os.environ.get("FOLEY_HOME") or "~/.cache/foley").expanduser()
+        self.user_index_dir = Path(user_index_dir) if user_index_dir else home / "index"
         self._source, self._avs = models, avs
         self._models: Models | None = None
         self._index_path = Path(index_path).expanduser() if index_path else None
@@ -201,7 +215,8 @@ class FoleyService:
         """What the serving index holds, the rebuild state, and a warning on a model mismatch."""
         index = self.index
         # "folder", not "path": gradio_client takes any dict with a "path" key for a file
-        info: dict = {"folder": str(self._index_path) if self._index_path else None}
+        # only the folder's name: no server path in anything a client sees
+        info: dict = {"folder": self._index_path.name if self._index_path else None}
         if index is None:
             info["status"] = "no index loaded: retrieval needs one (rebuild it from a data folder)"
         else:
@@ -225,24 +240,34 @@ class FoleyService:
         batch_size: int = 8,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> RebuildJob:
-        """Rebuild the index from ``data_dir`` in a background thread; queries keep being
-        served by the current version until the new one is complete."""
+        """Rebuild the index from ``data_dir`` (under ``rebuild_root``) in a background thread;
+        queries keep being served by the current version until the new one is complete."""
+        if self.rebuild_root is None:
+            raise InputError(
+                "index rebuilds are off: start the app with --allow-rebuild DATA_ROOT to allow "
+                "rebuilding from folders under DATA_ROOT"
+            )
+        shown = str(data_dir or "").strip() or "."
+        data = confined(shown, self.rebuild_root, "data folder")
         pipe = self.models.pipeline
         if pipe.mc3 is None:
             raise InputError("the loaded pipeline has no MC3 model, so it cannot build an index")
         if self._index_path is None:
             raise InputError("no index folder: start the app with --index DIR to build one there")
         split = (split or "train").strip()
-        mid, cfg, target = self.mc3_model_id(), pipe.av_config, self._index_path
+        if Path(split).name != split or split.startswith("."):
+            raise InputError("the split is a name (train, val, test...), not a path")
+        mid, cfg, target = self.mc3_model_id(), pipe.av_config, self._rebuild_target()
         with self._lock:
             if self._job is not None and self._job.running:
                 raise InputError("an index rebuild is already running; wait for it to finish")
-            job = RebuildJob(str(data_dir), split, str(target))
+            job = RebuildJob(shown, split, target.name)
             self._job = job
+        root = self.rebuild_root
 
         def work(progress):
             return build_index(
-                data_dir,
+                data,
                 split,
                 target,
                 pipe.mc3,
@@ -250,13 +275,22 @@ class FoleyService:
                 cfg,
                 batch_size=batch_size,
                 on_progress=progress,
+                confine_to=root,
             )
 
         def swap(new_index) -> None:
             with self._lock:
                 self._index = new_index  # in-flight requests keep their snapshot
+                self._index_path = target
 
         return job.start(work, swap, on_progress)
+
+    def _rebuild_target(self) -> Path:
+        """The serving index's folder, or the user copy when it lies in the installed package."""
+        import foley
+
+        package = Path(foley.__file__).resolve().parent
+        return self.user_index_dir if is_within(self._index_path, package) else self._index_path
 
     @property
     def rebuild_job(self) -> RebuildJob | None:
@@ -282,6 +316,10 @@ class FoleyService:
         if not path:
             raise InputError(f"no {what} given: upload one (or pick an example)")
         p = Path(path)
+        if self.input_roots is not None and not any(
+            is_within(p, root) for root in self.input_roots
+        ):  # one message whatever the path: no file-existence oracle
+            raise InputError(f"the {what} was not uploaded through the app: upload it")
         if not p.is_file():
             raise InputError(f"{p.name}: the uploaded {what} is missing, upload it again")
         size_mb = p.stat().st_size / 1e6
@@ -398,6 +436,7 @@ class FoleyService:
             elapsed=time.time() - start,
             index_version=None if index is None else index.version,
             sync_shaping=shaping,
+            warnings=list(decoded.warnings),
         )
 
     @staticmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from app.results import GenerateResult
 from app.service import MODES, FoleyService, Limits
 from foley.errors import FoleyError
+from foley.paths import resolved
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,28 @@ def _shown_as_message(gr):
     except gr.Error:
         raise
     except (FoleyError, RetrievalIndexError) as err:
-        raise gr.Error(html.escape(str(err)), print_exception=False) from None
+        raise gr.Error(html.escape(scrub_paths(str(err))), print_exception=False) from None
     except Exception as err:  # noqa: BLE001 - logged here, one line for the user
         log.exception("request failed")
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise gr.Error(
-            html.escape(f"internal error ({type(err).__name__}): {first}"), print_exception=False
+            html.escape(scrub_paths(f"internal error ({type(err).__name__}): {first}")),
+            print_exception=False,
         ) from None
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-])(?:[A-Za-z]:)?[\\/][^\s'\"`,;:()<>]+")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part: no server path reaches a client
+    (the file's own name stays, so the message still says which file)."""
+
+    def last(match: re.Match) -> str:
+        parts = [q for q in re.split(r"[\\/]", match.group(0)) if q]
+        return parts[-1] if parts else match.group(0)
+
+    return _ABSOLUTE_PATH.sub(last, text)
 
 
 def _fmt_db(value) -> str:
@@ -137,6 +154,11 @@ def build_ui(
     )
     lim = service.limits
     examples = default_examples() if examples is None else [str(p) for p in examples]
+    if service.input_roots is None:  # files only from gradio's upload folder or the examples
+        from gradio.utils import get_upload_folder
+
+        service.input_roots = [resolved(p) for p in (get_upload_folder(), *examples)]
+    rebuilds = service.rebuild_root is not None
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
@@ -218,14 +240,17 @@ def build_ui(
             index_json = gr.JSON(label="index info")
             refresh_btn = gr.Button("Refresh")
             gr.Markdown(
-                "Rebuild from a data folder in Ego4D-Sounds format (`<split>.tsv` and the clips): "
-                "the new version is built in the background and replaces the current one when "
-                "complete; generation keeps using the current one meanwhile."
+                "Rebuild from a data folder in Ego4D-Sounds format (`<split>.tsv` and the clips), "
+                "given relative to the server's data root: the new version is built in the "
+                "background and replaces the current one when complete; generation keeps using "
+                "the current one meanwhile."
+                if rebuilds
+                else "Index rebuilds are off (the server was started without --allow-rebuild)."
             )
-            with gr.Row():
-                data_dir = gr.Textbox(label="Data folder", placeholder="/path/to/data")
+            with gr.Row(visible=rebuilds):
+                data_dir = gr.Textbox(label="Data folder (under the data root)", placeholder=".")
                 split = gr.Textbox(value="train", label="Split")
-            rebuild_btn = gr.Button("Rebuild index")
+            rebuild_btn = gr.Button("Rebuild index", visible=rebuilds)
             rebuild_md = gr.Markdown(elem_id="rebuild-status")
 
         # ---- handlers (closures over this app's service; no module state) ---------------
@@ -299,7 +324,7 @@ def build_ui(
                 if job.error:
                     raise FoleyError(job.error)
                 info = service.index_info()
-            return job.describe(), _index_md(info), info
+            return scrub_paths(job.describe()), _index_md(info), info
 
         generate_outputs = [
             out_video, out_audio, spectrogram, details, cond_md, cond_audio, avs_md,
@@ -339,11 +364,13 @@ def launch(
     share: bool = False,
     block: bool = True,
     quiet: bool = False,
+    auth: tuple[str, str] | None = None,
 ) -> str:
     """Serve ``demo`` (from :func:`build_ui`) on ``host:port``; returns the local URL.
 
     Binds 127.0.0.1 unless told otherwise; uploads above the service's size limit are refused
-    by the server before they reach a handler.  ``block=False`` returns once serving.
+    by the server before they reach a handler.  ``auth``: (user, password) for Gradio's login.
+    ``block=False`` returns once serving.
     """
     import gradio as gr
 
@@ -360,5 +387,6 @@ def launch(
         allowed_paths=[str(service.work_dir)],
         theme=theme,
         ssr_mode=False,
+        auth=auth,
     )
     return demo.local_url

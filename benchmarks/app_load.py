@@ -13,6 +13,11 @@ machinery (queue, uploads, decoding, AVS overlay, encoding), not a big model.
     python -m benchmarks.app_load --quick                    # 4 clients x 3 requests
     python -m benchmarks.app_load --clients 8 --requests 10  # the figures in docs/BENCHMARKS.md
     python -m benchmarks.app_load --model runs/pipeline --steps 25 --clients 4
+    python -m benchmarks.app_load --clients 4 --requests 10 --bad-client   # issue 17's figures
+
+``--bad-client``: client 0 sends only bad inputs (a text file named .mp4, a 3000 fps video, a
+PNG named .mp4, a file reference to a server path); each must be refused with a message, and
+the other clients' requests must all be served.
 """
 
 from __future__ import annotations
@@ -120,6 +125,59 @@ def client_loop(url: str, clip: Path, args, worker: int, out: list, stop_at: flo
         )
 
 
+def bad_inputs(root: Path) -> list:
+    """What the bad client sends: upload paths, or ("ref", server path) for a raw reference."""
+    sys.path.insert(0, str(REPO))
+    from PIL import Image
+
+    from foley.io import write_video
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "notes.mp4").write_text("not a video\n" * 100)
+    frames = np.random.default_rng(0).integers(0, 255, (300, 64, 64, 3), dtype=np.uint8)
+    write_video(root / "x3000.mp4", frames, 3000.0)
+    Image.fromarray(frames[0]).save(root / "still.png")
+    (root / "still.png").rename(root / "still.mp4")
+    secret = root / "secret.txt"
+    secret.write_text("server-only\n")
+    return [root / "notes.mp4", root / "x3000.mp4", root / "still.mp4", ("ref", secret)]
+
+
+def bad_loop(url: str, bad: list, args, out: list, stop_at: float) -> None:
+    """Client 0 with ``--bad-client``: every request is bad and must come back refused."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False, download_files=tempfile.mkdtemp(prefix="foley-load-"))
+    for i in range(args.requests):
+        if time.time() > stop_at:
+            break
+        item = bad[i % len(bad)]
+        start = time.perf_counter()
+        try:
+            if isinstance(item, tuple):  # a raw file reference to a server path
+                body = json.dumps({"data": [
+                    {"path": str(item[1]), "meta": {"_type": "gradio.FileData"}},
+                    "ambient_joint", args.steps, 2.0, 0, 1, None, -10.0, 1.0,
+                ]}).encode()  # fmt: skip
+                req = urllib.request.Request(
+                    f"{url}gradio_api/call/generate", body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    event = json.loads(r.read())["event_id"]
+                with urllib.request.urlopen(f"{url}gradio_api/call/generate/{event}") as r:
+                    text = r.read().decode()
+                refused = "event: error" in text and str(item[1].parent) not in text
+            else:
+                client.predict(
+                    handle_file(str(item)), "ambient_joint", args.steps, 2.0, 0, 1, None, -10.0,
+                    api_name="/generate",
+                )  # fmt: skip
+                refused = False
+        except Exception:  # noqa: BLE001 - the expected answer: a one-line error
+            refused = True
+        out.append({"bad": True, "refused": refused, "latency": time.perf_counter() - start})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 clients x 3 requests")
@@ -134,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=20.0, help="stop sending after")
     parser.add_argument("--request-timeout", type=float, default=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--bad-client", action="store_true", help="client 0 sends only bad inputs throughout"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.requests = 4, 3
@@ -155,10 +216,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             started = time.perf_counter()
             stop_at = time.time() + 60 * args.max_minutes
+            first = 1 if args.bad_client else 0
             threads = [
                 threading.Thread(target=client_loop, args=(url, clip, args, w, results, stop_at))
-                for w in range(args.clients)
+                for w in range(first, args.clients)
             ]
+            if args.bad_client:
+                bad = bad_inputs(Path(tmp) / "bad")
+                threads.append(
+                    threading.Thread(target=bad_loop, args=(url, bad, args, results, stop_at))
+                )
             for t in threads:
                 t.start()
             for t in threads:
@@ -176,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
 
+    bad = [r for r in results if r.get("bad")]
+    results = [r for r in results if not r.get("bad")]
     done = [r for r in results if not r.get("skipped")]
     latencies = np.array([r["latency"] for r in done if r["ok"]])
     failures = [r["error"] for r in done if not r["ok"]]
@@ -193,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1),
         "throughput_per_min": round(60 * len(latencies) / wall, 1),
         "server_peak_rss_mb": round(memory.peak / 2**20),
+        "bad_sent": len(bad),
+        "bad_refused": sum(r["refused"] for r in bad),
         "alive_after": alive,
     }
     print(json.dumps(figures, indent=2))
@@ -208,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
-    return 0 if not failures and alive and figures["served"] else 1
+    bad_ok = figures["bad_refused"] == figures["bad_sent"]
+    return 0 if not failures and alive and figures["served"] and bad_ok else 1
 
 
 if __name__ == "__main__":

@@ -26,12 +26,28 @@ def set_offline_env() -> None:
 
 
 def default_device(name: str | None = None) -> str:
-    """``name`` if given, else ``cuda`` when a GPU is visible, else ``cpu``."""
-    if name:
-        return name
+    """``name`` if given, else ``cuda`` when a GPU is visible, else ``cpu``.
+
+    A device that does not exist here (``cuda`` without a GPU, a typo) is a one-line
+    :class:`~foley.errors.InputError`.
+    """
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from foley.errors import InputError
+
+    if not name:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, ValueError):
+        raise InputError(
+            f"--device {name}: not a device name (cpu, cuda, cuda:0, mps...)"
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {name}: MPS is not available here; use --device cpu")
+    return name
 
 
 def model_dir_or_default(path: str | os.PathLike | None) -> Path:

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,6 +38,7 @@ class Video:
     sample_rate: int
     source_fps: float
     source_size: tuple[int, int]  # (width, height) as displayed (rotation applied)
+    warnings: list[str] = field(default_factory=list)  # one line each: what was recovered
 
     @property
     def num_frames(self) -> int:
@@ -98,6 +99,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     with _open(path) as container:
         if not container.streams.video:
             raise InputError(f"{_name(path)}: has no video stream")
+        fmt = container.format.name or ""
+        if fmt.endswith("_pipe") or fmt == "image2":
+            raise InputError(f"{_name(path)}: is a still image ({fmt}), not a video")
         vs = container.streams.video[0]
         width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
@@ -145,6 +149,67 @@ def _apply_rotation(img: np.ndarray, degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
+MAX_SOURCE_FPS = 240.0
+"""Highest frame rate a video may have (declared, or reached while decoding)."""
+MAX_SOURCE_FRAMES = 100_000
+"""Most source frames decoded from one file (CPU time; memory is bounded by the output)."""
+
+
+class _HoldSampler:
+    """Sample-and-hold onto ``fps`` while decoding: output frame ``k`` is the last source frame
+    shown at or before ``k / fps``.  Only the frame currently held is kept from the source
+    (converted and resized only if some output frame picks it), so memory is bounded by the
+    output, ``(duration * fps, S, S, 3)`` uint8, whatever the source's rate."""
+
+    def __init__(self, cfg: AVConfig) -> None:
+        self.cfg = cfg
+        self.out: list[np.ndarray] = []  # (S, S, 3) uint8 at cfg.fps
+        self.times: list[float] = []  # seconds since the first source frame
+        self.t0: float | None = None
+        self.held = None  # (av.VideoFrame, rotation) shown since times[-1]
+        self._held_img: np.ndarray | None = None
+
+    def _img(self) -> np.ndarray:
+        if self._held_img is None:
+            frame, rotation = self.held
+            size = self.cfg.frame_size
+            scale = size / max(1, min(frame.width, frame.height))
+            rw = max(size, round(frame.width * scale))
+            rh = max(size, round(frame.height * scale))
+            img = frame.to_ndarray(format="rgb24", width=rw, height=rh)
+            self._held_img = _resize_crop(_apply_rotation(img, rotation), size)
+        return self._held_img
+
+    def _emit_until(self, t: float) -> None:
+        """Output frames whose time is before ``t`` (the next source frame's) show the held one."""
+        while len(self.out) / self.cfg.fps < t - 1e-6:
+            self.out.append(self._img())
+
+    def push(self, t: float, frame, rotation: int) -> float:
+        """Add a source frame shown from ``t`` seconds; returns ``t`` since the first frame."""
+        if self.t0 is None:
+            self.t0 = t
+        rel = t - self.t0
+        if self.times and rel < self.times[-1]:
+            return rel  # out of order (a damaged timestamp): the held frame stays
+        if self.held is not None:
+            self._emit_until(rel)
+        self.held, self._held_img = (frame, rotation), None
+        self.times.append(rel)
+        return rel
+
+    def finish(self, fallback_fps: float) -> tuple[np.ndarray, float]:
+        """(frames (T, S, S, 3) uint8, duration in seconds of the decoded stream)."""
+        src = np.asarray(self.times)
+        last_dt = float(np.median(np.diff(src))) if len(src) > 1 else 1.0 / fallback_fps
+        duration = float(src[-1] + last_dt)
+        n_out = max(1, math.floor(duration * self.cfg.fps + 1e-6))
+        while len(self.out) < n_out:
+            self.out.append(self._img())
+        self.held = None
+        return np.stack(self.out[:n_out]), duration
+
+
 def load_video(
     path: str | os.PathLike,
     cfg: AVConfig = DEFAULT_CONFIG,
@@ -152,11 +217,18 @@ def load_video(
     with_audio: bool = True,
     max_seconds: float | None = None,
     max_pixels: int | None = None,
+    max_fps: float = MAX_SOURCE_FPS,
+    max_frames: int = MAX_SOURCE_FRAMES,
+    until: float | None = None,
 ) -> Video:
     """Decode frames at ``cfg.fps`` / ``cfg.frame_size`` and, if asked, audio at 16 kHz mono.
 
     Frame ``k`` shows the source frame on screen at time ``k / cfg.fps`` (sample and hold), so
-    constant, variable and fractional rates all map onto the same clock.
+    constant, variable and fractional rates all map onto the same clock.  Frames are resampled
+    while decoding (never all held at the source rate); the source's frame rate, frame count,
+    pixels and duration are capped with one-line errors.  A file that decodes to much less than
+    it declares (truncated) comes back with a line in ``Video.warnings``.  ``until``: decode only
+    the first ``until`` seconds (a longer file is no error then).
     """
     import av
 
@@ -173,49 +245,61 @@ def load_video(
             f"{name}: resolution {info.width}x{info.height} is above the limit of "
             f"{max_pixels:,} pixels"
         )
-    if info.duration > max_seconds:
+    if info.duration > max_seconds and until is None:
         raise InputError(
             f"{name}: {info.duration:.1f} s long, above the limit of {max_seconds:g} s"
         )
+    if info.fps > max_fps:
+        raise InputError(
+            f"{name}: {info.fps:.0f} frames per second, above the limit of {max_fps:g}"
+        )
+    if info.num_frames > max_frames:
+        raise InputError(f"{name}: {info.num_frames:,} frames, above the limit of {max_frames:,}")
 
-    frames: list[np.ndarray] = []
-    times: list[float] = []
+    sampler = _HoldSampler(cfg)
     rotation = info.rotation
+    warnings: list[str] = []
     try:
         with _open(path) as container:
             vs = container.streams.video[0]
             vs.thread_type = "AUTO"
-            for frame in container.decode(vs):
-                t = frame.time if frame.time is not None else len(times) / max(info.fps, 1.0)
+            for count, frame in enumerate(container.decode(vs), 1):
+                if count > max_frames:
+                    raise InputError(f"{name}: more than {max_frames:,} frames, above the limit")
+                if frame.width * frame.height > max_pixels:
+                    raise InputError(
+                        f"{name}: a frame of {frame.width}x{frame.height} is above the limit of "
+                        f"{max_pixels:,} pixels"
+                    )
+                t = frame.time if frame.time is not None else count / max(info.fps, 1.0)
+                if until is not None and sampler.t0 is not None and t - sampler.t0 >= until:
+                    break
                 if t > max_seconds:
                     raise InputError(f"{name}: longer than the limit of {max_seconds:g} s")
                 rot = getattr(frame, "rotation", 0) or 0
                 rotation = int(rot) % 360 if rot else rotation
-                w, h = frame.width, frame.height
-                scale = cfg.frame_size / max(1, min(w, h))
-                rw, rh = (
-                    max(cfg.frame_size, round(w * scale)),
-                    max(cfg.frame_size, round(h * scale)),
-                )
-                img = frame.to_ndarray(format="rgb24", width=rw, height=rh)
-                frames.append(_resize_crop(_apply_rotation(img, rotation), cfg.frame_size))
-                times.append(float(t))
+                rel = sampler.push(float(t), frame, rotation)
+                if count > max_fps * (rel + 1.0):
+                    raise InputError(
+                        f"{name}: more than {max_fps:g} frames per second, above the limit"
+                    )
     except av.error.FFmpegError as err:
-        if not frames:
+        if not sampler.times:
             raise InputError(f"{name}: the video stream cannot be decoded ({_short(err)})") from err
-        # A truncated tail: keep what decoded, as players do.
-    if not frames:
+        # A damaged tail: keep what decoded, as players do, and say so below.
+        warnings.append(f"{name}: decoding stopped early ({_short(err)})")
+    if not sampler.times:
         raise InputError(f"{name}: the video stream has no frames")
-
-    src = np.asarray(times, dtype=np.float64)
-    order = np.argsort(src, kind="stable")
-    src = src[order] - src[order][0]
-    last_dt = float(np.median(np.diff(src))) if len(src) > 1 else 1.0 / max(info.fps, cfg.fps)
-    duration = float(src[-1] + last_dt)
-    n_out = max(1, math.floor(duration * cfg.fps + 1e-6))
-    targets = np.arange(n_out) / cfg.fps
-    pick = np.clip(np.searchsorted(src, targets + 1e-6, side="right") - 1, 0, len(src) - 1)
-    stacked = np.stack([frames[order[i]] for i in pick])
+    stacked, duration = sampler.finish(max(info.fps, cfg.fps))
+    if (
+        until is None
+        and info.duration > 0
+        and duration < info.duration - max(0.5, 0.1 * info.duration)
+    ):
+        warnings.append(
+            f"{name}: decoded {duration:.1f} s of {info.duration:.1f} s "
+            "(the file looks truncated; only the part that decoded is used)"
+        )
 
     audio = None
     if with_audio and info.has_audio:
@@ -229,8 +313,9 @@ def load_video(
         duration=duration,
         audio=audio,
         sample_rate=cfg.sample_rate,
-        source_fps=info.fps or (len(src) / duration if duration else 0.0),
+        source_fps=info.fps or (len(sampler.times) / duration if duration else 0.0),
         source_size=(w, h),
+        warnings=warnings,
     )
 
 
@@ -415,41 +500,72 @@ def mux_audio(
 ) -> Path:
     """Copy ``video_path``'s video stream (no re-encode) into ``out_path`` with ``wave`` as audio.
 
-    An existing audio track is replaced. ``out_path`` is written atomically (temp file, rename),
-    so a failure never leaves a half-written output or touches the input.
+    An existing audio track is replaced.  A video stream the output container cannot hold
+    (VP9 from a .webm, say) is re-encoded as H.264 at its own size instead.  ``out_path`` is
+    written atomically (temp file, rename), so a failure never leaves a half-written output or
+    touches the input.
     """
+    import av
+
     src, dst = Path(video_path), Path(out_path)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=dst.suffix or ".mp4", dir=dst.parent)
+    os.close(fd)
+    try:
+        try:
+            _mux(src, wave, sample_rate, tmp, copy=True)
+        except (av.error.FFmpegError, ValueError):
+            _mux(src, wave, sample_rate, tmp, copy=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        shutil.move(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dst
+
+
+def _mux(src: Path, wave: np.ndarray, sample_rate: int, tmp: str, *, copy: bool) -> None:
+    """``src``'s video (its packets when ``copy``, else re-encoded) and ``wave`` into ``tmp``."""
+    import av
+
     with _open(src) as inp:
         if not inp.streams.video:
             raise InputError(f"{src.name}: has no video stream")
         in_video = inp.streams.video[0]
-        fd, tmp = tempfile.mkstemp(suffix=dst.suffix or ".mp4", dir=dst.parent)
-        os.close(fd)
-        try:
-            import av
-
-            fmt = "mp4" if dst.suffix.lower() in {".mp4", ".m4v", ".mov", ""} else None
-            with av.open(tmp, mode="w", format=fmt) as out:
+        suffix = Path(tmp).suffix.lower()
+        fmt = "mp4" if suffix in {".mp4", ".m4v", ".mov", ""} else None
+        with av.open(tmp, mode="w", format=fmt) as out:
+            rot = _stream_rotation(in_video)
+            if copy:
                 out_video = out.add_stream_from_template(in_video)
-                rot = _stream_rotation(in_video)
-                if rot:
-                    out_video.metadata["rotate"] = str(rot)
-                astream = _add_audio_stream(out, sample_rate)
+            else:
+                out_video = out.add_stream("libx264", rate=in_video.average_rate or 25)
+                out_video.width = in_video.codec_context.width // 2 * 2
+                out_video.height = in_video.codec_context.height // 2 * 2
+                out_video.pix_fmt = "yuv420p"
+                out_video.options = {"preset": "veryfast", "threads": "1"}
+            if rot:
+                out_video.metadata["rotate"] = str(rot)
+            astream = _add_audio_stream(out, sample_rate)
+            if copy:
                 for packet in inp.demux(in_video):
                     if packet.dts is None:
                         continue
                     packet.stream = out_video
                     out.mux(packet)
-                _encode_audio(out, astream, wave, sample_rate)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-            shutil.move(tmp, dst)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    return dst
+            else:
+                for frame in inp.decode(in_video):
+                    frame = frame.reformat(
+                        width=out_video.width, height=out_video.height, format="yuv420p"
+                    )
+                    frame.pict_type = av.video.frame.PictureType.NONE
+                    for packet in out_video.encode(frame):
+                        out.mux(packet)
+                for packet in out_video.encode(None):
+                    out.mux(packet)
+            _encode_audio(out, astream, wave, sample_rate)
 
 
 def frames_to_tensor(frames: np.ndarray):

@@ -47,9 +47,10 @@ def world(tmp_path_factory) -> dict:
 def served(world):
     from gradio_client import Client
 
-    demo = build_ui(
-        lambda: load_models(world["model"]), limits=LIMITS, examples=[str(world["clip"])]
+    service = FoleyService(
+        lambda: load_models(world["model"]), limits=LIMITS, rebuild_root=world["root"]
     )
+    demo = build_ui(service, examples=[str(world["clip"])])
     url = launch(demo, port=free_port(), block=False, quiet=True)
     assert url.startswith("http://127.0.0.1:")
     client = Client(url, verbose=False, download_files=str(world["root"] / "downloads"))
@@ -159,11 +160,11 @@ def test_bad_uploads_give_a_message_and_the_app_keeps_serving(served, world, tmp
 def test_rebuild_while_querying(served, world, tmp_path):
     client = served["client"]
     before = client.predict(api_name="/index_info")[1]
-    new_data = write_data(tmp_path / "more", videos=5, clips_per_video=2, seed=11)
+    new_data = write_data(world["root"] / "more", videos=5, clips_per_video=2, seed=11)
     expected = len(read_metadata(new_data / "train.tsv"))
     assert expected != before["count"]
 
-    job = client.submit(str(new_data), "train", api_name="/rebuild_index")
+    job = client.submit("more", "train", api_name="/rebuild_index")  # under --allow-rebuild
     served_during, versions_seen = [], set()
     while not job.done() or not served_during:
         details = generate(client, world["clip"], "ambient_joint")[3]
@@ -180,7 +181,7 @@ def test_rebuild_while_querying(served, world, tmp_path):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="no such data folder"):
-        client.predict(str(tmp_path / "missing"), "train", api_name="/rebuild_index")
+        client.predict("missing", "train", api_name="/rebuild_index")
 
 
 def test_queries_are_served_by_the_previous_version_until_the_switch(world, tmp_path):
@@ -188,7 +189,9 @@ def test_queries_are_served_by_the_previous_version_until_the_switch(world, tmp_
     import shutil
 
     shutil.copytree(world["model"], tmp_path / "model")
-    service = FoleyService(lambda: load_models(tmp_path / "model"), limits=LIMITS)
+    service = FoleyService(
+        lambda: load_models(tmp_path / "model"), limits=LIMITS, rebuild_root=world["root"]
+    )
     old = service.index.version
     seen = {}
 

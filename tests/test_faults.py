@@ -214,3 +214,47 @@ def test_index_rebuilds_killed_at_chosen_moments_leave_a_consistent_index(index_
         builder.add(["a", "b"], np.eye(2, 16, dtype=np.float32), [row, row])
     assert len(ClipIndex.open(index_dir)) == 2
     assert len(os.listdir(index_dir / "versions")) <= 2
+
+
+# ---- broken checkpoints (issue 17) -------------------------------------------------------------
+def _short_run(data: Path, out: Path, steps: int) -> list[str]:
+    args = _train_args(data, out)
+    i = args.index("--steps")
+    return [*args[: i + 1], str(steps), *args[i + 2 :]]
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(audio_dir, tmp_path, capsys):
+    from foley.errors import InputError
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "run"
+        assert main(_short_run(audio_dir, out, 2 * SAVE_EVERY)) == 0
+        newest = latest_checkpoint(out)
+        assert newest.name == f"step-{2 * SAVE_EVERY:07d}"
+        weights = sorted(newest.glob("*.safetensors"))
+        assert weights
+        for w in weights:  # truncated, as a full disk or a killed copy leaves it
+            w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+        capsys.readouterr()
+        assert main(_short_run(audio_dir, out, 3 * SAVE_EVERY)) == 0
+        printed = capsys.readouterr().out
+        assert "skipping broken checkpoint" in printed and newest.name in printed
+        assert f"at step {SAVE_EVERY}" in printed  # the previous complete one
+        assert sorted(_curve(out))[-1] == 3 * SAVE_EVERY
+
+        # LATEST naming a missing folder while checkpoints exist: an error, not step 0
+        (out / "ckpt" / "LATEST").write_text("step-0999999")
+        rc = main(_short_run(audio_dir, out, 4 * SAVE_EVERY))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 1 and "missing" in err[-1] and "LATEST" in err[-1], err
+        # ...and with no checkpoint at all it is a fresh run
+        fresh = tmp_path / "fresh"
+        (fresh / "ckpt").mkdir(parents=True)
+        (fresh / "ckpt" / "LATEST").write_text("step-0000010")
+        assert latest_checkpoint(fresh) is None
+        with pytest.raises(InputError):
+            latest_checkpoint(out)
+    finally:
+        torch.set_num_threads(threads)

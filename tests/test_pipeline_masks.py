@@ -195,7 +195,7 @@ def test_cli_generate_masks(pipe, tmp_path, capsys):
     )
     assert "--masks" in capsys.readouterr().err
     make_pipeline().save_pretrained(tmp_path / "bare")
-    bare = ["--model", str(tmp_path / "bare")] + common[2:]
+    bare = ["--model", str(tmp_path / "bare"), "--overwrite"] + common[2:]  # masks.png exists
     assert (
         main(["generate", str(src), "-o", str(tmp_path / "d.mp4"), "--masks", str(png)] + bare) == 1
     )

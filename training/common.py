@@ -52,13 +52,57 @@ def make_accelerator(out_dir: str | os.PathLike, seed: int = 0, *, cpu: bool = F
     return accelerator
 
 
+def _complete(path: Path) -> bool:
+    """Whether a checkpoint folder holds everything a resume reads (a run killed while saving,
+    or a damaged copy, leaves one that does not)."""
+    state = path / "trainer_state.json"
+    if not state.is_file():
+        return False
+    try:
+        json.loads(state.read_text())["step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(p.stat().st_size > 0 for p in path.glob("*.safetensors")) or any(
+        p.stat().st_size > 0 for p in path.glob("*.bin")
+    )
+
+
+def checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """Every checkpoint folder of a training folder, newest first (LATEST's first)."""
+    root = Path(out_dir) / CKPT_DIR
+    found = sorted((p for p in root.glob("step-*") if p.is_dir()), reverse=True)
+    pointer = root / LATEST
+    if pointer.is_file():
+        named = root / pointer.read_text().strip()
+        if named in found:
+            found.remove(named)
+            found.insert(0, named)
+    return found
+
+
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a training folder, or None."""
-    pointer = Path(out_dir) / CKPT_DIR / LATEST
-    if not pointer.exists():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if path.is_dir() else None
+    """The newest complete checkpoint of a training folder, or None when there is none.
+
+    A LATEST that names a missing folder is an error (``InputError``) when other checkpoints
+    exist, since restarting from step 0 would silently throw them away; without any checkpoint
+    it means a fresh run.
+    """
+    from foley.errors import InputError
+
+    root = Path(out_dir) / CKPT_DIR
+    pointer = root / LATEST
+    found = checkpoints(out_dir)
+    if pointer.is_file():
+        name = pointer.read_text().strip()
+        if not (root / name).is_dir() and found:
+            raise InputError(
+                f"{pointer}: names {name or 'nothing'}, which is missing, while "
+                f"{', '.join(p.name for p in found)} exist; point LATEST at one of them"
+            )
+    for path in found:
+        if _complete(path):
+            return path
+    return None
 
 
 def save_checkpoint(
@@ -85,14 +129,26 @@ def save_checkpoint(
 
 
 def resume(accelerator, out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Load the newest checkpoint if there is one; returns its trainer state (step 0 if none)."""
-    path = latest_checkpoint(out_dir)
-    if path is None:
-        return {"step": 0}
-    accelerator.load_state(str(path))
-    state = json.loads((path / "trainer_state.json").read_text())
-    accelerator.print(f"resumed from {path} at step {state['step']}")
-    return state
+    """Load the newest complete checkpoint; returns its trainer state (step 0 if none).
+
+    A checkpoint that fails to load (truncated, corrupt) is skipped with a warning and the
+    previous one is tried, newest first.
+    """
+    latest_checkpoint(out_dir)  # a LATEST pointing nowhere is an error
+    for path in checkpoints(out_dir):
+        if not _complete(path):
+            accelerator.print(f"warning: skipping incomplete checkpoint {path}")
+            continue
+        try:
+            accelerator.load_state(str(path))
+        except Exception as err:  # noqa: BLE001 - any failure to read: try the previous one
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            accelerator.print(f"warning: skipping broken checkpoint {path} ({first})")
+            continue
+        state = json.loads((path / "trainer_state.json").read_text())
+        accelerator.print(f"resumed from {path} at step {state['step']}")
+        return state
+    return {"step": 0}
 
 
 class MetricLog:

@@ -4,7 +4,12 @@
                    [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
                    [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
+                   [--overwrite]               # replace outputs that exist
     foley generate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
+
+No output may be an input (after symlinks and ``..``); an existing output needs ``--overwrite``;
+both are checked before any work. In a folder, a file that fails is one line on stderr and the
+rest go on (exit code 1 if any failed).
 
 The output is the input video with its video stream copied (no re-encode) and the generated
 track as its audio (an existing audio track is replaced). Without ``--model`` the shipped default
@@ -16,11 +21,14 @@ the alignment score; for a folder it is a folder of ``<name>.mp4`` overlays.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from foley.errors import FoleyError, InputError
+from foley.errors import FoleyError, InputError, ModelMismatchError
+from foley.paths import check_outputs
 
+MAX_GUIDANCE = 100.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"  # DEFAULT_MODEL_DIR
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
@@ -74,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--index", help="retrieval index folder (default: MODEL/index)")
     parser.add_argument("--ambient-max", type=float, default=-45.0, help="action_focused: dBFS")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace outputs that already exist"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=main)
 
@@ -82,11 +93,12 @@ def load_pipeline(
     model: str | None, index: str | None = None, device: str | None = None, quiet: bool = False
 ):
     """The FoleyPipeline at ``model`` (or the shipped default), on ``device``."""
-    import torch
     from diffusers.utils import logging as diffusers_logging
 
+    from foley.defaults import default_device
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
+    device = default_device(device)  # an unusable device is refused before loading
     path = Path(model) if model else DEFAULT_MODEL
     if not (path / "model_index.json").is_file():
         if model is None:
@@ -108,12 +120,31 @@ def load_pipeline(
     finally:
         if quiet:
             diffusers_logging.enable_progress_bar()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return pipe.to(device)
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None, Path | None]]:
-    """(input video, output video, output wav or None, mask overlay or None) per video."""
+OUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # what -o may end with
+WAV_SUFFIXES = (".wav", ".flac", ".ogg")  # what --wav may end with
+MASK_SUFFIXES = (".png", ".mp4")  # what --masks may end with
+Job = tuple[Path, Path, Path | None, Path | None]
+
+
+def _check_suffix(option: str, path: Path, allowed: tuple[str, ...]) -> None:
+    if path.suffix.lower() not in allowed:
+        raise InputError(f"{option} {path.name}: give a file ending in {', '.join(allowed)}")
+
+
+def _video_out_name(video: Path) -> str:
+    """The output name of a video of a folder: its own name when -o may end with its suffix."""
+    return video.name if video.suffix.lower() in OUT_SUFFIXES else f"{video.stem}.mp4"
+
+
+def _jobs(args: argparse.Namespace) -> list[Job]:
+    """(input video, output video, output wav or None, mask overlay or None) per video.
+
+    Every output is checked against every input (after symlinks and ``..``) and against the
+    other outputs, and must not exist unless ``--overwrite``: all before any work.
+    """
     if args.example is not None:
         examples = bundled_examples()
         if not examples:
@@ -132,27 +163,43 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None, Path 
     if not src.exists():
         raise InputError(f"{src}: no such file or folder")
     if src.is_dir():
-        videos = sorted(p for p in src.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        videos = sorted(
+            p for p in src.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+        )
         if not videos:
             raise InputError(f"{src}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-        if out.resolve() == src.resolve():
-            raise InputError("the output folder must differ from the input folder")
-        return [
+        for option, folder in (("-o", out), ("--wav", wav), ("--masks", masks)):
+            if folder is not None and folder.is_file():
+                raise InputError(f"{option} {folder}: is a file; for a folder give a folder")
+        jobs = [
             (
                 v,
-                out / v.name,
+                out / _video_out_name(v),
                 wav / f"{v.stem}.wav" if wav else None,
                 masks / f"{v.stem}.mp4" if masks else None,
             )
             for v in videos
         ]
-    if out.is_dir():
-        out = out / src.name
-    if out.resolve() == src.resolve():
-        raise InputError(f"{out}: refusing to overwrite the input video")
-    if masks is not None and masks.suffix.lower() not in (".png", ".mp4"):
-        raise InputError(f"--masks {masks.name}: give a .png (strip) or an .mp4 (overlay video)")
-    return [(src, out, wav, masks)]
+    else:
+        if out.is_dir():
+            out = out / _video_out_name(src)
+        _check_suffix("-o", out, OUT_SUFFIXES)
+        if wav is not None:
+            _check_suffix("--wav", wav, WAV_SUFFIXES)
+        if masks is not None:
+            _check_suffix("--masks", masks, MASK_SUFFIXES)
+        jobs = [(src, out, wav, masks)]
+    inputs = [j[0] for j in jobs]
+    if getattr(args, "condition_audio", None):
+        inputs.append(Path(args.condition_audio))
+    outputs = [
+        (option, path)
+        for _, o, w, m in jobs
+        for option, path in (("-o", o), ("--wav", w), ("--masks", m))
+        if path is not None
+    ]
+    check_outputs(inputs, outputs, overwrite=getattr(args, "overwrite", False))
+    return jobs
 
 
 def write_masks(path: Path, video, masks, audio, cfg) -> Path:
@@ -170,51 +217,92 @@ def write_masks(path: Path, video, masks, audio, cfg) -> Path:
     return save_overlay_video(path, frames, masks, cfg.fps, audio[:n], cfg.sample_rate)
 
 
-def main(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    from foley.io import load_audio, load_video, mux_audio, save_audio
-
-    jobs = _jobs(args)
+def _check_settings(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
+    if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
+        raise InputError(f"--guidance must be between 0 and {MAX_GUIDANCE:g}")
+    if not 0 <= args.seed < 2**63:
+        raise InputError("--seed must be between 0 and 2**63 - 1")
+
+
+def _check_index_model(pipe, model: str | None) -> None:
+    """An index built by other MC3 weights (even of the same dimension) is refused."""
+    from foley.models.mc3_embed import WEIGHTS_NAME, model_id
+
+    index = getattr(pipe, "index", None)
+    mc3_dir = (Path(model) if model else DEFAULT_MODEL) / "mc3"
+    if index is None or pipe.mc3 is None or not (mc3_dir / WEIGHTS_NAME).is_file():
+        return
+    mid = model_id(mc3_dir)
+    if index.model_id != mid:
+        raise ModelMismatchError(
+            f"the index was built with model {index.model_id}, the pipeline's MC3 is {mid}; "
+            "rebuild the index with this model (foley index build)"
+        )
+
+
+def _generate_one(pipe, args, condition, job: Job):
+    """One video: decode (warnings about truncation are printed), generate, write outputs."""
+    from foley.io import load_video, mux_audio, save_audio
+
+    src, out, wav, masks = job
+    video = load_video(src, pipe.av_config, with_audio=False)
+    for warning in video.warnings:
+        print(f"foley generate: warning: {warning}", file=sys.stderr)
+    result = pipe(
+        video,
+        mode=args.mode,
+        condition_audio=condition,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        generator=torch_generator(args.seed),
+        ambient_db_max=args.ambient_max,
+        return_masks=masks is not None,
+        sync_shaping=args.sync_shaping,
+    )
+    audio = result.audios[0]
+    mux_audio(src, audio, result.sample_rate, out)
+    if wav is not None:
+        save_audio(wav, audio, result.sample_rate)
+    if masks is not None:
+        write_masks(masks, video, result.masks[0], audio, pipe.av_config)
+    return result, audio
+
+
+def torch_generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from foley.io import load_audio
+
+    _check_settings(args)
+    jobs = _jobs(args)
     pipe = load_pipeline(args.model, args.index, args.device, quiet=args.quiet)
     if args.masks and pipe.avs is None:
         raise InputError("--masks needs an AVS model: the model folder has no avs/")
+    _check_index_model(pipe, args.model)
     condition = None
     if args.condition_audio:
         condition = load_audio(args.condition_audio, pipe.av_config.sample_rate)
     many = len(jobs) > 1
     pipe.set_progress_bar_config(disable=args.quiet or many, leave=False)
     failed = 0
-    for src, out, wav, masks in tqdm(
-        jobs, desc="videos", unit="video", disable=args.quiet or not many
-    ):
+    for job in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not many):
+        src, out, _, masks = job
         try:
-            video = load_video(src, pipe.av_config, with_audio=False) if masks else src
-            result = pipe(
-                video,
-                mode=args.mode,
-                condition_audio=condition,
-                num_inference_steps=args.steps,
-                guidance_scale=args.guidance,
-                generator=torch.Generator().manual_seed(args.seed),
-                ambient_db_max=args.ambient_max,
-                return_masks=masks is not None,
-                sync_shaping=args.sync_shaping,
-            )
-            audio = result.audios[0]
-            mux_audio(src, audio, result.sample_rate, out)
-            if wav is not None:
-                save_audio(wav, audio, result.sample_rate)
-            if masks is not None:
-                write_masks(masks, video, result.masks[0], audio, pipe.av_config)
-        except FoleyError as err:
+            result, audio = _generate_one(pipe, args, condition, job)
+        except Exception as err:  # noqa: BLE001 - one line per file, the batch goes on
+            message = one_line(err)
             if not many:
-                raise
+                raise (err if isinstance(err, FoleyError) else InputError(message)) from None
             failed += 1
-            print(f"foley generate: {src.name}: {err}", file=sys.stderr)
+            print(f"foley generate: {src.name}: error: {message}", file=sys.stderr)
             continue
         cond = result.condition_ids[0]
         note = f", condition {cond}" if cond else ""
@@ -223,3 +311,11 @@ def main(args: argparse.Namespace) -> int:
         seconds = audio.size / result.sample_rate
         print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
     return 1 if failed else 0
+
+
+def one_line(err: BaseException) -> str:
+    """A user-facing line for any error: a FoleyError's text, else its type and first line."""
+    if isinstance(err, FoleyError):
+        return str(err)
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

@@ -92,6 +92,10 @@ def _index_errors():
         raise ModelMismatchError(str(err)) from None
     except RetrievalIndexError as err:
         raise InputError(str(err)) from None
+    except PermissionError as err:  # a read-only index folder
+        raise InputError(
+            f"{err.filename}: permission denied; the index folder is read-only"
+        ) from None
 
 
 def _load(args: argparse.Namespace):
@@ -247,7 +251,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             "query with the same model or rebuild the index"
         )
     cfg = DEFAULT_CONFIG
-    video = load_video(args.video, cfg, with_audio=False, max_seconds=args.start + args.seconds)
+    video = load_video(args.video, cfg, with_audio=False, until=args.start + args.seconds)
     first = cfg.num_frames(args.start)
     frames = video.frames[first : first + cfg.num_frames(args.seconds)]
     if len(frames) == 0:

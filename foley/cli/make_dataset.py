@@ -60,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
     for name in ("val_fraction", "test_fraction", "bank_probability"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise InputError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if args.overwrite:
+        check_previous_dataset(args.out)
     settings = FoleyWorldSettings(
         videos=args.videos,
         clips_per_video=args.clips_per_video,
@@ -83,3 +85,24 @@ def main(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out}: {counts}")
     return 0
+
+
+def check_previous_dataset(out: str) -> None:
+    """Before ``--overwrite`` removes a previous dataset's ``<out>/<video_uid>`` folders: every
+    ``video_uid`` of its TSVs must name a folder directly inside ``out`` (an absolute or ``..``
+    uid would delete something else)."""
+    from foley.data.ego4d import read_metadata, split_path
+    from foley.data.foleyworld.generate import SPLIT_NAMES
+    from foley.errors import InputError
+    from foley.paths import resolved
+
+    root = resolved(out)
+    tsvs = [split_path(out, s) for s in SPLIT_NAMES]
+    for tsv in (t for t in tsvs if t.is_file()):
+        for record in read_metadata(tsv):
+            folder = resolved(root / record.video_uid)
+            if folder.parent != root:
+                raise InputError(
+                    f"{tsv.name}: video_uid {record.video_uid!r} is not a folder inside {out}; "
+                    "refusing to delete it (remove the previous dataset by hand)"
+                )

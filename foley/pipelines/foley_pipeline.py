@@ -39,7 +39,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from foley.config import DEFAULT_CONFIG, AVConfig
-from foley.errors import InputError, ModelMismatchError
+from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 
@@ -498,6 +498,11 @@ class FoleyPipeline(DiffusionPipeline):
                     continue
                 audio = self.codec.decode(latents.to(self.codec.dtype), cfg.samples_per_clip)
                 audio = audio.float().cpu().numpy()
+                if not np.isfinite(audio).all():  # never written out as silence
+                    raise FoleyError(
+                        f"the model produced NaN or infinite audio (guidance {guidance_scale:g}, "
+                        f"{num_inference_steps} steps): lower the guidance scale"
+                    )
                 if sync_shaping > 0:
                     audio = np.stack(
                         [

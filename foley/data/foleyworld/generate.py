@@ -178,7 +178,8 @@ def _clear_previous(out: Path, overwrite: bool) -> None:
         raise InputError(f"{out}: already holds a dataset; choose a new --out or pass --overwrite")
     for tsv in previous:
         for uid in {r.video_uid for r in read_metadata(tsv)}:
-            shutil.rmtree(out / uid, ignore_errors=True)
+            if (out.resolve() / uid).resolve().parent == out.resolve():  # never outside out
+                shutil.rmtree(out / uid, ignore_errors=True)
         tsv.unlink()
     marker.unlink(missing_ok=True)
 
