@@ -25,10 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from foley.models.objectives import OBJECTIVES, Objective
 from training.common import MetricLog, cycle, make_accelerator, resume, save_checkpoint
 from training.features import FEATURES_JSON, SplitFeatures, read_config
-
-OBJECTIVES = ("flow", "v", "eps")
 
 
 class FeatureDataset(Dataset):
@@ -100,32 +99,6 @@ class AVLDM(nn.Module):
         )
 
 
-def make_scheduler(objective: str, flow_shift: float = 1.0):
-    """The inference scheduler that matches a training objective."""
-    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
-
-    if objective == "flow":
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=flow_shift)
-    prediction = "epsilon" if objective == "eps" else "v_prediction"
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction
-    )
-
-
-def noisy_target(objective: str, x0: torch.Tensor, ddpm=None):
-    """(noisy latents, timesteps in [0, 1000], regression target) for one batch."""
-    noise = torch.randn_like(x0)
-    b = x0.shape[0]
-    if objective == "flow":
-        sigma = torch.sigmoid(torch.randn(b, device=x0.device))  # logit-normal (SD3)
-        s = sigma.view(b, 1, 1)
-        return (1 - s) * x0 + s * noise, sigma * 1000.0, noise - x0
-    t = torch.randint(0, ddpm.config.num_train_timesteps, (b,), device=x0.device)
-    noisy = ddpm.add_noise(x0, noise, t)
-    target = noise if objective == "eps" else ddpm.get_velocity(x0, noise, t)
-    return noisy, t.float(), target
-
-
 def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None, curve_dim: int = 0):
     from foley.models.denoiser import FoleyDenoiser
     from foley.models.video_encoder import VideoEncoder
@@ -167,7 +140,7 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
         codec=FoleyCodec.from_pretrained(args.codec),
         video_encoder=copy.deepcopy(model.video_encoder).cpu().eval(),
         denoiser=copy.deepcopy(model.denoiser).cpu().eval(),
-        scheduler=make_scheduler(args.objective, args.flow_shift),
+        scheduler=Objective(args.objective, args.flow_shift).sampler(),
         mc3=mc3,
         av_config=cfg.to_dict(),
     )
@@ -263,7 +236,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
     feat_root = Path(args.features)
@@ -296,9 +268,7 @@ def run(args: argparse.Namespace) -> int:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
-    ddpm = None
-    if args.objective != "flow":
-        ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    objective = Objective(args.objective, args.flow_shift)
     log = MetricLog(accelerator, out)
     step = resume(accelerator, out)["step"]
     batches = cycle(loader)
@@ -314,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         cond_keep = batch["has_condition"] & (
             torch.rand(b, device=x0.device) >= args.drop_condition
         )
-        noisy, t, target = noisy_target(args.objective, x0, ddpm)
+        noisy, t, target = objective.noisy_target(x0)
         pred = model(
             noisy, t, batch["video"], batch["condition"], video_keep, cond_keep, batch.get("curves")
         )
