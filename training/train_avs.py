@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -362,7 +360,8 @@ def run(args: argparse.Namespace) -> int:
         avs_loss,
         labelled_frames,
     )
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop, cosine_schedule
 
     if args.threads:
         torch.set_num_threads(args.threads)  # a shared CPU: oversubscribed threads crawl
@@ -390,19 +389,8 @@ def run(args: argparse.Namespace) -> int:
         audio_window=args.audio_window,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warmup = max(1, args.steps // 20)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (
-            1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, args.steps - warmup)))
-        )
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = cosine_schedule(opt, args.steps, warmup_steps=max(1, args.steps // 20))
     model, opt, sched = accelerator.prepare(model, opt, sched)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
     extra = {
         "setting": args.setting,
         "zero_audio": bool(args.zero_audio),
@@ -410,11 +398,26 @@ def run(args: argparse.Namespace) -> int:
         "frame_diff": bool(args.frame_diff),
         "contrast_weight": args.contrast_weight,
     }
-    start = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
+
+    def export(step: int) -> None:
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(out / "model")
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc=f"avs {args.setting}",
+        log_every=args.log_every,
+        save_every=args.save_every,
+        export_every=args.save_every,
+        max_minutes=args.max_minutes,
+        export=export,
+        state=extra,
+    )
     model.train()
     rank = [accelerator.process_index] if accelerator.num_processes > 1 else []  # DDP: own data
-    while step < args.steps:
+    for step in loop:
         batch = sample_batch(
             arrays,
             np.random.default_rng([args.seed, step, *rank]),
@@ -463,18 +466,5 @@ def run(args: argparse.Namespace) -> int:
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{parts['loss']:.3f}")
-        if step % args.log_every == 0 or step == args.steps:
-            log(step, lr=sched.get_last_lr()[0], **parts)
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % args.save_every == 0 or step == args.steps or out_of_time:
-            save_checkpoint(accelerator, out, step, extra)
-            if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(out / "model")
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(lr=sched.get_last_lr()[0], **parts)
     return 0

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -238,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
 
     from foley.models.codec import FoleyCodec
     from foley.models.codec_losses import LossBalancer, discriminator_hinge_loss
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop
 
     cfg = DEFAULT_CONFIG
     s = resolve(args)
@@ -274,15 +274,30 @@ def run(args: argparse.Namespace) -> int:
     balancer = LossBalancer(LOSS_WEIGHTS)
     codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
     accelerator.register_for_checkpointing(balancer)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
     unwrapped = accelerator.unwrap_model(codec)
-    start = time.time()
-    bar = tqdm(total=s["steps"], initial=step, desc="codec", disable=None)
-    window: dict[str, list[float]] = {}
+
+    def export_codec(step: int) -> dict | None:
+        if not accelerator.is_main_process:
+            return None
+        export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
+        return quick_eval(unwrapped, *eval_set, cfg, args.eval_clips) if eval_set else None
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        s["steps"],
+        desc="codec",
+        log_every=args.log_every,
+        save_every=s["save_every"],
+        export_every=s["save_every"],
+        max_minutes=args.max_minutes,
+        export=export_codec,
+        state={"preset": args.preset, **s},
+        postfix="mel",
+    )
     codec.train()
     disc.train()
-    while step < s["steps"]:
+    for step in loop:
         # batches drawn by step (a resumed run sees the same ones), and by rank under DDP
         rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
         rng = np.random.default_rng([args.seed, step, *rank])
@@ -304,23 +319,5 @@ def run(args: argparse.Namespace) -> int:
             opt_d.step()
             row["disc"] = float(loss_d.detach())
         row.update({f"gradnorm_{k}": v for k, v in grad_norms.items()})
-        for key, value in row.items():  # logged as means over the interval
-            window.setdefault(key, []).append(value)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(mel=f"{row['mel']:.3f}")
-        if step % args.log_every == 0 or step == s["steps"]:
-            log(step, **{k: float(np.mean(v)) for k, v in window.items()})
-            window.clear()
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % s["save_every"] == 0 or step == s["steps"] or out_of_time:
-            save_checkpoint(accelerator, out, step, {"preset": args.preset, **s})
-            if accelerator.is_main_process:
-                export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
-                if eval_set is not None:
-                    log(step, **quick_eval(unwrapped, *eval_set, cfg, args.eval_clips))
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(**row)
     return 0

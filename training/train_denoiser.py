@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from foley.models.objectives import OBJECTIVES, Objective
-from training.common import MetricLog, cycle, make_accelerator, resume, save_checkpoint
+from training.common import cycle, make_accelerator
 from training.features import FEATURES_JSON, SplitFeatures, read_config
+from training.loop import TrainLoop
 
 
 class FeatureDataset(Dataset):
@@ -269,14 +269,34 @@ def run(args: argparse.Namespace) -> int:
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
     objective = Objective(args.objective, args.flow_shift)
-    log = MetricLog(accelerator, out)
-    step = resume(accelerator, out)["step"]
-    batches = cycle(loader)
-    bar = tqdm(
-        total=args.steps, initial=step, desc="denoiser", disable=not accelerator.is_main_process
+
+    def export(step: int) -> dict | None:
+        """EMA weights -> OUT/model; validation clips and metrics."""
+        if not accelerator.is_main_process:
+            return None
+        pipe = export_pipeline(accelerator.unwrap_model(model), args, cfg, out / "model")
+        if val is None or args.val_num <= 0:
+            return None
+        val_dir = out / "val" / f"step-{step:07d}"
+        metrics = validate(pipe, val, cfg, val_dir, args.val_num, args.val_steps)
+        accelerator.print(f"step {step}: " + json.dumps(metrics))
+        return metrics
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc="denoiser",
+        log_every=50,
+        save_every=args.save_every,
+        export_every=args.val_every,
+        export=export,
+        state={"objective": args.objective},
+        ema=(ema, trained),
     )
+    batches = cycle(loader)
     model.train()
-    while step < args.steps:
+    for _ in loop:
         batch = next(batches)
         x0 = batch["latents"]
         b = x0.shape[0]
@@ -294,34 +314,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(trained)
-        step += 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % 50 == 0 or step == args.steps:
-            log(step, loss=loss.item())
-        last = step == args.steps
-        if step % args.val_every == 0 or last:
-            if accelerator.is_main_process:
-                export_dir = out / "model"
-                unwrapped = accelerator.unwrap_model(model)
-                ema.store(trained)
-                ema.copy_to(trained)
-                pipe = export_pipeline(unwrapped, args, cfg, export_dir)
-                ema.restore(trained)
-                if val is not None and args.val_num > 0:
-                    metrics = validate(
-                        pipe,
-                        val,
-                        cfg,
-                        out / "val" / f"step-{step:07d}",
-                        args.val_num,
-                        args.val_steps,
-                    )
-                    log(step, **metrics)
-                    accelerator.print(f"step {step}: " + json.dumps(metrics))
-        if step % args.save_every == 0 or last:
-            save_checkpoint(accelerator, out, step, {"objective": args.objective})
-    bar.close()
+        loop.end_step(loss=loss.item())
     return 0
 
 

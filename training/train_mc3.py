@@ -16,12 +16,12 @@ import math
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from foley.errors import InputError
 from foley.models.mc3 import MC3Model
 from foley.models.mc3_losses import MC3Objective
-from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+from training.common import make_accelerator
+from training.loop import TrainLoop, cosine_schedule
 from training.mc3_cache import FeatureCache, build_cache
 
 # Model sizes: "small" trains in minutes on a laptop CPU; "base" is the default MC3Model.
@@ -184,26 +184,27 @@ def run(args: argparse.Namespace) -> int:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(100, total_steps // 20))
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    scheduler = cosine_schedule(optimizer, total_steps, warmup)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
-    need = objective.modalities
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
+
+    def export(step: int) -> None:
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(out / "model")
+            accelerator.print(f"MC3 ({args.objective}) saved to {out / 'model'}")
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        total_steps,
         desc=f"train {args.objective}",
-        disable=args.quiet or not accelerator.is_main_process,
+        log_every=10,
+        save_every=args.save_every,
+        export=export,  # at the last step only
+        show_bar=not args.quiet,
     )
+    need = objective.modalities
     model.train()
-    while step < total_steps:
+    for step in loop:
         epoch, pos = divmod(step, steps_per_epoch)
         # the permutation depends only on (seed, epoch): a resumed run sees the same batches
         perm = torch.randperm(
@@ -228,22 +229,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{logs['loss']:.3f}", epoch=epoch)
-        if step % 10 == 0 or step == total_steps:
-            log(
-                step,
-                epoch=epoch,
-                lr=scheduler.get_last_lr()[0],
-                scale=float(scale.detach()),
-                **logs,
-            )
-        if step % args.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, out, step)
-    bar.close()
-    save_checkpoint(accelerator, out, step)
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(out / "model")
-        accelerator.print(f"MC3 ({args.objective}) saved to {out / 'model'}")
+        loop.end_step(
+            epoch=epoch, lr=scheduler.get_last_lr()[0], scale=float(scale.detach()), **logs
+        )
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from foley.models.sync import SyncModel, sync_loss
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,14 +158,33 @@ def run(args: argparse.Namespace) -> int:
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     model, opt = accelerator.prepare(model, opt)
-    state = resume(accelerator, out)
-    step, best = int(state["step"]), float(state.get("best", -1.0))
-    log = MetricLog(accelerator, out)
+
+    def export(step: int) -> dict:
+        """Validate; keep the best model (val onset F1) in OUT/model and OUT/encoder."""
+        unwrapped = accelerator.unwrap_model(model)
+        metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
+        accelerator.print(f"step {step}: " + json.dumps(metrics))
+        if metrics["val_onset_f1"] > loop.state["best"] and accelerator.is_main_process:
+            loop.state["best"] = metrics["val_onset_f1"]
+            unwrapped.save_pretrained(out / "model")
+            unwrapped.encoder.save_pretrained(out / "encoder")
+        return metrics
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc="sync",
+        log_every=50,
+        save_every=args.val_every,
+        export_every=args.val_every,
+        max_minutes=args.max_minutes,
+        export=export,
+        state={"best": -1.0},
+    )
     rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
-    start = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc="sync", disable=None)
     model.train()
-    while step < args.steps:
+    for step in loop:
         rng = np.random.default_rng([args.seed, step, *rank])
         idx = np.sort(rng.choice(len(train), min(args.batch_size, len(train)), replace=False))
         x = frames_batch(train, idx, flip=rng.random(len(idx)) < 0.5).to(accelerator.device)
@@ -175,26 +194,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % 50 == 0:
-            log(step, loss=loss.item())
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % args.val_every == 0 or step == args.steps or out_of_time:
-            unwrapped = accelerator.unwrap_model(model)
-            metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
-            log(step, **metrics)
-            accelerator.print(f"step {step}: " + json.dumps(metrics))
-            if metrics["val_onset_f1"] > best and accelerator.is_main_process:
-                best = metrics["val_onset_f1"]
-                unwrapped.save_pretrained(out / "model")
-                unwrapped.encoder.save_pretrained(out / "encoder")
-            save_checkpoint(accelerator, out, step, {"best": best})
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(loss=loss.item())
     if accelerator.is_main_process and not args.no_write_features:
         splits = json.loads((feat_root / FEATURES_JSON).read_text())["splits"]
         best_model = SyncModel.from_pretrained(out / "model")
