@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError
+from training.config import add_config_arguments, config_from_args, opt
 
 FEATURES_DIR = "features"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mp4", ".m4a", ".opus", ".wv")
@@ -52,26 +54,36 @@ PRESETS: dict[str, dict] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CodecConfig:
+    """Settings of ``foley train codec`` (one field per command-line option)."""
+
+    data: str = opt("", "dataset folder (train.tsv) or audio folder", required=True)
+    out: str = opt("", "training folder (checkpoints, export)", required=True)
+    preset: str = opt("small", choices=("base", "small"))
+    split: str = opt("train")
+    eval_split: str = opt("val", "split for the eval log (if present)")
+    eval_clips: int = opt(16)
+    n_filters: int | None = opt(None, "override the preset")
+    lstm_layers: int | None = opt(None, "override the preset")
+    latent_dim: int | None = opt(None, "override the preset")
+    disc_filters: int | None = opt(None, "override the preset")
+    batch_size: int | None = opt(None, "override the preset")
+    crop_seconds: float | None = opt(None, "override the preset")
+    steps: int | None = opt(None, "override the preset")
+    adv_start: int | None = opt(None, "override the preset")
+    lr: float | None = opt(None, "override the preset")
+    save_every: int | None = opt(None, "override the preset")
+    max_clips: int = opt(0, "use at most this many clips")
+    stats_clips: int = opt(64, "clips for latent stats")
+    max_minutes: float = opt(0.0, "stop (and save) after")
+    log_every: int = opt(10)
+    seed: int = opt(0)
+    cpu: bool = opt(False, "force the CPU")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder (train.tsv) or audio folder")
-    parser.add_argument("--out", required=True, help="training folder (checkpoints, export)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--eval-split", default="val", help="split for the eval log (if present)")
-    parser.add_argument("--eval-clips", type=int, default=16)
-    help_override = "override the preset"
-    for name, kind in (
-        ("n-filters", int), ("lstm-layers", int), ("latent-dim", int), ("disc-filters", int),
-        ("batch-size", int), ("crop-seconds", float), ("steps", int), ("adv-start", int),
-        ("lr", float), ("save-every", int),
-    ):  # fmt: skip
-        parser.add_argument(f"--{name}", type=kind, default=None, help=help_override)
-    parser.add_argument("--max-clips", type=int, default=0, help="use at most this many clips")
-    parser.add_argument("--stats-clips", type=int, default=64, help="clips for latent stats")
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true", help="force the CPU")
+    add_config_arguments(parser, CodecConfig)
 
 
 def resolve(args: argparse.Namespace) -> dict:
@@ -232,7 +244,8 @@ def quick_eval(codec, audio, offsets, cfg: AVConfig, clips: int) -> dict[str, fl
     return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: CodecConfig | argparse.Namespace) -> int:
+    args = config_from_args(CodecConfig, args)
     from encodec.msstftd import MultiScaleSTFTDiscriminator
 
     from foley.models.codec import FoleyCodec

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from foley.models.objectives import OBJECTIVES, Objective
+from foley.models.objectives import Objective
 from training.common import cycle, make_accelerator
+from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 from training.loop import TrainLoop
 
@@ -197,51 +199,57 @@ def save_spectrogram(path: Path, mels: np.ndarray, titles: list[str]) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Settings of ``foley train denoiser`` (one field per command-line option)."""
+
+    features: str = opt(
+        "", "folder written by training/features.py", positional=True, required=True
+    )
+    out: str = opt("", "training folder", required=True, short="-o")
+    codec: str | None = opt(None, "FoleyCodec folder (default: features')")
+    mc3: str | None = opt(None, "MC3 folder to ship in the exported pipeline")
+    video_init: str | None = opt(None, "init the video encoder from MC3")
+    train_video_encoder: bool = opt(
+        False, "train a video encoder on frames even if the features hold frozen video features"
+    )
+    no_curves: bool = opt(
+        False, "ignore the sync curves of sync features (features from the video encoder only)"
+    )
+    objective: str = opt("flow", choices=("flow", "v", "eps"))
+    flow_shift: float = opt(1.0)
+    steps: int = opt(20000)
+    batch_size: int = opt(16)
+    lr: float = opt(0.0002)
+    hidden_dim: int = opt(256)
+    layers: int = opt(4)
+    heads: int = opt(4)
+    video_dim: int = opt(256)
+    video_channels: tuple[int, ...] = opt((32, 64, 128, 256))
+    drop_video: float = opt(0.1)
+    drop_condition: float = opt(0.1)
+    ema_decay: float = opt(0.999)
+    save_every: int = opt(1000)
+    val_every: int = opt(1000)
+    val_num: int = opt(4)
+    val_steps: int = opt(25)
+    workers: int = opt(2)
+    seed: int = opt(0)
+    cpu: bool = opt(False)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", help="folder written by training/features.py")
-    parser.add_argument("-o", "--out", required=True, help="training folder")
-    parser.add_argument("--codec", default=None, help="FoleyCodec folder (default: features')")
-    parser.add_argument("--mc3", default=None, help="MC3 folder to ship in the exported pipeline")
-    parser.add_argument("--video-init", default=None, help="init the video encoder from MC3")
-    parser.add_argument(
-        "--train-video-encoder",
-        action="store_true",
-        help="train a video encoder on frames even if the features hold frozen video features",
-    )
-    parser.add_argument(
-        "--no-curves",
-        action="store_true",
-        help="ignore the sync curves of sync features (features from the video encoder only)",
-    )
-    parser.add_argument("--objective", choices=OBJECTIVES, default="flow")
-    parser.add_argument("--flow-shift", type=float, default=1.0)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--hidden-dim", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--video-dim", type=int, default=256)
-    parser.add_argument("--video-channels", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--drop-video", type=float, default=0.1)
-    parser.add_argument("--drop-condition", type=float, default=0.1)
-    parser.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--save-every", type=int, default=1000)
-    parser.add_argument("--val-every", type=int, default=1000)
-    parser.add_argument("--val-num", type=int, default=4)
-    parser.add_argument("--val-steps", type=int, default=25)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true")
+    add_config_arguments(parser, DenoiserConfig)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: DenoiserConfig | argparse.Namespace) -> int:
+    args = config_from_args(DenoiserConfig, args)
     from diffusers.training_utils import EMAModel
 
     feat_root = Path(args.features)
     cfg = read_config(feat_root)
     meta = json.loads((feat_root / FEATURES_JSON).read_text())
-    args.codec = args.codec or meta["codec"]
+    args = replace(args, codec=args.codec or meta["codec"])
     out = Path(args.out)
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     train = SplitFeatures(feat_root, "train")

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 
 TARGETS_FILE = "sync_targets.npy"
@@ -117,24 +119,34 @@ def write_features(model, feat_root: Path, splits: list[str], device, batch: int
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
+@dataclass(frozen=True)
+class SyncConfig:
+    """Settings of ``foley train sync`` (one field per command-line option)."""
+
+    features: str = opt(
+        "", "folder written by training/features.py", positional=True, required=True
+    )
+    out: str = opt("", "training folder", required=True, short="-o")
+    steps: int = opt(2000)
+    batch_size: int = opt(8)
+    lr: float = opt(0.001)
+    dim: int = opt(128)
+    channels: tuple[int, ...] = opt((16, 32, 64, 64))
+    input_size: int = opt(56, "0: the features' frame size")
+    val_every: int = opt(200)
+    max_minutes: float = opt(0.0, "stop (and export) after")
+    no_write_features: bool = opt(False)
+    threads: int = opt(0, "torch CPU threads (0: default)")
+    seed: int = opt(0)
+    cpu: bool = opt(False)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", help="folder written by training/features.py")
-    parser.add_argument("-o", "--out", required=True, help="training folder")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 64])
-    parser.add_argument("--input-size", type=int, default=56, help="0: the features' frame size")
-    parser.add_argument("--val-every", type=int, default=200)
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and export) after")
-    parser.add_argument("--no-write-features", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true")
+    add_config_arguments(parser, SyncConfig)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SyncConfig | argparse.Namespace) -> int:
+    args = config_from_args(SyncConfig, args)
     from foley.models.sync import SyncModel, sync_loss
     from training.common import make_accelerator
     from training.loop import TrainLoop
