@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,11 @@ from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError, ModelMismatchError
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
+from foley.retrieval import INDEX_SUBFOLDER
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "default"
-INDEX_SUBFOLDER = "index"
+
 AVS_SUBFOLDER = "avs"
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
@@ -105,8 +105,11 @@ class FoleyPipeline(DiffusionPipeline):
         index=None,
         avs=None,
         sync=None,
+        retriever=None,
     ) -> None:
         super().__init__()
+        if retriever is not None:  # a ClipRetriever: its MC3 is the pipeline's component
+            mc3, index = retriever.mc3, retriever.index
         self.register_modules(
             codec=codec,
             video_encoder=video_encoder,
@@ -118,7 +121,8 @@ class FoleyPipeline(DiffusionPipeline):
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
-        self.index = index
+        self._index = index
+        self._retrieval_root = getattr(retriever, "root", None)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
             raise ModelMismatchError(
@@ -131,6 +135,25 @@ class FoleyPipeline(DiffusionPipeline):
                 f"{denoiser.config.latent_dim}"
             )
 
+    @property
+    def retriever(self):
+        """The :class:`~foley.retrieval.ClipRetriever` (MC3 + index) or None without MC3."""
+        from foley.retrieval import ClipRetriever
+
+        if self.mc3 is None:
+            return None
+        return ClipRetriever(self.mc3, self._index, root=self._retrieval_root)
+
+    @property
+    def index(self):
+        """The retrieval index (a ``retrieval_index.ClipIndex``) or None."""
+        return self._index
+
+    @index.setter
+    def index(self, index) -> None:
+        self._index = index
+        self._retrieval_root = None
+
     def set_retrieval(self, mc3=None, index=None) -> FoleyPipeline:
         """Attach (or detach, with None) the MC3 model and the ClipIndex used for retrieval.
 
@@ -142,8 +165,10 @@ class FoleyPipeline(DiffusionPipeline):
                 f"the index holds {index.dim}-d vectors, the MC3 model gives "
                 f"{mc3.config.embed_dim}-d: rebuild the index with this model"
             )
+        from foley.retrieval import open_index
+
         self.register_modules(mc3=mc3)
-        self.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        self.index = open_index(index) if isinstance(index, (str, os.PathLike)) else index
         return self
 
     def set_avs(self, avs=None) -> FoleyPipeline:
@@ -165,12 +190,8 @@ class FoleyPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
         super().save_pretrained(save_directory, **kwargs)
-        if self.index is not None:
-            src = Path(self.index.path).resolve()
-            dst = Path(save_directory) / INDEX_SUBFOLDER
-            if src != dst.resolve():
-                shutil.rmtree(dst, ignore_errors=True)
-                shutil.copytree(src, dst, symlinks=True)
+        if self.retriever is not None:
+            self.retriever.save_index(save_directory)
 
     @classmethod
     def from_pretrained(
@@ -202,7 +223,12 @@ class FoleyPipeline(DiffusionPipeline):
         local = Path(pretrained_model_name_or_path) / INDEX_SUBFOLDER
         if index is None and local.is_dir():
             index = local
-        pipe.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        from foley.retrieval import open_index
+
+        if isinstance(index, (str, os.PathLike)):
+            pipe._retrieval_root = Path(pretrained_model_name_or_path)
+            index = open_index(index)
+        pipe._index = index
         for name, load in EXTRA_COMPONENTS.items():
             if name not in explicit and getattr(pipe, name) is None:
                 pipe.register_modules(**{name: load(Path(pretrained_model_name_or_path) / name)})
@@ -327,40 +353,17 @@ class FoleyPipeline(DiffusionPipeline):
         the mean MC3 video embedding of its clip-length windows; ``action_focused`` only
         considers clips with ``ambient_db`` at or below ``ambient_db_max`` (dBFS).
         """
-        from foley.io import load_audio
-
         cfg = self.av_config
-        device = self.mc3.device
         frames = [
             f
             if isinstance(f, torch.Tensor) and f.ndim == 4 and f.shape[1] == 3
             else self._prepare_video(f).frames
             for f in frames
         ]
-        queries = []
-        for f in frames:
-            w = cfg.frames_per_clip
-            starts = range(0, max(1, f.shape[0] - w + 1), w)
-            wins = torch.stack([f[s : s + w] for s in starts]).to(device)
-            emb = self.mc3.encode_video(wins).mean(0)
-            queries.append(torch.nn.functional.normalize(emb, dim=-1))
-        q = torch.stack(queries).float().cpu().numpy()
-        flt = dict(where or {})
-        if mode == "action_focused":
-            flt["ambient_db_max"] = ambient_db_max
-        results = self.index.search(q, k=1, where=flt or None)
-        out = []
-        for hits in results:
-            if not hits:
-                raise InputError(
-                    f"no clip in the index matches {flt}: "
-                    + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
-                )
-            hit = hits[0]
-            path = _resolve_clip_path(hit.metadata["clip_path"], Path(self.index.path))
-            wave = self._prepare_condition(load_audio(path, cfg.sample_rate))
-            out.append((wave, str(hit.id), float(hit.score)))
-        return out
+        found = self.retriever.retrieve(
+            frames, mode, ambient_db_max=ambient_db_max, where=where, cfg=cfg
+        )
+        return [(self._prepare_condition(r.audio), r.id, r.score) for r in found]
 
     # ---- generation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -737,20 +740,3 @@ def _load_sync(path: Path):
 
 #: optional components found by folder name even when model_index.json does not list them
 EXTRA_COMPONENTS = {AVS_SUBFOLDER: _load_avs, "sync": _load_sync}
-
-
-def _open_index(path: str | os.PathLike):
-    from retrieval_index import ClipIndex
-
-    return ClipIndex.open(path)
-
-
-def _resolve_clip_path(clip_path: str, index_dir: Path) -> Path:
-    """A clip path from index metadata: absolute, or relative to the index folder."""
-    p = Path(clip_path)
-    if p.is_absolute() or p.exists():
-        return p
-    for base in (index_dir, index_dir.parent):
-        if (base / p).exists():
-            return base / p
-    raise InputError(f"conditioning clip {clip_path} from the index was not found")
