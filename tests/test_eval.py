@@ -134,12 +134,11 @@ def test_avs_target_needs_a_judge_that_hears():
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     """A FoleyWorld set, a tiny MC3 + index, a tiny pipeline and AVS, all saved to tmp."""
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
     from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
     from foley.models.avs import AVSModel
     from foley.models.mc3 import MC3Model
-    from foley.models.mc3_embed import embed_dataset, model_id
+    from foley.models.mc3_embed import model_id
+    from foley.retrieval import ClipRetriever
     from retrieval_index import ClipIndex
 
     root = tmp_path_factory.mktemp("eval")
@@ -150,9 +149,9 @@ def tiny_setup(tmp_path_factory):
     torch.manual_seed(0)
     mc3 = MC3Model(**MC3_TINY, n_mels=CFG.n_mels).eval()
     mc3.save_pretrained(root / "mc3")
-    emb = embed_dataset(mc3, ClipDataset(data, "train", CFG), with_text=False, progress=False)
-    with ClipIndex.rebuild(root / "idx", model_id(root / "mc3"), 16, progress=False) as builder:
-        builder.add(emb.ids, emb.audio, clip_metadata(emb, data, "train"))
+    ClipRetriever.build(
+        mc3, model_id(root / "mc3"), data, "train", root / "idx", cfg=CFG, progress=False
+    )
 
     pipe = tiny_pipeline(
         cfg=CFG,

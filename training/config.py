@@ -1,10 +1,11 @@
 """Typed trainer configs: one dataclass per trainer, its command line derived from the fields.
 
-A field is declared with :func:`opt` (default, help, and the command-line details: ``flag``,
-``choices``, ``positional``, ``required``, ``short``); ``add_config_arguments`` turns the dataclass into
-argparse options (``--field-name``), ``config_from_args`` turns the parsed options back into the
-dataclass. Presets are instances (``CodecConfig(preset="small", steps=3000)``), so a misspelt
-setting fails when the preset is built, not when its stage runs.
+A field is declared with :func:`opt` (default, help, and the command-line details:
+``choices``, ``positional``, ``required``, ``short``); ``add_config_arguments`` turns the
+dataclass into argparse options (``--field-name``), ``config_from_args`` turns the parsed
+options back into the dataclass. Presets are instances
+(``CodecConfig(preset="small", steps=3000)``), so a misspelt setting fails when the preset is
+built, not when its stage runs.
 """
 
 from __future__ import annotations

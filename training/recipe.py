@@ -291,32 +291,20 @@ def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Pat
     evenly over the split, keep the shipped folder small.
     """
     import numpy as np
-    from torch.utils.data import Subset
 
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
-    from foley.io import load_audio, save_audio
-    from foley.models.mc3_embed import iter_embeddings, load_mc3, model_id
-    from retrieval_index import ClipIndex
+    from foley.models.mc3_embed import load_mc3, model_id
+    from foley.retrieval import ClipRetriever, open_dataset
 
-    model = load_mc3(mc3_dir)
-    dataset = ClipDataset(data, "train")
-    keep = np.unique(np.linspace(0, len(dataset) - 1, min(max_clips, len(dataset))).astype(int))
-    clips = pipeline / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
+    total = len(open_dataset(data, "train"))
+    keep = np.unique(np.linspace(0, total - 1, min(max_clips, total)).astype(int))
     index_dir = pipeline / "index"
     if index_dir.exists():
         shutil.rmtree(index_dir)
-    with ClipIndex.rebuild(index_dir, model_id(mc3_dir), model.config.embed_dim) as builder:
-        for part in iter_embeddings(model, Subset(dataset, keep.tolist()), with_text=False):
-            rows = clip_metadata(part, data, "train")
-            for clip_id, row in zip(part.ids, rows):
-                name = f"clips/{clip_id}.ogg"
-                wave = load_audio(row["clip_path"], dataset.cfg.sample_rate)
-                save_audio(pipeline / name, wave, dataset.cfg.sample_rate)
-                row["clip_path"] = name
-            builder.add(part.ids, part.audio, rows)
-    return index_dir
+    retriever = ClipRetriever.build(
+        load_mc3(mc3_dir), model_id(mc3_dir), data, "train", index_dir,
+        subset=keep.tolist(), pack_clips=True,
+    )  # fmt: skip
+    return Path(retriever.index.path)
 
 
 OBJECTIVE_WHY = (
