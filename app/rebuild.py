@@ -13,10 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from foley.config import AVConfig
-from foley.errors import FoleyError, InputError
+from foley.errors import FoleyError
 
 ProgressFn = Callable[[int, int], None]  # (clips embedded so far, clips in total)
 
@@ -38,38 +37,13 @@ def build_index(
     one line for a missing folder, an unreadable metadata file or an empty split; a failure at
     any point leaves the previous version of ``target`` serving.
     """
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
-    from foley.models.mc3_embed import iter_embeddings
-    from retrieval_index import ClipIndex, IndexMismatchError, RetrievalIndexError
+    from foley.retrieval import ClipRetriever
 
-    root = Path(data_dir).expanduser()
-    if not str(data_dir).strip():
-        raise InputError("give the data folder to index (it holds <split>.tsv and the clips)")
-    if not root.is_dir():
-        raise InputError(f"{root}: no such data folder")
-    dataset = ClipDataset(root, split, cfg)
-    total = len(dataset)
-    if total == 0:
-        raise InputError(f"{dataset.metadata_path}: no clips to index")
-    split_name = Path(str(split)).stem
-    done = 0
-    if on_progress:
-        on_progress(0, total)
-    try:
-        with ClipIndex.rebuild(target, model_id, mc3.config.embed_dim, progress=False) as builder:
-            for part in iter_embeddings(
-                mc3, dataset, batch_size=batch_size, with_text=False, progress=False
-            ):
-                builder.add(part.ids, part.audio, clip_metadata(part, root, split_name))
-                done += len(part)
-                if on_progress:
-                    on_progress(done, total)
-    except IndexMismatchError as err:
-        raise FoleyError(str(err)) from None
-    except RetrievalIndexError as err:
-        raise InputError(str(err)) from None
-    return builder.index
+    retriever = ClipRetriever.build(
+        mc3, model_id, data_dir, split, target, cfg=cfg, batch_size=batch_size,
+        progress=False, on_progress=on_progress,
+    )  # fmt: skip
+    return retriever.index
 
 
 @dataclass

@@ -293,16 +293,14 @@ class ClipRetriever:
             out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), audio))
         return out
 
-    def quiet_clips(self, ambient_db_max: float, split: str | None = None) -> int:
-        """How many indexed clips have an ambient level at most ``ambient_db_max`` dBFS."""
+    def has_quiet_clip(self, ambient_db_max: float) -> bool:
+        """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS
+        (action-focused retrieval needs one)."""
         if self.index is None:
-            return 0
-        flt: dict[str, Any] = {"ambient_db_max": ambient_db_max}
-        if split:
-            flt["split"] = split
-        probe = np.ones((1, self.index.dim), np.float32)
+            return False
+        probe = np.ones((1, self.index.dim), np.float32)  # any query: only the filter matters
         with index_errors():
-            return len(self.index.search(probe, len(self.index), where=flt)[0])
+            return bool(self.index.search(probe, 1, where={"ambient_db_max": ambient_db_max})[0])
 
     def clip_path(self, metadata: dict) -> Path:
         """A clip's file from its index metadata: absolute, or relative to the retriever's

@@ -252,9 +252,9 @@ def test_cli_generate_file_and_folder(pipe, tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["a.mp4", "b.mp4"]
 
     # no --model and no shipped default (pointed at an empty folder): one line, exit code 1
-    import foley.cli.generate as generate_cli
+    import foley.pipelines.loading as loading
 
-    monkeypatch.setattr(generate_cli, "DEFAULT_MODEL", tmp_path / "no-default")
+    monkeypatch.setattr(loading, "DEFAULT_MODEL_DIR", tmp_path / "no-default")
     capsys.readouterr()
     assert main(["generate", str(src / "a.mp4"), "-o", str(tmp_path / "x.mp4")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

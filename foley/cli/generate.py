@@ -22,7 +22,6 @@ from pathlib import Path
 from foley.errors import FoleyError, InputError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"  # DEFAULT_MODEL_DIR
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
@@ -76,40 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=main)
-
-
-def load_pipeline(
-    model: str | None, index: str | None = None, device: str | None = None, quiet: bool = False
-):
-    """The FoleyPipeline at ``model`` (or the shipped default), on ``device``."""
-    import torch
-    from diffusers.utils import logging as diffusers_logging
-
-    from foley.pipelines.foley_pipeline import FoleyPipeline
-
-    path = Path(model) if model else DEFAULT_MODEL
-    if not (path / "model_index.json").is_file():
-        if model is None:
-            raise InputError(
-                "no --model given and the default model is not installed "
-                f"({DEFAULT_MODEL}): pass --model DIR (a folder written by `foley train denoiser`)"
-            )
-        raise InputError(f"{path}: not a FoleyPipeline folder (no model_index.json)")
-    if index is not None and not Path(index).is_dir():
-        raise InputError(f"{index}: no such index folder")
-    if quiet:
-        diffusers_logging.disable_progress_bar()
-    try:
-        pipe = FoleyPipeline.from_pretrained(str(path), index=index)
-    except (OSError, ValueError) as err:
-        if isinstance(err, FoleyError):
-            raise
-        raise InputError(f"{path}: cannot load the pipeline ({str(err).splitlines()[0]})") from None
-    finally:
-        if quiet:
-            diffusers_logging.enable_progress_bar()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipe.to(device)
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None, Path | None]]:
@@ -179,7 +144,9 @@ def main(args: argparse.Namespace) -> int:
     jobs = _jobs(args)
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
-    pipe = load_pipeline(args.model, args.index, args.device, quiet=args.quiet)
+    from foley.pipelines.loading import load_pipeline
+
+    pipe = load_pipeline(args.model, args.device, index=args.index, quiet=args.quiet)
     if args.masks and pipe.avs is None:
         raise InputError("--masks needs an AVS model: the model folder has no avs/")
     condition = None

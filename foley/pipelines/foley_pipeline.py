@@ -38,13 +38,13 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.defaults import DEFAULT_MODEL_DIR
 from foley.errors import InputError, ModelMismatchError
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 from foley.retrieval import INDEX_SUBFOLDER
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "default"
 
 AVS_SUBFOLDER = "avs"
 
