@@ -120,25 +120,11 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path, Path | None, Path 
     return [(src, out, wav, masks)]
 
 
-def write_masks(path: Path, video, masks, audio, cfg) -> Path:
-    """The mask overlay of one video: a PNG strip, or an MP4 with the generated audio.
-
-    video: the decoded ``foley.io.Video``; masks (T, S, S) in [0, 1]; audio (N,) at
-    ``cfg.sample_rate``.
-    """
-    from foley.viz.masks import save_overlay_strip, save_overlay_video
-
-    frames = video.frames[: len(masks)]
-    if path.suffix.lower() == ".png":
-        return save_overlay_strip(path, frames, masks)
-    n = cfg.num_samples(len(frames) / cfg.fps)
-    return save_overlay_video(path, frames, masks, cfg.fps, audio[:n], cfg.sample_rate)
-
-
 def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from foley.analysis import write_overlay
     from foley.io import load_audio, load_video, mux_audio, save_audio
 
     jobs = _jobs(args)
@@ -176,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
             if wav is not None:
                 save_audio(wav, audio, result.sample_rate)
             if masks is not None:
-                write_masks(masks, video, result.masks[0], audio, pipe.av_config)
+                write_overlay(masks, video.frames, result.masks[0], audio, pipe.av_config)
         except FoleyError as err:
             if not many:
                 raise

@@ -14,7 +14,7 @@ Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
   without either.
 * ``avs`` (optional, :class:`~foley.models.avs.AVSModel`, in ``avs/``): with
   ``return_masks=True`` the output adds, per video, the sounding-object masks of the generated
-  audio and its alignment score (:mod:`foley.pipelines.masks`); :meth:`FoleyPipeline.set_avs`
+  audio and its alignment score (:mod:`foley.analysis.masks`); :meth:`FoleyPipeline.set_avs`
   attaches one, and ``from_pretrained`` loads ``DIR/avs`` whenever that folder exists.
 
 Modes: ``"ambient_joint"`` conditions on the training clip whose audio is nearest to the video
@@ -579,7 +579,7 @@ class FoleyPipeline(DiffusionPipeline):
         video: any form ``__call__`` accepts; audio: a path or a (N,) wave at
         ``av_config.sample_rate`` starting with the video (padded with silence or cut to it).
         Only the first ``max_seconds`` are segmented when given. The video is cut into windows
-        of the AVS model's clip length (:func:`foley.pipelines.masks.sounding_masks`).
+        of the AVS model's clip length (:func:`foley.analysis.masks.sounding_masks`).
 
         Returns masks (T, S, S) float32 in [0, 1] on the video's T frames at ``av_config.fps``
         and ``frame_size``, and the alignment score in [0, 1]
@@ -587,8 +587,8 @@ class FoleyPipeline(DiffusionPipeline):
         """
         from tqdm.auto import tqdm
 
+        from foley.analysis import sounding_masks, window_frames
         from foley.io import load_audio
-        from foley.pipelines.masks import sounding_masks, window_frames
 
         self._check_mask_inputs(num_shuffles, "np")
         if int(max_batch_windows) < 1:
