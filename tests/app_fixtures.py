@@ -33,10 +33,10 @@ def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:
 def write_model_dir(root: Path, data: Path, *, avs: bool = True, index: bool = True) -> Path:
     """Save the tiny pipeline to ``root`` (+ ``avs/``, + ``index/`` built from ``data``)."""
     pipe = tiny_pipeline()
-    pipe.save_pretrained(root)
-    if avs:
+    if avs:  # an optional component: listed in model_index.json, saved to avs/
         torch.manual_seed(1)
-        AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval().save_pretrained(root / "avs")
+        pipe.set_avs(AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval())
+    pipe.save_pretrained(root)
     if index:
         mc3 = MC3Model.from_pretrained(root / "mc3").eval()
         build_index(data, "train", root / "index", mc3, model_id(root / "mc3"), CFG)

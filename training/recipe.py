@@ -216,13 +216,19 @@ class Recipe:
         return 0
 
     def assemble(self) -> int:
-        """OUT/pipeline = the denoiser's export + AVS + the packed index."""
+        """OUT/pipeline = the denoiser's export + AVS (+ sync) + the packed index."""
+        from foley.models.avs import AVSModel
+        from foley.models.sync import SyncModel
+        from foley.pipelines.foley_pipeline import FoleyPipeline
+
         if self.pipeline.exists():
             shutil.rmtree(self.pipeline)
-        shutil.copytree(self.out / "denoiser" / "model", self.pipeline)
-        shutil.copytree(self.out / "avs" / "model", self.pipeline / "avs")
+        pipe = FoleyPipeline.from_pretrained(self.out / "denoiser" / "model")
+        extra = {"avs": AVSModel.from_pretrained(self.out / "avs" / "model").eval()}
         if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
-            shutil.copytree(self.out / "sync" / "model", self.pipeline / "sync")
+            extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
+        # every component saved through the pipeline: model_index.json lists avs and sync
+        FoleyPipeline.from_pipe(pipe, **extra).save_pretrained(self.pipeline)
         pack_index(
             self.data,
             self.out / "mc3" / "model",

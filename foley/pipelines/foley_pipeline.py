@@ -33,20 +33,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.defaults import DEFAULT_MODEL_DIR
 from foley.errors import InputError, ModelMismatchError
+from foley.models.avs import AVSModel
+from foley.models.codec import FoleyCodec
+from foley.models.denoiser import FoleyDenoiser
+from foley.models.mc3 import MC3Model
+from foley.models.sync import SyncModel
+from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
-from foley.retrieval import INDEX_SUBFOLDER
+from foley.retrieval import INDEX_SUBFOLDER, ClipRetriever
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
 
-AVS_SUBFOLDER = "avs"
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
 AudioLike = Any  # path | float (N,) array or tensor at cfg.sample_rate
@@ -96,16 +101,16 @@ class FoleyPipeline(DiffusionPipeline):
 
     def __init__(
         self,
-        codec,
-        video_encoder,
-        denoiser,
-        scheduler,
-        mc3=None,
+        codec: FoleyCodec,
+        video_encoder: VideoEncoder | SyncModel,
+        denoiser: FoleyDenoiser,
+        scheduler: SchedulerMixin,
+        mc3: MC3Model | None = None,
         av_config: dict | None = None,
-        index=None,
-        avs=None,
-        sync=None,
-        retriever=None,
+        index: object = None,  # a retrieval_index.ClipIndex
+        avs: AVSModel | None = None,
+        sync: SyncModel | None = None,
+        retriever: ClipRetriever | None = None,
     ) -> None:
         super().__init__()
         if retriever is not None:  # a ClipRetriever: its MC3 is the pipeline's component
@@ -138,8 +143,6 @@ class FoleyPipeline(DiffusionPipeline):
     @property
     def retriever(self):
         """The :class:`~foley.retrieval.ClipRetriever` (MC3 + index) or None without MC3."""
-        from foley.retrieval import ClipRetriever
-
         if self.mc3 is None:
             return None
         return ClipRetriever(self.mc3, self._index, root=self._retrieval_root)
@@ -197,28 +200,20 @@ class FoleyPipeline(DiffusionPipeline):
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs
     ):
-        """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``.
-
-        The AVS model is ``DIR/avs`` when that folder exists, also in folders whose
-        model_index.json does not list it (an AVSModel saved there with its own
-        ``save_pretrained``); pass ``avs=None`` to leave it out, or ``avs=model`` to replace it.
-        The same holds for a sync model in ``DIR/sync`` (``sync=``).
-        With no folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``).
+        """Load the components model_index.json lists (diffusers' loading: the optional
+        ``mc3``, ``avs`` and ``sync`` are loaded when listed; pass ``avs=None`` to leave one out,
+        ``avs=model`` to replace it); ``index`` (a ClipIndex or a folder) defaults to
+        ``DIR/index``. With no folder, the default model shipped inside the package
+        (``DEFAULT_MODEL_DIR``). To add a component to a loaded pipeline, use
+        ``FoleyPipeline.from_pipe(pipe, avs=model)`` or :meth:`set_avs`.
         """
         if pretrained_model_name_or_path is None:
             if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
                 raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
             pretrained_model_name_or_path = DEFAULT_MODEL_DIR
         index = kwargs.pop("index", None)
-        explicit = {name for name in EXTRA_COMPONENTS if name in kwargs}
-        # diffusers only loads components from modules already imported: import ours
-        import foley.models.avs  # noqa: F401
-        import foley.models.codec  # noqa: F401
-        import foley.models.denoiser  # noqa: F401
-        import foley.models.mc3  # noqa: F401
-        import foley.models.sync  # noqa: F401
-        import foley.models.video_encoder  # noqa: F401
-
+        # (diffusers only loads components from modules already imported: this module imports
+        # every component class for the typed arguments above)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         local = Path(pretrained_model_name_or_path) / INDEX_SUBFOLDER
         if index is None and local.is_dir():
@@ -229,10 +224,17 @@ class FoleyPipeline(DiffusionPipeline):
             pipe._retrieval_root = Path(pretrained_model_name_or_path)
             index = open_index(index)
         pipe._index = index
-        for name, load in EXTRA_COMPONENTS.items():
-            if name not in explicit and getattr(pipe, name) is None:
-                pipe.register_modules(**{name: load(Path(pretrained_model_name_or_path) / name)})
         return pipe
+
+    @classmethod
+    def from_pipe(cls, pipeline: FoleyPipeline, **kwargs) -> FoleyPipeline:
+        """diffusers' ``from_pipe`` (a pipeline sharing ``pipeline``'s components, with those in
+        ``kwargs`` added or replaced), keeping its retrieval index unless ``index=`` is given."""
+        index = kwargs.pop("index", pipeline._index)
+        new = super().from_pipe(pipeline, **kwargs)
+        new._index = index
+        new._retrieval_root = pipeline._retrieval_root if index is pipeline._index else None
+        return new
 
     # ---- inputs ---------------------------------------------------------------------------
     def check_inputs(
@@ -630,7 +632,6 @@ class FoleyPipeline(DiffusionPipeline):
         """Frames (n, T, 3, S, S) -> per-frame features (n, T, video_dim) and, when the video
         encoder is a sync encoder, or ``with_curves`` and the pipeline has a ``sync`` model, the
         sync curves (n, L, 2) (else None)."""
-        from foley.models.sync import SyncModel
 
         if isinstance(self.video_encoder, SyncModel):
             return self.video_encoder.encode(frames, num_latents)
@@ -648,8 +649,6 @@ class FoleyPipeline(DiffusionPipeline):
     def has_sync_curves(self) -> bool:
         """Whether the pipeline predicts onset/level curves: its video encoder is a SyncModel,
         or it has a ``sync`` model."""
-        from foley.models.sync import SyncModel
-
         return isinstance(self.video_encoder, SyncModel) or self.sync is not None
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
@@ -718,25 +717,3 @@ class FoleyPipeline(DiffusionPipeline):
             latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
             bar.update()
         return latents
-
-
-def _load_avs(path: Path):
-    """The AVSModel saved in ``path``, or None when there is no such folder."""
-    if not path.is_dir():
-        return None
-    from foley.models.avs import AVSModel
-
-    return AVSModel.from_pretrained(path).eval()
-
-
-def _load_sync(path: Path):
-    """The SyncModel saved in ``path``, or None when there is no such folder."""
-    if not path.is_dir():
-        return None
-    from foley.models.sync import SyncModel
-
-    return SyncModel.from_pretrained(path).eval()
-
-
-#: optional components found by folder name even when model_index.json does not list them
-EXTRA_COMPONENTS = {AVS_SUBFOLDER: _load_avs, "sync": _load_sync}
