@@ -3,6 +3,7 @@
     python benchmarks/foleyworld_speed.py                 # 200 clips, 2 workers, extrapolated
     python benchmarks/foleyworld_speed.py --quick         # 40 clips
     python benchmarks/foleyworld_speed.py --clips 10000   # the full 10,000-clip run
+    python benchmarks/foleyworld_speed.py --sound-bank BANK   # with real recordings
 
 Runs the same code as ``foley make-dataset`` (``generate_dataset``) into a temporary folder,
 then times the stages (plan + audio, render, mp4 + ground-truth writing) on a few clips in
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--clips-per-video", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="40 clips")
+    parser.add_argument("--sound-bank", default=None, help="a bank from foley sound-bank fetch")
     args = parser.parse_args()
     clips = 40 if args.quick else args.clips
     videos = max(1, clips // args.clips_per_video)
@@ -81,7 +83,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
-        generate_dataset(os.path.join(tmp, "d"), settings, workers=args.workers, progress=False)
+        generate_dataset(
+            os.path.join(tmp, "d"),
+            settings,
+            sound_bank=args.sound_bank,
+            workers=args.workers,
+            progress=False,
+        )
         wall = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
         breakdown = stage_breakdown(8, os.path.join(tmp, "stages"))

@@ -46,6 +46,13 @@ PRESETS: dict[str, dict] = {
         n_filters=8, lstm_layers=1, latent_dim=64, disc_filters=8, batch_size=4,
         crop_seconds=1.0, steps=300, adv_start=300, lr=1e-3, save_every=100,
     ),
+    # CPU, hours: the frame-rate ("stft", Vocos-style) codec; reconstruction losses until the
+    # decoder has settled, then the MS-STFT discriminator.
+    "stft": dict(
+        architecture="stft", stft_dim=256, stft_layers=6, stft_mult=3, latent_dim=64,
+        disc_filters=16, batch_size=8, crop_seconds=1.0, steps=40_000, adv_start=15_000,
+        lr=5e-4, save_every=500,
+    ),
     # GPU: the shipped default size (FoleyCodec() defaults), EnCodec-like schedule.
     "base": dict(
         n_filters=32, lstm_layers=2, latent_dim=64, disc_filters=32, batch_size=32,
@@ -60,7 +67,7 @@ class CodecConfig:
 
     data: str = opt("", "dataset folder (train.tsv) or audio folder", required=True)
     out: str = opt("", "training folder (checkpoints, export)", required=True)
-    preset: str = opt("small", choices=("base", "small"))
+    preset: str = opt("small", choices=tuple(sorted(PRESETS)))
     split: str = opt("train")
     eval_split: str = opt("val", "split for the eval log (if present)")
     eval_clips: int = opt(16)
@@ -74,6 +81,8 @@ class CodecConfig:
     adv_start: int | None = opt(None, "override the preset")
     lr: float | None = opt(None, "override the preset")
     save_every: int | None = opt(None, "override the preset")
+    stft_dim: int | None = opt(None, "override the preset")
+    stft_layers: int | None = opt(None, "override the preset")
     max_clips: int = opt(0, "use at most this many clips")
     stats_clips: int = opt(64, "clips for latent stats")
     max_minutes: float = opt(0.0, "stop (and save) after")
@@ -229,6 +238,7 @@ def export(codec, out: Path, audio, offsets, cfg: AVConfig, stats_clips: int) ->
 def quick_eval(codec, audio, offsets, cfg: AVConfig, clips: int) -> dict[str, float]:
     """Mean reconstruction metrics on the first ``clips`` clips (eval log, not the benchmark)."""
     from foley.metrics.audio_quality import reconstruction_metrics
+    from foley.metrics.onsets import detect_onsets, onset_f1
 
     was_training = codec.training
     codec.eval()
@@ -237,7 +247,15 @@ def quick_eval(codec, audio, offsets, cfg: AVConfig, clips: int) -> dict[str, fl
     for wave in clip_batches(audio, offsets, clips, 8, cfg.samples_per_clip):
         wave = wave.to(codec.device)
         recon = codec.decode_raw(codec.encode_raw(wave), wave.shape[-1])
-        for key, values in reconstruction_metrics(wave, recon, cfg.sample_rate).items():
+        metrics = reconstruction_metrics(wave, recon, cfg.sample_rate)
+        # contacts kept: onsets found in the reconstruction against those of the clean clip
+        metrics["onset_agree"] = np.array(
+            [
+                onset_f1(r, detect_onsets(w, cfg), cfg).f1
+                for w, r in zip(wave.cpu().numpy(), recon.cpu().numpy())
+            ]
+        )
+        for key, values in metrics.items():
             sums[key] = sums.get(key, 0.0) + float(values.sum())
         n += wave.shape[0]
     codec.train(was_training)
@@ -268,12 +286,9 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         except InputError:
             eval_set = None
     crop = cfg.num_samples(s["crop_seconds"])
-    codec = FoleyCodec(
-        sample_rate=cfg.sample_rate,
-        latent_dim=s["latent_dim"],
-        n_filters=s["n_filters"],
-        lstm_layers=s["lstm_layers"],
-    )
+    arch = {k: s[k] for k in ("architecture", "stft_dim", "stft_layers", "stft_mult") if k in s}
+    seanet = {k: s[k] for k in ("n_filters", "lstm_layers") if k in s}
+    codec = FoleyCodec(sample_rate=cfg.sample_rate, latent_dim=s["latent_dim"], **seanet, **arch)
     if codec.hop_length != cfg.hop_length:
         raise InputError(f"codec hop {codec.hop_length} differs from the config's {cfg.hop_length}")
     with warnings.catch_warnings():

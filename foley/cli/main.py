@@ -23,6 +23,7 @@ BUILTIN_COMMANDS = (
     "foley.cli.make_dataset",
     "foley.cli.index",
     "foley.cli.eval",
+    "foley.cli.sound_bank",
 )
 
 

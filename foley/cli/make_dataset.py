@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bank-probability",
         type=float,
-        default=0.5,
-        help="chance that an event with a matching recording uses it (default 0.5)",
+        default=1.0,
+        help="chance that an event with a matching recording uses it (default 1)",
     )
+    p.add_argument("--shippable-only", action="store_true", help="CC0/CC-BY(-SA) recordings only")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--shifted-test-videos",
@@ -75,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        shippable_only=args.shippable_only,
     )
     counts = ", ".join(
         f"{s} {c['videos']} videos / {c['clips']} clips" for s, c in summary["splits"].items()

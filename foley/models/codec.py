@@ -1,7 +1,13 @@
-"""FoleyCodec: the EnCodec-style autoencoder whose continuous latents the diffusion model denoises.
+"""FoleyCodec: the autoencoder whose continuous latents the diffusion model denoises.
 
-A SEANet encoder and decoder (the ``encodec`` package's modules) with no quantiser: 16 kHz
-mono audio in, ``latent_dim`` channels at ``sample_rate / hop_length`` = 50 frames per second out.
+Two architectures behind one API, chosen by ``architecture`` in the config:
+- ``"seanet"``: a SEANet encoder and decoder (the ``encodec`` package's modules) with no
+  quantiser, convolving at the sample rate (the first shipped codec);
+- ``"stft"``: a Vocos-style pair working at the frame rate (:mod:`foley.models.stft_codec`): an
+  encoder over STFT frames and a ConvNeXt decoder predicting STFT magnitude and phase, inverted by
+  overlap-add; far cheaper per training step.
+Either way: 16 kHz mono audio in, ``latent_dim`` channels at ``sample_rate / hop_length`` = 50
+frames per second out.
 The latents handed to the rest of the system are normalised per channel,
 ``(raw - latent_mean) / latent_std``, with the statistics measured on training audio after
 training and stored in the config (:meth:`FoleyCodec.set_latent_stats`), so that diffusion sees
@@ -47,6 +53,9 @@ class FoleyCodec(ModelMixin, ConfigMixin):
         n_filters: SEANet base width (channels at full rate; doubled at each down-sampling).
         n_residual_layers: residual blocks per resolution.
         lstm_layers: LSTM layers at the bottleneck (0 for none).
+        architecture: ``"seanet"`` (the arguments above) or ``"stft"`` (the ones below).
+        stft_dim, stft_layers, stft_mult: width, ConvNeXt blocks and MLP ratio of each stack of
+            the ``"stft"`` architecture; its STFT window is ``4 * hop``.
         latent_mean, latent_std: per-channel statistics of the raw latents (``latent_dim``
             floats each); ``None`` means 0 and 1 (an untrained or freshly trained codec).
     """
@@ -64,19 +73,35 @@ class FoleyCodec(ModelMixin, ConfigMixin):
         lstm_layers: int = 2,
         latent_mean: Sequence[float] | None = None,
         latent_std: Sequence[float] | None = None,
+        architecture: str = "seanet",
+        stft_dim: int = 256,
+        stft_layers: int = 6,
+        stft_mult: int = 3,
     ) -> None:
         super().__init__()
         if latent_dim < 1 or n_filters < 1:
             raise ValueError("latent_dim and n_filters must be positive")
-        self.encoder, self.decoder = _seanet(
-            channels=1,
-            dimension=latent_dim,
-            n_filters=n_filters,
-            n_residual_layers=n_residual_layers,
-            ratios=list(ratios),
-            lstm=lstm_layers,
-        )
-        self._init_variance_preserving()
+        if architecture == "seanet":
+            self.encoder, self.decoder = _seanet(
+                channels=1,
+                dimension=latent_dim,
+                n_filters=n_filters,
+                n_residual_layers=n_residual_layers,
+                ratios=list(ratios),
+                lstm=lstm_layers,
+            )
+            self._init_variance_preserving()
+        elif architecture == "stft":
+            from foley.models.stft_codec import STFTDecoder, STFTEncoder
+
+            hop = int(np.prod(ratios))
+            sizes = dict(latent_dim=latent_dim, dim=stft_dim, layers=stft_layers, mult=stft_mult)
+            self.encoder = STFTEncoder(hop, 4 * hop, **sizes)
+            self.decoder = STFTDecoder(hop, 4 * hop, **sizes)
+        else:
+            raise ModelMismatchError(
+                f"unknown codec architecture {architecture!r} (expected 'seanet' or 'stft')"
+            )
         mean, std = self._check_stats(latent_mean, latent_std, latent_dim)
         # Not saved in the weights: the config is the one place these live.
         self.register_buffer("_latent_mean", mean, persistent=False)

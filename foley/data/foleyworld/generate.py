@@ -13,6 +13,7 @@ worker processes; the output bytes do not depend on the number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import multiprocessing
@@ -140,16 +141,22 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
 
 
 @functools.lru_cache(maxsize=4)
-def _bank(path: str | None) -> SoundBank | None:
-    return SoundBank.scan(path) if path else None
+def _bank(path: str | None, shippable_only: bool = False) -> SoundBank | None:
+    return SoundBank.scan(path, shippable_only=shippable_only) if path else None
 
 
-def _work(task: tuple) -> tuple[int, int, ClipRecord]:
-    out_dir, settings, cfg, bank_path, video_index, split, clip_index = task
+def recordings_used(clip: Clip) -> list[str]:
+    """The bank files a clip's events and bed were made from (one entry per use)."""
+    sources = [e["source"] for e in clip.events] + [clip.plan.ambient_source]
+    return [s.removeprefix("bank:") for s in sources if s.startswith("bank:")]
+
+
+def _work(task: tuple) -> tuple[int, int, ClipRecord, list[str]]:
+    out_dir, settings, cfg, bank_key, video_index, split, clip_index = task
     video = _video(settings, video_index, split)
-    clip = make_clip(settings, video, clip_index, cfg, _bank(bank_path))
+    clip = make_clip(settings, video, clip_index, cfg, _bank(*bank_key))
     write_clip(out_dir, clip, cfg)
-    return video_index, clip_index, clip.record
+    return video_index, clip_index, clip.record, recordings_used(clip)
 
 
 @functools.lru_cache(maxsize=64)
@@ -185,8 +192,13 @@ def generate_dataset(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    shippable_only: bool = False,
 ) -> dict:
-    """Write the dataset; returns the summary also written to ``foleyworld.json``."""
+    """Write the dataset; returns the summary also written to ``foleyworld.json``.
+
+    With a sound bank, ``settings`` gains the extra verbs and ambient types the bank has
+    recordings of (``vocab.EXTRA_VERBS`` / ``EXTRA_AMBIENTS``); ``shippable_only`` uses only
+    its CC0/CC-BY/CC-BY-SA recordings (for data whose audio is shipped, e.g. an index)."""
     if settings.videos < 1 or settings.clips_per_video < 1:
         raise InputError("--videos and --clips-per-video must be at least 1")
     if workers < 1:
@@ -194,13 +206,16 @@ def generate_dataset(
     if settings.shifted_test_videos < 0:
         raise InputError("--shifted-test-videos must be 0 or more")
     out = Path(out_dir)
-    bank_path = str(Path(sound_bank).resolve()) if sound_bank else None
-    bank = _bank(bank_path)  # scan (and fail) before any work
+    bank_key = (str(Path(sound_bank).resolve()) if sound_bank else None, shippable_only)
+    bank = _bank(*bank_key)  # scan (and fail) before any work
+    if bank is not None and bank.records:
+        verbs, ambients = bank.extra_vocabulary()
+        settings = dataclasses.replace(settings, extra_verbs=verbs, extra_ambients=ambients)
     _clear_previous(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     splits = assign_splits(settings)
     tasks = [
-        (str(out), settings, cfg, bank_path, v, splits[v], c)
+        (str(out), settings, cfg, bank_key, v, splits[v], c)
         for v in range(len(splits))
         for c in range(settings.clips_per_video)
     ]
@@ -221,8 +236,11 @@ def generate_dataset(
     bar.close()
     results.sort(key=lambda r: (r[0], r[1]))
     by_split: dict[str, list[ClipRecord]] = {s: [] for s in SPLIT_NAMES}
-    for video_index, _, record in results:
+    used: dict[str, int] = {}
+    for video_index, _, record, recordings in results:
         by_split[splits[video_index]].append(record)
+        for rel in recordings:
+            used[rel] = used.get(rel, 0) + 1
     for split in SPLIT_NAMES:
         if split != "test_shifted" or settings.shifted_test_videos:
             write_metadata(split_path(out, split), by_split[split])
@@ -238,14 +256,23 @@ def generate_dataset(
             if rs or s != "test_shifted"
         },
         "held_out_combinations": {
-            k: list(v) for k, v in held_out_combinations(settings.seed).items()
+            k: list(v)
+            for k, v in held_out_combinations(settings.seed, settings.ambient_types).items()
         },
         "vocabulary": {
             "materials": list(vocab.MATERIALS),
-            "nouns": {m: [n for n, _ in ns] for m, ns in vocab.NOUNS.items()},
-            "sounding_verbs": list(vocab.SOUNDING_VERBS),
+            "nouns": {
+                m: [n for n, _ in ns]
+                + [
+                    e[1][0]
+                    for v, e in vocab.EXTRA_NOUNS.items()
+                    if v in settings.extra_verbs and e[0] == m
+                ]
+                for m, ns in vocab.NOUNS.items()
+            },
+            "sounding_verbs": list(settings.sounding_verbs),
             "silent_verbs": list(vocab.SILENT_VERBS),
-            "ambient_types": list(vocab.AMBIENT_TYPES),
+            "ambient_types": list(settings.ambient_types),
         },
         "ground_truth": (
             "<video_uid>/<clip_stem>.gt.npz: action (N,) and ambient (N,) float32 with "
@@ -255,7 +282,7 @@ def generate_dataset(
             "ambient_db (dBFS of the ambient track)"
         ),
         "licence": "synthetic; no third-party media unless listed under sound_bank",
-        "sound_bank": bank.describe() if bank else None,
+        "sound_bank": bank.describe(used) if bank else None,
     }
     with open(out / "foleyworld.json", "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, sort_keys=True)

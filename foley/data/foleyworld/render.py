@@ -96,14 +96,14 @@ def _trajectory(plan: ClipPlan, cfg: AVConfig, contact: np.ndarray, body: tuple[
     t = np.arange(T, dtype=np.float64)
     start = np.asarray(m["start"]) * S + plan.camera
     hover = m["hover"] * S
-    below = _reach(plan.verb) * S
+    below = _reach(plan.hand_motion) * S
     lift = np.zeros(T)
     bw, bh = body
-    if plan.verb == "look":
+    if plan.hand_motion == "look":
         return start.astype(np.float64), np.full(T, np.inf), lift
     contacts = np.asarray(plan.contacts, np.float64)
     k1 = contacts[0]
-    if plan.verb == "drop":
+    if plan.hand_motion == "drop":
         release, lift_px, bounce = m["release"], m["lift"] * S, m["bounce"] * S
         fall = np.clip((t - release) / (k1 - release), 0, 1)
         lift = np.where(t < release, lift_px, lift_px * (1 - fall**2))
@@ -128,17 +128,17 @@ def _trajectory(plan: ClipPlan, cfg: AVConfig, contact: np.ndarray, body: tuple[
         gaps = np.diff(contacts)
         w_frames = max(1.5, float(gaps.min()) / 2) if gaps.size else 2.0
         h = hover * np.clip(np.abs(t[:, None] - contacts[None, :]).min(axis=1) / w_frames, 0, 1)
-        if plan.verb == "hold":
+        if plan.hand_motion == "hold":
             h[t >= k1] = 0.0
     palm = contact - np.stack([np.zeros(T), below + h], axis=1)
-    if plan.verb == "scrape":
+    if plan.hand_motion == "scrape":
         tau = t / fps - plan.events[0].onset
         dx = m["amp"] * bw * np.sin(2 * np.pi * tau / m["period"])
         palm[:, 0] += np.where((t >= on) & (t < off), dx, np.where(t >= off, dx[int(off) - 1], 0))
-    elif plan.verb == "tear":
+    elif plan.hand_motion == "tear":
         progress = np.clip((t - on + 1) / (off - on), 0, 1) * (t >= on)
         palm[:, 1] += progress * 0.6 * bh
-    elif plan.verb == "pour":
+    elif plan.hand_motion == "pour":
         side = m["jug_side"]
         spout = contact + np.asarray([-side * 0.01 * S, -SPOUT_DROP * S])
         palm = spout + np.asarray([side * (JUG_W * S + 0.5 * PALM_R * S), -0.5 * JUG_H * S])
@@ -146,7 +146,7 @@ def _trajectory(plan: ClipPlan, cfg: AVConfig, contact: np.ndarray, body: tuple[
         palm = palm + away
         h = np.where((t >= on) & (t < off), 0.0, np.abs(spout[:, 1] - contact[:, 1]))
         t_h = max(1.0, on - 2)
-    if plan.verb != "pour":
+    if plan.hand_motion != "pour":
         t_h = max(1.0, k1 - np.ceil(w_frames))
     s = _smoothstep(t / t_h)[:, None]
     approach = (1 - s) * start + s * palm[int(t_h)]
@@ -227,7 +227,7 @@ def render_clip(plan: ClipPlan, cfg: AVConfig) -> Rendered:
     for i in sorted(range(len(sprites)), key=lambda i: video.objects[i].base_y):
         sp, obj = sprites[i], video.objects[i]
         placed[i] = (round(obj.cx * S - sp.width / 2), round(obj.base_y * S) - sp.body_h)
-        if not (plan.verb == "drop" and i == plan.target):
+        if not (plan.hand_motion == "drop" and i == plan.target):
             _paste(canvas, canvas_lab, sp, margin + placed[i][0], margin + placed[i][1], i + 1)
     ys, xs = margin - cam[:, 1], margin - cam[:, 0]
     img = np.stack([canvas[y : y + S, x : x + S] for y, x in zip(ys, xs)])
@@ -241,13 +241,13 @@ def render_clip(plan: ClipPlan, cfg: AVConfig) -> Rendered:
     contact = np.asarray([cx, top - 0.5]) + cam  # (T, 2) as (x, y)
     palm, gap, lift = _trajectory(plan, cfg, contact, (sp.body_w, sp.body_h))
 
-    if plan.verb == "drop":
+    if plan.hand_motion == "drop":
         for k in range(T):
             y0 = top + int(cam[k, 1]) - int(round(lift[k]))
             _paste(img[k], lab[k], sp, left + int(cam[k, 0]), y0, plan.target + 1)
     t = np.arange(T)
     regions = lab.copy()
-    if plan.verb == "tear":
+    if plan.hand_motion == "tear":
         on, off = plan.span
         rng = np.random.default_rng(plan.motion["jag_seed"])
         yy, xx = np.mgrid[0:S, 0:S].astype(np.float32)
@@ -261,7 +261,7 @@ def render_clip(plan: ClipPlan, cfg: AVConfig) -> Rendered:
                 (np.abs(xx - line) <= 0.5 + progress) & (yy <= depth) & (lab[k] == plan.target + 1)
             )
             img[k][cut], lab[k][cut] = bg_frames[k][cut], 0
-    if plan.verb == "pour":
+    if plan.hand_motion == "pour":
         on, off = plan.span
         side = plan.motion["jug_side"]
         spout = palm - np.asarray([side * (JUG_W * S + 0.5 * PALM_R * S), -0.5 * JUG_H * S])
@@ -274,9 +274,17 @@ def render_clip(plan: ClipPlan, cfg: AVConfig) -> Rendered:
     origin = np.asarray([video.hand_x * S, 1.25 * S]) + cam
     visible = palm[:, 1] - PALM_R * S < S + 1
     _draw_hand(
-        img, lab, palm, origin, video.skin, video.sleeve, S, visible, plan.verb in FINGER_VERBS
+        img,
+        lab,
+        palm,
+        origin,
+        video.skin,
+        video.sleeve,
+        S,
+        visible,
+        plan.hand_motion in FINGER_VERBS,
     )
-    if plan.verb == "cut":  # the knife is held in front of the hand
+    if plan.hand_motion == "cut":  # the knife is held in front of the hand
         tip = palm + np.asarray([0.0, _reach("cut") * S])
         _draw_segments(img, lab, t, palm, tip, KNIFE_R * S, STEEL, 1.0, S)
     frames = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -45,7 +45,19 @@ class FoleyWorldSettings:
     shifted_test_videos: int = 0
     silent_probability: float = 0.15
     offscreen_probability: float = 0.2
-    bank_probability: float = 0.5
+    bank_probability: float = 1.0
+    # vocabulary a sound bank adds (``vocab.EXTRA_VERBS`` / ``EXTRA_AMBIENTS`` it holds)
+    extra_verbs: tuple[str, ...] = ()
+    extra_ambients: tuple[str, ...] = ()
+    bank_variety: bool = True  # random pitch, EQ and gain for each use of a recording
+
+    @property
+    def sounding_verbs(self) -> tuple[str, ...]:
+        return vocab.SOUNDING_VERBS + tuple(self.extra_verbs)
+
+    @property
+    def ambient_types(self) -> tuple[str, ...]:
+        return vocab.AMBIENT_TYPES + tuple(self.extra_ambients)
 
 
 @dataclass
@@ -136,10 +148,16 @@ class ClipPlan:
     camera: np.ndarray  # (T, 2) integer pixel offsets (dx, dy) at frame size
     render_seed: int
     synth_seed: int
+    ambient_source: str = "synth"  # "bank:<file>" when the bed is a recording
 
     @property
     def sounding(self) -> bool:
-        return self.verb in vocab.SOUNDING_VERBS
+        return self.verb not in vocab.SILENT_VERBS
+
+    @property
+    def hand_motion(self) -> str:
+        """The base verb whose hand motion this clip's verb uses (``type`` -> ``tap``)."""
+        return vocab.motion(self.verb)
 
 
 def video_uid(seed: int, index: int) -> str:
@@ -147,14 +165,16 @@ def video_uid(seed: int, index: int) -> str:
     return str(uuid.UUID(bytes=digest, version=4))
 
 
-def held_out_combinations(seed: int) -> dict[str, tuple[str, ...]]:
+def held_out_combinations(
+    seed: int, ambient_types: tuple[str, ...] = vocab.AMBIENT_TYPES
+) -> dict[str, tuple[str, ...]]:
     """Two materials per ambient type that never occur with it in train/val/test."""
     rng = np.random.default_rng([seed, 7919])
     perm = [vocab.MATERIALS[i] for i in rng.permutation(len(vocab.MATERIALS))]
     n = len(perm)
     return {
         ambient: (perm[(2 * i) % n], perm[(2 * i + 1) % n])
-        for i, ambient in enumerate(vocab.AMBIENT_TYPES)
+        for i, ambient in enumerate(ambient_types)
     }
 
 
@@ -184,14 +204,19 @@ def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
-def _place_objects(rng: np.random.Generator, pool: tuple[str, ...], horizon: float) -> list:
+def _place_objects(
+    rng: np.random.Generator, pool: tuple[str, ...], horizon: float, extra_verbs: tuple = ()
+) -> list:
     n_obj = int(rng.integers(2, 4))
     materials = [str(m) for m in rng.permutation(pool)]
     while len(materials) < n_obj:
         materials.append(pool[int(rng.integers(len(pool)))])
     specs = []
     for material in materials[:n_obj]:
-        noun, shape = vocab.NOUNS[material][int(rng.integers(len(vocab.NOUNS[material])))]
+        nouns = vocab.NOUNS[material] + tuple(
+            noun for v, (m, noun) in vocab.EXTRA_NOUNS.items() if v in extra_verbs and m == material
+        )
+        noun, shape = nouns[int(rng.integers(len(nouns)))]
         (w_rng, h_rng, ext) = SHAPE_SIZES[shape]
         specs.append([material, noun, shape, _uniform(rng, w_rng), _uniform(rng, h_rng), ext])
     while sum(s[3] * s[5] for s in specs) > 0.8 and len(specs) > 2:
@@ -235,8 +260,9 @@ SKINS = (
 def plan_video(settings: FoleyWorldSettings, index: int, split: str) -> VideoPlan:
     """The scene of video ``index``: background, objects, ambience, narration times."""
     rng = np.random.default_rng([settings.seed, index])
-    ambient_type = vocab.AMBIENT_TYPES[int(rng.integers(len(vocab.AMBIENT_TYPES)))]
-    held = held_out_combinations(settings.seed)[ambient_type]
+    ambient_types = settings.ambient_types
+    ambient_type = ambient_types[int(rng.integers(len(ambient_types)))]
+    held = held_out_combinations(settings.seed, ambient_types)[ambient_type]
     if split == "test_shifted":
         pool = held
     else:
@@ -252,7 +278,7 @@ def plan_video(settings: FoleyWorldSettings, index: int, split: str) -> VideoPla
         "light": _uniform(rng, (0.85, 1.1)),
         "seed": int(rng.integers(2**31)),
     }
-    objects = _place_objects(rng, pool, horizon)
+    objects = _place_objects(rng, pool, horizon, settings.extra_verbs)
     times, t = [], _uniform(rng, (2.0, 8.0))
     for _ in range(settings.clips_per_video):
         times.append(round(t, 4))
@@ -287,9 +313,11 @@ def _choose_action(
         verb = vocab.SILENT_VERBS[int(rng.integers(len(vocab.SILENT_VERBS)))]
         return verb, int(rng.integers(len(objects)))
     options: dict[str, list[int]] = {}
-    for verb in vocab.SOUNDING_VERBS:
+    for verb in settings.sounding_verbs:
         for i, obj in enumerate(objects):
-            if obj.material not in vocab.VERB_MATERIALS[verb]:
+            if obj.material not in vocab.verb_materials(verb):
+                continue
+            if verb in vocab.VERB_NOUNS and obj.noun not in vocab.VERB_NOUNS[verb]:
                 continue
             if verb == "pour" and obj.shape not in vocab.POUR_SHAPES:
                 continue
@@ -300,7 +328,7 @@ def _choose_action(
 
 
 def _narration(verb: str, obj: ObjectSpec, rng: np.random.Generator) -> str:
-    templates = vocab.NARRATIONS[verb]
+    templates = vocab.narrations(verb)
     template = templates[int(rng.integers(len(templates)))]
     name = obj.noun
     if rng.random() < 0.85 and not (
@@ -336,6 +364,7 @@ def plan_clip(
     rng = np.random.default_rng([settings.seed, video.index, 1 + clip_index])
     fps, n_frames = cfg.fps, cfg.frames_per_clip
     verb, target = _choose_action(settings, video, rng)
+    mv = vocab.motion(verb)  # the hand moves as for this base verb
     obj = video.objects[target]
     text = _narration(verb, obj, rng)
     k1 = int(rng.integers(_frames(0.55, fps), _frames(1.35, fps) + 1))
@@ -343,15 +372,15 @@ def plan_clip(
     contacts: list[int] = []
     span = None
     motion: dict = {"contact_dx": float(rng.uniform(-0.2, 0.2))}
-    if verb in _IMPACT_COUNTS:
-        lo, hi = _IMPACT_COUNTS[verb]
+    if mv in _IMPACT_COUNTS:
+        lo, hi = _IMPACT_COUNTS[mv]
         k = k1
         for _ in range(int(rng.integers(lo, hi + 1))):
             if k > last:
                 break
             contacts.append(k)
-            k += max(2, _frames(_uniform(rng, _IMPACT_INTERVALS[verb]), fps))
-    elif verb == "drop":
+            k += max(2, _frames(_uniform(rng, _IMPACT_INTERVALS[mv]), fps))
+    elif mv == "drop":
         fall = max(3, _frames(_uniform(rng, (0.2, 0.3)), fps))
         contacts = [k1]
         bounce = k1 + max(2, _frames(_uniform(rng, (0.1, 0.18)), fps))
@@ -362,8 +391,8 @@ def plan_clip(
             lift=max(0.06, min(_uniform(rng, (0.12, 0.2)), obj.top_y - 0.04)),
             bounce=_uniform(rng, (0.02, 0.04)),
         )
-    elif verb in _DURATIONS:
-        k_off = min(n_frames - 1, k1 + max(4, _frames(_uniform(rng, _DURATIONS[verb]), fps)))
+    elif mv in _DURATIONS:
+        k_off = min(n_frames - 1, k1 + max(4, _frames(_uniform(rng, _DURATIONS[mv]), fps)))
         contacts, span = [k1], (k1, k_off)
         motion.update(
             amp=_uniform(rng, (0.2, 0.35)),
@@ -375,7 +404,7 @@ def plan_clip(
         contacts = [k1]
     if verb == "tear":  # grip the sheet beside the tear line, on the arm's side
         motion["contact_dx"] = 0.55 if video.hand_x >= obj.cx else -0.55
-    motion["hover"] = _uniform(rng, _HOVER.get(verb, (0.1, 0.14)))
+    motion["hover"] = _uniform(rng, _HOVER.get(mv, (0.1, 0.14)))
     motion["start"] = (float(rng.uniform(0.0, 1.0)), float(rng.uniform(1.05, 1.2)))
 
     gain_db = _uniform(rng, (-16.0, -6.0))
@@ -388,12 +417,12 @@ def plan_clip(
         gain_db=gain_db,
         sound_seed=obj.sound_seed,
     )
-    if verb in vocab.IMPACT_VERBS:
+    if vocab.is_impact(verb):
         for j, k in enumerate(contacts):
-            if verb == "drop":
+            if mv == "drop":
                 strength = 1.0 if j == 0 else 0.35 * _uniform(rng, (0.8, 1.2))
             else:
-                strength = _uniform(rng, _STRENGTH[verb])
+                strength = _uniform(rng, _STRENGTH[mv])
             onset = max(0.0, (k + rng.uniform(-0.3, 0.3)) / fps)
             events.append(
                 EventPlan(**on_target, onset=onset, frame=k, strength=strength, params={"hit": j})

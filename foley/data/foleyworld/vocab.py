@@ -79,3 +79,38 @@ AMBIENT_TAGS: dict[str, str] = {
 }
 NEAR_SILENCE_DB: tuple[float, float] = (-72.0, -62.0)
 AMBIENT_DB: tuple[float, float] = (-40.0, -20.0)
+
+# Vocabulary a sound bank adds (``FoleyWorldSettings.extra_verbs`` / ``extra_ambients``, set by
+# ``generate_dataset`` to what the bank holds): datasets without a bank are unchanged.
+EXTRA_VERBS: tuple[str, ...] = ("type", "saw")
+EXTRA_VERB_MATERIALS: dict[str, tuple[str, ...]] = {"type": ("plastic",), "saw": ("wood",)}
+# the objects each extra verb applies to, and the noun a scene gains when the verb is on
+VERB_NOUNS: dict[str, tuple[str, ...]] = {"type": ("keyboard",), "saw": ("board", "block")}
+EXTRA_NOUNS: dict[str, tuple[str, tuple[str, str]]] = {"type": ("plastic", ("keyboard", "slab"))}
+EXTRA_NARRATIONS: dict[str, tuple[str, ...]] = {
+    "type": ("#C C types on {the} {obj}", "#C C types on {the} {obj} with both hands"),
+    "saw": ("#C C saws {the} {obj}", "#C C saws {the} {obj} with a hand saw"),
+}
+# how the hand moves for a verb (the planner and renderer know the base verbs' motions)
+MOTION: dict[str, str] = {"type": "tap", "saw": "scrape"}
+EXTRA_AMBIENTS: tuple[str, ...] = ("water", "fire")
+
+
+def motion(verb: str) -> str:
+    return MOTION.get(verb, verb)
+
+
+def is_impact(verb: str) -> bool:
+    return motion(verb) in IMPACT_VERBS
+
+
+def is_continuous(verb: str) -> bool:
+    return motion(verb) in CONTINUOUS_VERBS
+
+
+def verb_materials(verb: str) -> tuple[str, ...]:
+    return EXTRA_VERB_MATERIALS.get(verb) or VERB_MATERIALS[verb]
+
+
+def narrations(verb: str) -> tuple[str, ...]:
+    return EXTRA_NARRATIONS.get(verb) or NARRATIONS[verb]
