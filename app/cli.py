@@ -10,7 +10,6 @@ off unless ``--allow-rebuild DATA_ROOT`` is given, and then reads only under DAT
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from foley.errors import InputError
@@ -75,15 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def default_model_dir() -> Path | None:
     """The weights shipped inside the package (``foley/assets/default``), if installed."""
-    from importlib.resources import files
+    from foley.defaults import DEFAULT_MODEL_DIR
 
-    path = Path(str(files("foley"))) / "assets" / "default"
+    path = DEFAULT_MODEL_DIR
     return path if (path / "model_index.json").is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from foley.defaults import set_offline_env
+
+    set_offline_env()
     from app.service import FoleyService, Limits, load_models
     from app.ui import build_ui, launch
     from foley.defaults import default_device

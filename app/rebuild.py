@@ -41,19 +41,17 @@ def build_index(
     any point leaves the previous version of ``target`` serving.  ``confine_to``: every clip the
     metadata names must lie under this folder (after symlinks and ``..``), else nothing is read.
     """
-    from foley.cli.index import clip_metadata
     from foley.data.ego4d import ClipDataset
-    from foley.models.mc3_embed import iter_embeddings
-    from retrieval_index import ClipIndex, IndexMismatchError, RetrievalIndexError
+    from foley.retrieval import ClipRetriever
 
+    # checked here, with file names only (no server path in an app message), before any read
     root = Path(data_dir).expanduser()
     if not str(data_dir).strip():
         raise InputError("give the data folder to index (it holds <split>.tsv and the clips)")
     if not root.is_dir():
         raise InputError(f"{root.name}: no such data folder")
     dataset = ClipDataset(root, split, cfg)
-    total = len(dataset)
-    if total == 0:
+    if len(dataset) == 0:
         raise InputError(f"{Path(dataset.metadata_path).name}: no clips to index")
     if confine_to is not None:
         for record in dataset.records:
@@ -62,24 +60,11 @@ def build_index(
                     f"{Path(dataset.metadata_path).name}: clip {record.clip_file!r} lies outside "
                     "the data root; only clips under it can be indexed"
                 )
-    split_name = Path(str(split)).stem
-    done = 0
-    if on_progress:
-        on_progress(0, total)
-    try:
-        with ClipIndex.rebuild(target, model_id, mc3.config.embed_dim, progress=False) as builder:
-            for part in iter_embeddings(
-                mc3, dataset, batch_size=batch_size, with_text=False, progress=False
-            ):
-                builder.add(part.ids, part.audio, clip_metadata(part, root, split_name))
-                done += len(part)
-                if on_progress:
-                    on_progress(done, total)
-    except IndexMismatchError as err:
-        raise FoleyError(str(err)) from None
-    except RetrievalIndexError as err:
-        raise InputError(str(err)) from None
-    return builder.index
+    retriever = ClipRetriever.build(
+        mc3, model_id, root, split, target, cfg=cfg, batch_size=batch_size,
+        progress=False, on_progress=on_progress,
+    )  # fmt: skip
+    return retriever.index
 
 
 @dataclass

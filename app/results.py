@@ -165,25 +165,14 @@ def avs_overlay(
             "No AVS model loaded (the model folder has no avs/ and no --avs was given): "
             "no mask overlay or alignment score."
         )
-    from foley.viz.masks import save_overlay_strip, save_overlay_video
+    from foley.analysis import write_overlay
 
     cfg = pipe.av_config
     masks, score = pipe.sounding_masks(
         decoded, wave, num_shuffles=limits.avs_shuffles, max_seconds=limits.avs_max_seconds
     )  # (T, S, S) in [0, 1]
     frames = decoded.frames[: len(masks)]  # (T, S, S, 3) uint8
-    up = max(1, int(np.ceil(160 / frames.shape[1])))  # readable on screen: >= 160 px frames
-    strip = save_overlay_strip(
-        out_dir / "avs_overlay.png",
-        frames.repeat(up, 1).repeat(up, 2),
-        masks.repeat(up, 1).repeat(up, 2),
-    )
-    clip = save_overlay_video(
-        out_dir / "avs_overlay.mp4",
-        frames,
-        masks,
-        cfg.fps,
-        audio=np.asarray(wave, np.float32)[: cfg.num_samples(len(frames) / cfg.fps)],
-        sample_rate=sr,
-    )
+    # readable on screen: >= 160 px frames
+    strip = write_overlay(out_dir / "avs_overlay.png", frames, masks, None, cfg, min_size=160)
+    clip = write_overlay(out_dir / "avs_overlay.mp4", frames, masks, wave, cfg)
     return AVSResult(score, str(strip), str(clip), len(frames) / cfg.fps), ""

@@ -75,27 +75,10 @@ def load_models(
 ) -> Models:
     """``FoleyPipeline.from_pretrained(model_dir)``: with its ``avs/`` if present, or the AVS
     model in ``avs_dir`` instead."""
-    import torch
-
-    # diffusers imports a component's module only if it is already imported
-    import foley.models.codec  # noqa: F401
-    import foley.models.denoiser  # noqa: F401
-    import foley.models.mc3  # noqa: F401
-    import foley.models.video_encoder  # noqa: F401
-    from foley.models.avs import AVSModel
-    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from foley.pipelines.loading import load_pipeline
 
     root = Path(model_dir).expanduser()
-    if not (root / "model_index.json").is_file():
-        raise InputError(f"{root}: not a saved Foley pipeline (no model_index.json)")
-    avs_path = Path(avs_dir).expanduser() if avs_dir else None
-    if avs_path is not None and not avs_path.is_dir():
-        raise InputError(f"{avs_path}: no such AVS model folder")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipeline = FoleyPipeline.from_pretrained(root)  # with root/avs when there is one
-    if avs_path is not None:
-        pipeline.set_avs(AVSModel.from_pretrained(avs_path).eval())
-    pipeline = pipeline.to(device)
+    pipeline = load_pipeline(root, device, avs=avs_dir)  # root/avs, or the one in avs_dir
     return Models(pipeline=pipeline, avs=pipeline.avs, model_dir=root)
 
 
@@ -157,7 +140,8 @@ class FoleyService:
         return self._models
 
     def _load(self) -> Models:
-        from retrieval_index import IndexNotFoundError, RetrievalIndexError
+        from foley.retrieval import index_errors
+        from retrieval_index import IndexNotFoundError
 
         src = (
             self._source()
@@ -174,12 +158,11 @@ class FoleyService:
         if self._index_path is not None:
             from retrieval_index import ClipIndex
 
-            try:
-                self._index = ClipIndex.open(self._index_path)
-            except IndexNotFoundError:
-                self._index = None  # nothing there yet: a rebuild will create it
-            except RetrievalIndexError as err:
-                raise InputError(str(err)) from None
+            with index_errors():
+                try:
+                    self._index = ClipIndex.open(self._index_path)
+                except IndexNotFoundError:
+                    self._index = None  # nothing there yet: a rebuild will create it
         elif self._index is not None:
             self._index_path = Path(self._index.path)
         return models
@@ -442,8 +425,9 @@ class FoleyService:
     @staticmethod
     def _check_quiet_clips(index, ambient_db_max: float) -> None:
         """Action-focused retrieval needs at least one clip at or below the threshold."""
-        probe = np.ones((1, index.dim), np.float32)
-        if not index.search(probe, 1, where={"ambient_db_max": ambient_db_max})[0]:
+        from foley.retrieval import ClipRetriever
+
+        if not ClipRetriever(None, index).has_quiet_clip(ambient_db_max):
             raise InputError(
                 f"no clip in the index has an ambient level at or below {ambient_db_max:g} dBFS: "
                 "raise the action-focused threshold under Advanced"

@@ -141,8 +141,9 @@ def build_ui(
     the index to serve and rebuild (default: the pipeline's ``index/``).  ``examples``: video
     paths offered as examples (default: those shipped in ``foley/assets``).
     """
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from foley.defaults import set_offline_env
+
+    set_offline_env()
     import gradio as gr
 
     from foley.pipelines.shaping import MAX_SHAPING  # (torch: not at the app's import time)

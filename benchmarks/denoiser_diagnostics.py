@@ -22,6 +22,8 @@ import argparse
 import numpy as np
 import torch
 
+from foley.pipelines.loading import load_pipeline
+
 SIGMAS = (0.1, 0.2, 0.5, 0.9)
 
 
@@ -78,7 +80,6 @@ def sample_stats(pipe, feats, n: int) -> list[tuple[float, float, float, float]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from foley.pipelines.foley_pipeline import FoleyPipeline
     from training.features import SplitFeatures
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    pipe = FoleyPipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args.model, "cpu", quiet=True)
     pipe.set_progress_bar_config(disable=True)
     splits = {s: SplitFeatures(args.features, s) for s in ("train", "val")}
     print("| split | " + " | ".join(f"loss @ sigma {s}" for s in SIGMAS) + " |")

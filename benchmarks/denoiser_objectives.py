@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from scipy import linalg
 
+from foley.pipelines.loading import load_pipeline
+
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussian fits of two sets of vectors (n, d)."""
@@ -76,7 +78,6 @@ def generate(pipe, feats, seeds: int, steps: int, guidance: float | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from foley.pipelines.foley_pipeline import FoleyPipeline
     from training.features import SplitFeatures
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     true = [np.array(feats.latents[i], np.float32) for i in range(len(feats))]
     rows, first = [], None
     for path in args.models:
-        pipe = FoleyPipeline.from_pretrained(path)
+        pipe = load_pipeline(path, "cpu", quiet=True)
         pipe.set_progress_bar_config(disable=True)
         first = first or pipe
         label = f"{path} ({type(pipe.scheduler).__name__}, {args.steps} steps)"

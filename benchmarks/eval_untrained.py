@@ -25,16 +25,15 @@ from foley.config import DEFAULT_CONFIG as CFG
 
 
 def build(work: Path, videos: int, clips_per_video: int, seed: int) -> None:
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
     from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
     from foley.models.avs import AVSModel
     from foley.models.codec import FoleyCodec
     from foley.models.denoiser import FoleyDenoiser
     from foley.models.mc3 import MC3Model
-    from foley.models.mc3_embed import embed_dataset, model_id
+    from foley.models.mc3_embed import model_id
     from foley.models.video_encoder import VideoEncoder
     from foley.pipelines.foley_pipeline import FoleyPipeline
+    from foley.retrieval import ClipRetriever
     from retrieval_index import ClipIndex
 
     data = work / "fw"
@@ -58,9 +57,7 @@ def build(work: Path, videos: int, clips_per_video: int, seed: int) -> None:
         video_frame_stride=2,
     ).eval()
     mc3.save_pretrained(work / "mc3")
-    emb = embed_dataset(mc3, ClipDataset(data, "train", CFG), with_text=False)
-    with ClipIndex.rebuild(work / "index", model_id(work / "mc3"), 64) as builder:
-        builder.add(emb.ids, emb.audio, clip_metadata(emb, data, "train"))
+    ClipRetriever.build(mc3, model_id(work / "mc3"), data, "train", work / "index", cfg=CFG)
     codec = FoleyCodec(latent_dim=8, n_filters=8, lstm_layers=0)
     waves = 0.1 * torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(0))
     codec.set_latent_stats(*codec.measure_latent_stats([waves]))

@@ -23,6 +23,8 @@ import time
 import numpy as np
 import torch
 
+from foley.pipelines.loading import load_pipeline
+
 
 def build_pipeline(model: str | None):
     from diffusers import FlowMatchEulerDiscreteScheduler
@@ -33,7 +35,7 @@ def build_pipeline(model: str | None):
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
     if model:
-        return FoleyPipeline.from_pretrained(model)
+        return load_pipeline(model, "cpu")
     torch.manual_seed(0)
     codec = FoleyCodec()
     video_encoder = VideoEncoder()

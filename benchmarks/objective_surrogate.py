@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.denoiser_objectives import summarize
     from foley.models.denoiser import FoleyDenoiser
+    from foley.models.objectives import Objective
     from training.features import SplitFeatures, read_config
-    from training.train_denoiser import make_scheduler, noisy_target
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("features")
@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args(argv)
-    from diffusers import DDPMScheduler
 
     cfg = read_config(args.features)
     train, val = SplitFeatures(args.features, "train"), SplitFeatures(args.features, "val")
@@ -108,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
             latents_per_frame=cfg.latents_per_frame,
         )
         opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
-        ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+        target_of = Objective(objective)
         start = time.time()
         for _ in range(args.steps):
             idx = rng.integers(0, len(x_tr), args.batch)
             cond = torch.stack([x_tr[int(rng.choice(nb_tr[i]))] for i in idx])
-            noisy, t, target = noisy_target(objective, x_tr[idx], ddpm)
+            noisy, t, target = target_of.noisy_target(x_tr[idx])
             b = len(idx)
             pred = model(noisy, t, v_tr[idx], cond, torch.rand(b) >= 0.1, torch.rand(b) >= 0.1)
             loss = F.mse_loss(pred, target)
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         model.eval()
-        sched = make_scheduler(objective)
+        sched = target_of.sampler()
         for guidance, label in ((3.0, ""), (0.0, " video dropped")):
             gens, refs = [], []
             for seed in range(args.seeds if guidance else 1):

@@ -28,6 +28,8 @@ import json
 import numpy as np
 import torch
 
+from foley.pipelines.loading import load_pipeline
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,10 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from foley.metrics.audio import ambient_level_db
     from foley.metrics.onsets import detect_onsets, match_onsets
     from foley.models.sync import curve_onsets
-    from foley.pipelines.foley_pipeline import FoleyPipeline
     from foley.pipelines.shaping import MODE_SETTINGS, shape_to_curves, shaping_settings
 
-    pipe = FoleyPipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args.model, "cpu", quiet=True)
     pipe.set_progress_bar_config(disable=True)
     if not pipe.has_sync_curves:
         raise SystemExit(f"{args.model} has no sync model")

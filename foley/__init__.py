@@ -25,6 +25,8 @@ _EXPORTS = {
     "AVSModel": "foley.models.avs",
     "SyncModel": "foley.models.sync",
     "FoleyPipeline": "foley.pipelines.foley_pipeline",
+    "ClipRetriever": "foley.retrieval",
+    "load_pipeline": "foley.pipelines.loading",
 }
 
 __all__ = sorted(_EXPORTS)

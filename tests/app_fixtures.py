@@ -11,48 +11,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 
 from app.rebuild import build_index
 from foley.config import AVConfig
 from foley.io import write_video
 from foley.models.avs import AVSModel
-from foley.models.codec import FoleyCodec
 from foley.models.mc3 import MC3Model
 from foley.models.mc3_embed import model_id
-from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
-from tests.tiny import AVS_TINY, MC3_TINY, tiny_denoiser
+from tests.tiny import AVS_TINY
+from tests.tiny import tiny_pipeline as shared_tiny_pipeline
 
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
 
 
 def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:
-    torch.manual_seed(seed)
-    denoiser = tiny_denoiser(CFG)
-    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
-    waves = torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(seed))
-    mean, _ = codec.measure_latent_stats([0.3 * waves.clamp(-3, 3) / 3])
-    # an untrained encoder's latents barely vary (std at the 1e-3 floor); a wider scale lets
-    # the noise, the video and the condition be heard, as in a trained codec
-    codec.set_latent_stats(mean, [0.5] * len(mean))
-    return FoleyPipeline(
-        codec=codec,
-        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
-        denoiser=denoiser,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        mc3=MC3Model(**MC3_TINY).eval() if with_mc3 else None,
-        av_config=CFG.to_dict(),
-    )
+    """The shared tiny pipeline with the app's settings: wide latents, an MC3 model."""
+    return shared_tiny_pipeline(seed, cfg=CFG, codec_stats="wide", mc3=with_mc3)
 
 
 def write_model_dir(root: Path, data: Path, *, avs: bool = True, index: bool = True) -> Path:
     """Save the tiny pipeline to ``root`` (+ ``avs/``, + ``index/`` built from ``data``)."""
     pipe = tiny_pipeline()
-    pipe.save_pretrained(root)
-    if avs:
+    if avs:  # an optional component: listed in model_index.json, saved to avs/
         torch.manual_seed(1)
-        AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval().save_pretrained(root / "avs")
+        pipe.set_avs(AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval())
+    pipe.save_pretrained(root)
     if index:
         mc3 = MC3Model.from_pretrained(root / "mc3").eval()
         build_index(data, "train", root / "index", mc3, model_id(root / "mc3"), CFG)

@@ -409,8 +409,8 @@ def test_trainer_frame_diff_caches_predecessors(tmp_path):
 def test_sounding_masks_give_frame_diff_models_the_previous_frame():
     """Windows of a long video: a window's first frame gets the last frame of the window before
     as its predecessor (what the model would see on the whole video at once)."""
+    from foley.analysis.masks import sounding_masks
     from foley.config import AVConfig
-    from foley.pipelines.masks import sounding_masks
 
     torch.manual_seed(0)
     cfg = AVConfig(clip_seconds=0.5, frame_size=32)

@@ -8,13 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 
 from foley.config import AVConfig
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
 from foley.metrics.audio import ambient_level_db
-from tests.tiny import AVS_TINY, MC3_TINY, tiny_denoiser
+from tests.tiny import AVS_TINY, MC3_TINY, tiny_pipeline
 
 SR = 16_000
 # a small contract keeps the run fast: 2 s clips, 8 fps, 32 x 32 frames, 16 mel bands (a
@@ -135,15 +134,11 @@ def test_avs_target_needs_a_judge_that_hears():
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     """A FoleyWorld set, a tiny MC3 + index, a tiny pipeline and AVS, all saved to tmp."""
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
     from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
     from foley.models.avs import AVSModel
-    from foley.models.codec import FoleyCodec
     from foley.models.mc3 import MC3Model
-    from foley.models.mc3_embed import embed_dataset, model_id
-    from foley.models.video_encoder import VideoEncoder
-    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from foley.models.mc3_embed import model_id
+    from foley.retrieval import ClipRetriever
     from retrieval_index import ClipIndex
 
     root = tmp_path_factory.mktemp("eval")
@@ -154,21 +149,14 @@ def tiny_setup(tmp_path_factory):
     torch.manual_seed(0)
     mc3 = MC3Model(**MC3_TINY, n_mels=CFG.n_mels).eval()
     mc3.save_pretrained(root / "mc3")
-    emb = embed_dataset(mc3, ClipDataset(data, "train", CFG), with_text=False, progress=False)
-    with ClipIndex.rebuild(root / "idx", model_id(root / "mc3"), 16, progress=False) as builder:
-        builder.add(emb.ids, emb.audio, clip_metadata(emb, data, "train"))
+    ClipRetriever.build(
+        mc3, model_id(root / "mc3"), data, "train", root / "idx", cfg=CFG, progress=False
+    )
 
-    denoiser = tiny_denoiser(CFG)
-    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
-    waves = 0.1 * torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(0))
-    codec.set_latent_stats(*codec.measure_latent_stats([waves]))
-    pipe = FoleyPipeline(
-        codec=codec,
-        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
-        denoiser=denoiser,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+    pipe = tiny_pipeline(
+        cfg=CFG,
+        codec_stats="measured",
         mc3=MC3Model.from_pretrained(root / "mc3"),
-        av_config=CFG.to_dict(),
         index=ClipIndex.open(root / "idx"),
     )
     pipe.save_pretrained(root / "model")

@@ -5,41 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 
 from foley.config import AVConfig
 from foley.errors import InputError
 from foley.io import load_video, save_audio, write_video
-from foley.models.codec import FoleyCodec
-from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
 from foley.pipelines.windows import plan_windows, stitch
-from tests.tiny import tiny_denoiser
+from tests.tiny import tiny_pipeline
 
 # a small contract keeps the tests fast: 1 s clips, 8 fps, 32 x 32 frames
 CFG = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
 
 
 def make_pipeline(seed: int = 0) -> FoleyPipeline:
-    torch.manual_seed(seed)
-    denoiser = tiny_denoiser(CFG)
-    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0)
-    with torch.no_grad():  # the default init shrinks the signal at every layer: an untrained
-        for name, p in codec.named_parameters():  # codec would map all audio to one latent
-            if name.endswith("weight_g"):
-                p.mul_(1.6)
-    # unit-scale latents, as a trained codec gives them (its statistics live in its config)
-    waves = torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(seed))
-    codec.set_latent_stats(*codec.measure_latent_stats([0.3 * waves.clamp(-3, 3) / 3]))
-    pipe = FoleyPipeline(
-        codec=codec,
-        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
-        denoiser=denoiser,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        av_config=CFG.to_dict(),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    # unit-scale latents from a codec whose signal is not shrunk at every layer
+    return tiny_pipeline(seed, cfg=CFG, codec_stats="measured", codec_gain=1.6)
 
 
 @pytest.fixture(scope="module")
@@ -272,9 +252,9 @@ def test_cli_generate_file_and_folder(pipe, tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["a.mp4", "b.mp4"]
 
     # no --model and no shipped default (pointed at an empty folder): one line, exit code 1
-    import foley.cli.generate as generate_cli
+    import foley.pipelines.loading as loading
 
-    monkeypatch.setattr(generate_cli, "DEFAULT_MODEL", tmp_path / "no-default")
+    monkeypatch.setattr(loading, "DEFAULT_MODEL_DIR", tmp_path / "no-default")
     capsys.readouterr()
     assert main(["generate", str(src / "a.mp4"), "-o", str(tmp_path / "x.mp4")]) == 1
     err = capsys.readouterr().err.strip().splitlines()

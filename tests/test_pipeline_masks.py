@@ -130,20 +130,20 @@ def test_save_load_round_trip_keeps_the_avs_model(pipe, tmp_path):
     assert FoleyPipeline.from_pretrained(tmp_path / "p", avs=None).avs is None
 
 
-def test_avs_folder_saved_on_its_own_is_loaded(tmp_path):
-    """The app's layout: a pipeline saved without AVS, then ``avs/`` written by AVSModel."""
+def test_optional_components_are_the_listed_ones_and_from_pipe_adds_one(tmp_path):
+    """diffusers' optional components: a folder is never sniffed; ``from_pipe`` shares the
+    components and adds one, and saving lists it in model_index.json."""
     make_pipeline().save_pretrained(tmp_path / "m")
-    assert FoleyPipeline.from_pretrained(tmp_path / "m").avs is None
     avs = tiny_avs(seed=5)
-    avs.save_pretrained(tmp_path / "m" / "avs")
+    avs.save_pretrained(tmp_path / "m" / "avs")  # a folder model_index.json does not list
     listed = json.loads((tmp_path / "m" / "model_index.json").read_text()).get("avs")
-    assert listed in (None, [None, None])  # saved without one
+    assert listed in (None, [None, None])
     loaded = FoleyPipeline.from_pretrained(tmp_path / "m")
-    assert isinstance(loaded.avs, AVSModel)
-    for a, b in zip(loaded.avs.state_dict().values(), avs.state_dict().values()):
-        torch.testing.assert_close(a, b)
-    # saving it again lists it in model_index.json, and it loads back the diffusers way
-    loaded.save_pretrained(tmp_path / "m2")
+    assert loaded.avs is None and "avs" in loaded._optional_components
+    with_avs = FoleyPipeline.from_pipe(loaded, avs=avs)
+    assert with_avs.avs is avs and with_avs.codec is loaded.codec
+    assert set(with_avs.components) >= {"codec", "video_encoder", "denoiser", "avs", "sync"}
+    with_avs.save_pretrained(tmp_path / "m2")
     listed = json.loads((tmp_path / "m2" / "model_index.json").read_text())["avs"]
     assert listed == ["foley.models.avs", "AVSModel"]
     again = FoleyPipeline.from_pretrained(tmp_path / "m2")

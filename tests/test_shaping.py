@@ -94,23 +94,9 @@ def test_shaping_never_clips_and_zero_strength_is_identity():
 
 
 def _tiny_pipeline(video_encoder, curve_dim: int = 0, sync=None):
-    from diffusers import FlowMatchEulerDiscreteScheduler
+    from tests.tiny import tiny_pipeline
 
-    from foley.models.codec import FoleyCodec
-    from foley.pipelines.foley_pipeline import FoleyPipeline
-    from tests.tiny import tiny_denoiser
-
-    torch.manual_seed(0)
-    pipe = FoleyPipeline(
-        codec=FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0),
-        video_encoder=video_encoder,
-        denoiser=tiny_denoiser(CFG, curve_dim=curve_dim),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        av_config=CFG.to_dict(),
-        sync=sync,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return tiny_pipeline(cfg=CFG, video_encoder=video_encoder, curve_dim=curve_dim, sync=sync)
 
 
 def _tiny_sync() -> SyncModel:

@@ -145,24 +145,14 @@ def test_denoiser_uses_sync_curves_only_with_the_video():
 
 
 def test_pipeline_with_a_sync_encoder_generates_and_round_trips(tmp_path):
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    from foley.models.codec import FoleyCodec
     from foley.pipelines.foley_pipeline import FoleyPipeline
-    from tests.tiny import tiny_denoiser
+    from tests.tiny import tiny_pipeline
 
     torch.manual_seed(0)
     sync = SyncModel(
         dim=12, channels=(4, 8), input_size=32, latents_per_frame=CFG.latents_per_frame, head_dim=8
     )
-    pipe = FoleyPipeline(
-        codec=FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0),
-        video_encoder=sync,
-        denoiser=tiny_denoiser(CFG, curve_dim=2),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        av_config=CFG.to_dict(),
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = tiny_pipeline(cfg=CFG, video_encoder=sync, curve_dim=2)
     rng = np.random.default_rng(0)
     video = rng.integers(0, 255, (40, 112, 112, 3), dtype=np.uint8)  # 2.5 s at 16 fps
 
@@ -185,21 +175,10 @@ def test_pipeline_with_a_sync_encoder_generates_and_round_trips(tmp_path):
 
 
 def test_curve_denoiser_without_a_sync_encoder_is_a_one_line_error():
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
     from foley.errors import ModelMismatchError
-    from foley.models.codec import FoleyCodec
-    from foley.pipelines.foley_pipeline import FoleyPipeline
-    from tests.tiny import tiny_denoiser
+    from tests.tiny import tiny_pipeline
 
-    pipe = FoleyPipeline(
-        codec=FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0),
-        video_encoder=VideoEncoder(dim=12, channels=(4, 8)),
-        denoiser=tiny_denoiser(CFG, curve_dim=2),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
-        av_config=CFG.to_dict(),
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = tiny_pipeline(cfg=CFG, curve_dim=2)
     video = np.zeros((20, 112, 112, 3), np.uint8)
     with pytest.raises(ModelMismatchError, match="SyncModel") as err:
         pipe(video, mode="no_condition", num_inference_steps=1)

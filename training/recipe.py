@@ -27,73 +27,102 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from foley.cli.main import main as foley_main
 from foley.errors import InputError
+from training import train_avs, train_codec, train_denoiser, train_mc3, train_sync
+from training.train_avs import AVSConfig
+from training.train_codec import CodecConfig
+from training.train_denoiser import DenoiserConfig
+from training.train_mc3 import MC3Config
+from training.train_sync import SyncConfig
+
+TRAINERS = {
+    "codec": train_codec,
+    "mc3": train_mc3,
+    "avs": train_avs,
+    "sync": train_sync,
+    "denoiser": train_denoiser,
+}
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "foley" / "assets" / "default"
 SHIP_LIMIT_MB = 40.0
 DENOISER_VIDEO = ("mc3", "sync")
 
-# Each preset: dataset size, then the extra arguments of each stage's command.
-PRESETS: dict[str, dict] = {
-    "small": {  # 2-core CPU: about an hour in all (see the model card for measured times)
-        "videos": 100,
-        "clips_per_video": 8,
-        "shifted_test_videos": 10,
+
+@dataclass(frozen=True)
+class RecipePreset:
+    """Dataset size, each stage's trainer config (``data``/``out`` are filled in by the recipe),
+    and the evaluation and index sizes."""
+
+    videos: int
+    clips_per_video: int
+    shifted_test_videos: int
+    codec: CodecConfig
+    mc3: MC3Config
+    avs: AVSConfig
+    sync: SyncConfig
+    denoiser: DenoiserConfig
+    eval_n: int
+    eval_steps: int
+    index_max_clips: int
+
+
+PRESETS: dict[str, RecipePreset] = {
+    "small": RecipePreset(  # 2-core CPU: about an hour in all (measured times: the model card)
+        videos=100,
+        clips_per_video=8,
+        shifted_test_videos=10,
         # reconstruction losses only: the adversarial phase diverged on CPU-sized runs
-        "codec": [
-            "--preset", "small", "--latent-dim", "32", "--steps", "3000", "--max-minutes", "12",
-            "--adv-start", "1000000",
-        ],
-        "mc3": ["--preset", "small", "--epochs", "12", "--warmup-epochs", "4"],
-        "avs": [
-            "--setting", "multi", "--steps", "1500", "--max-minutes", "10", "--frame-diff",
-            "--negatives", "0.5", "--batch-size", "8",
-        ],
-        "sync": ["--steps", "800", "--val-every", "100", "--max-minutes", "15"],
-        "denoiser": [
-            "--steps", "4000", "--batch-size", "16", "--hidden-dim", "192", "--layers", "4",
-            "--lr", "4e-4", "--save-every", "500", "--val-every", "2000", "--val-num", "2",
-            "--workers", "0",
-        ],
-        "eval_n": 16,
-        "eval_steps": 25,
-        "index_max_clips": 400,
-    },
-    "tiny": {  # a smoke run of every stage (tests): minutes, meaningless weights
-        "videos": 6,
-        "clips_per_video": 3,
-        "shifted_test_videos": 0,
-        "codec": ["--preset", "small", "--latent-dim", "8", "--n-filters", "4", "--steps", "2",
-                  "--stats-clips", "4"],
-        "mc3": ["--preset", "tiny", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "4"],
-        "avs": ["--setting", "multi", "--steps", "2", "--frame-diff", "--negatives", "0.5"],
-        "sync": ["--steps", "2", "--val-every", "1", "--batch-size", "2", "--dim", "16",
-                 "--channels", "8", "8"],
-        "denoiser": ["--steps", "2", "--batch-size", "4", "--hidden-dim", "32", "--layers", "1",
-                     "--heads", "2", "--val-num", "0", "--workers", "0"],
-        "eval_n": 2,
-        "eval_steps": 2,
-        "index_max_clips": 8,
-    },
-    "base": {  # GPU machine
-        "videos": 1500,
-        "clips_per_video": 8,
-        "shifted_test_videos": 60,
-        "codec": ["--preset", "base"],
-        "mc3": ["--preset", "base", "--epochs", "60", "--warmup-epochs", "15"],
-        "avs": [
-            "--setting", "multi", "--steps", "6000", "--frame-diff", "--negatives", "0.5",
-            "--batch-size", "8",
-        ],
-        "sync": ["--steps", "6000", "--batch-size", "32", "--val-every", "500"],
-        "denoiser": ["--steps", "60000", "--batch-size", "64", "--workers", "4"],
-        "eval_n": 200,
-        "eval_steps": 25,
-        "index_max_clips": 2000,
-    },
+        codec=CodecConfig(
+            preset="small", latent_dim=32, steps=3000, max_minutes=12, adv_start=1_000_000
+        ),
+        mc3=MC3Config(preset="small", epochs=12, warmup_epochs=4),
+        avs=AVSConfig(
+            setting="multi", steps=1500, max_minutes=10, frame_diff=True, negatives=0.5,
+            batch_size=8,
+        ),
+        sync=SyncConfig(steps=800, val_every=100, max_minutes=15),
+        denoiser=DenoiserConfig(
+            steps=4000, batch_size=16, hidden_dim=192, layers=4, lr=4e-4, save_every=500,
+            val_every=2000, val_num=2, workers=0,
+        ),
+        eval_n=16,
+        eval_steps=25,
+        index_max_clips=400,
+    ),
+    "tiny": RecipePreset(  # a smoke run of every stage (tests): minutes, meaningless weights
+        videos=6,
+        clips_per_video=3,
+        shifted_test_videos=0,
+        codec=CodecConfig(preset="small", latent_dim=8, n_filters=4, steps=2, stats_clips=4),
+        mc3=MC3Config(preset="tiny", epochs=1, warmup_epochs=0, batch_size=4),
+        avs=AVSConfig(setting="multi", steps=2, frame_diff=True, negatives=0.5),
+        sync=SyncConfig(steps=2, val_every=1, batch_size=2, dim=16, channels=(8, 8)),
+        denoiser=DenoiserConfig(
+            steps=2, batch_size=4, hidden_dim=32, layers=1, heads=2, val_num=0, workers=0
+        ),
+        eval_n=2,
+        eval_steps=2,
+        index_max_clips=8,
+    ),
+    "base": RecipePreset(  # GPU machine
+        videos=1500,
+        clips_per_video=8,
+        shifted_test_videos=60,
+        codec=CodecConfig(preset="base"),
+        mc3=MC3Config(preset="base", epochs=60, warmup_epochs=15),
+        avs=AVSConfig(
+            setting="multi", steps=6000, frame_diff=True, negatives=0.5, batch_size=8
+        ),
+        sync=SyncConfig(steps=6000, batch_size=32, val_every=500),
+        denoiser=DenoiserConfig(steps=60000, batch_size=64, workers=4),
+        eval_n=200,
+        eval_steps=25,
+        index_max_clips=2000,
+    ),
 }  # fmt: skip
 
 
@@ -104,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", action="store_true", help=f"install the result as {SHIPPED_DIR}")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    parser.add_argument(
+        "--sound-bank",
+        default=None,
+        metavar="BANK",
+        help="folder of recordings FoleyWorld takes its sounds from (foley sound-bank)",
+    )
     parser.add_argument(
         "--denoiser-video",
         choices=DENOISER_VIDEO,
@@ -149,22 +184,24 @@ class Recipe:
         self.state["stages"][name] = {"seconds": round(time.time() - start, 1)}
         self.state_path.write_text(json.dumps(self.state, indent=2))
 
-    def cpu(self) -> list[str]:
-        return ["--cpu"] if self.args.cpu else []
-
     # ---- stages ---------------------------------------------------------------------------
     def make_data(self) -> int:
         if self.args.data:
             return 0
         p = self.preset
+        sound_bank = getattr(self.args, "sound_bank", None)
+        bank = ["--sound-bank", str(sound_bank)] if sound_bank else []
         return foley_main(
-            ["make-dataset", "--out", str(self.data), "--videos", str(p["videos"]),
-             "--clips-per-video", str(p["clips_per_video"]), "--seed", str(self.args.seed),
-             "--shifted-test-videos", str(p["shifted_test_videos"]), "--overwrite"]
+            ["make-dataset", "--out", str(self.data), "--videos", str(p.videos),
+             "--clips-per-video", str(p.clips_per_video), "--seed", str(self.args.seed),
+             "--shifted-test-videos", str(p.shifted_test_videos), "--overwrite", *bank]
         )  # fmt: skip
 
-    def train(self, component: str, argv: list[str]) -> int:
-        return foley_main(["train", component, *argv, *self.preset[component], *self.cpu()])
+    def train(self, component: str, **paths: str) -> int:
+        """Run one trainer on its preset config, with this recipe's paths and device."""
+        config = getattr(self.preset, component)
+        config = replace(config, **paths, cpu=config.cpu or bool(self.args.cpu))
+        return TRAINERS[component].run(config)
 
     def features(self) -> int:
         from training.features import extract
@@ -179,18 +216,24 @@ class Recipe:
         return 0
 
     def assemble(self) -> int:
-        """OUT/pipeline = the denoiser's export + AVS + the packed index."""
+        """OUT/pipeline = the denoiser's export + AVS (+ sync) + the packed index."""
+        from foley.models.avs import AVSModel
+        from foley.models.sync import SyncModel
+        from foley.pipelines.foley_pipeline import FoleyPipeline
+
         if self.pipeline.exists():
             shutil.rmtree(self.pipeline)
-        shutil.copytree(self.out / "denoiser" / "model", self.pipeline)
-        shutil.copytree(self.out / "avs" / "model", self.pipeline / "avs")
+        pipe = FoleyPipeline.from_pretrained(self.out / "denoiser" / "model")
+        extra = {"avs": AVSModel.from_pretrained(self.out / "avs" / "model").eval()}
         if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
-            shutil.copytree(self.out / "sync" / "model", self.pipeline / "sync")
+            extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
+        # every component saved through the pipeline: model_index.json lists avs and sync
+        FoleyPipeline.from_pipe(pipe, **extra).save_pretrained(self.pipeline)
         pack_index(
             self.data,
             self.out / "mc3" / "model",
             self.pipeline,
-            max_clips=self.preset["index_max_clips"],
+            max_clips=self.preset.index_max_clips,
         )
         return 0
 
@@ -205,8 +248,8 @@ class Recipe:
                 continue
             code = foley_main(
                 ["eval", "--data", str(self.data), "--split", split, "--model",
-                 str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p["eval_n"]),
-                 "--steps", str(p["eval_steps"]), "--out", str(self.out / "eval" / name),
+                 str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p.eval_n),
+                 "--steps", str(p.eval_steps), "--out", str(self.out / "eval" / name),
                  "--quiet", *extra]
             )  # fmt: skip
             if code:
@@ -215,24 +258,26 @@ class Recipe:
 
     def run(self) -> int:
         self.stage("data", self.make_data)
-        d = ["--data", str(self.data)]
-        self.stage("codec", lambda: self.train("codec", [*d, "--out", str(self.out / "codec")]))
-        self.stage("mc3", lambda: self.train("mc3", [*d, "--out", str(self.out / "mc3")]))
-        self.stage("avs", lambda: self.train("avs", [*d, "--out", str(self.out / "avs")]))
+        data, out = str(self.data), self.out
+        self.stage("codec", lambda: self.train("codec", data=data, out=str(out / "codec")))
+        self.stage("mc3", lambda: self.train("mc3", data=data, out=str(out / "mc3")))
+        self.stage("avs", lambda: self.train("avs", data=data, out=str(out / "avs")))
         self.stage("features", self.features)
         # the sync encoder: trained on the features' frames, it writes their video features
         # (with --denoiser-video sync it writes the features' video features and curves)
-        feats = str(self.out / "features")
-        keep = ["--no-write-features"] if self.video == "mc3" else []
+        feats = str(out / "features")
+        keep = self.video == "mc3"
         self.stage(
-            "sync", lambda: self.train("sync", [feats, "--out", str(self.out / "sync"), *keep])
+            "sync",
+            lambda: self.train(
+                "sync", features=feats, out=str(out / "sync"), no_write_features=keep
+            ),
         )
         self.stage(
             "denoiser",
             lambda: self.train(
-                "denoiser",
-                [str(self.out / "features"), "--out", str(self.out / "denoiser"),
-                 "--mc3", str(self.out / "mc3" / "model")],
+                "denoiser", features=feats, out=str(out / "denoiser"),
+                mc3=str(out / "mc3" / "model"),
             ),
         )  # fmt: skip
         self.stage("assemble", self.assemble)
@@ -252,32 +297,20 @@ def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Pat
     evenly over the split, keep the shipped folder small.
     """
     import numpy as np
-    from torch.utils.data import Subset
 
-    from foley.cli.index import clip_metadata
-    from foley.data.ego4d import ClipDataset
-    from foley.io import load_audio, save_audio
-    from foley.models.mc3_embed import iter_embeddings, load_mc3, model_id
-    from retrieval_index import ClipIndex
+    from foley.models.mc3_embed import load_mc3, model_id
+    from foley.retrieval import ClipRetriever, open_dataset
 
-    model = load_mc3(mc3_dir)
-    dataset = ClipDataset(data, "train")
-    keep = np.unique(np.linspace(0, len(dataset) - 1, min(max_clips, len(dataset))).astype(int))
-    clips = pipeline / "clips"
-    clips.mkdir(parents=True, exist_ok=True)
+    total = len(open_dataset(data, "train"))
+    keep = np.unique(np.linspace(0, total - 1, min(max_clips, total)).astype(int))
     index_dir = pipeline / "index"
     if index_dir.exists():
         shutil.rmtree(index_dir)
-    with ClipIndex.rebuild(index_dir, model_id(mc3_dir), model.config.embed_dim) as builder:
-        for part in iter_embeddings(model, Subset(dataset, keep.tolist()), with_text=False):
-            rows = clip_metadata(part, data, "train")
-            for clip_id, row in zip(part.ids, rows):
-                name = f"clips/{clip_id}.ogg"
-                wave = load_audio(row["clip_path"], dataset.cfg.sample_rate)
-                save_audio(pipeline / name, wave, dataset.cfg.sample_rate)
-                row["clip_path"] = name
-            builder.add(part.ids, part.audio, rows)
-    return index_dir
+    retriever = ClipRetriever.build(
+        load_mc3(mc3_dir), model_id(mc3_dir), data, "train", index_dir,
+        subset=keep.tolist(), pack_clips=True,
+    )  # fmt: skip
+    return Path(retriever.index.path)
 
 
 OBJECTIVE_WHY = (
@@ -313,7 +346,9 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data: Path) -> Path:
+def write_model_card(
+    out: Path, pipeline: Path, state: dict, preset: RecipePreset, data: Path
+) -> Path:
     """MODEL_CARD.md: data, configs, steps, wall time per stage, the eval tables."""
     lines = [
         "# Foley default model",
@@ -326,7 +361,7 @@ def write_model_card(out: Path, pipeline: Path, state: dict, preset: dict, data:
     ]
     for name, info in state["stages"].items():
         lines.append(f"| {name} | {info['seconds']:.0f} | {info.get('note', '')} |")
-    lines += ["", "## Settings", "```json", json.dumps(preset, indent=2), "```", ""]
+    lines += ["", "## Settings", "```json", json.dumps(asdict(preset), indent=2), "```", ""]
     for comp in ("codec", "mc3", "avs", "sync", "denoiser"):
         metrics = out / comp / "metrics.jsonl"
         if metrics.exists():

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError
+from training.config import add_config_arguments, config_from_args, opt
 
 FEATURES_DIR = "features"
 
@@ -52,66 +52,57 @@ def parse_mix(mix: str) -> np.ndarray:
     return np.array([p[k] / total for k in NEGATIVE_KINDS])
 
 
+@dataclass(frozen=True)
+class AVSConfig:
+    """Settings of ``foley train avs`` (one field per command-line option)."""
+
+    data: str = opt("", "dataset folder (train.tsv, clips, .gt.npz)", required=True)
+    out: str = opt("", "training folder (checkpoints, export)", required=True)
+    setting: str = opt("multi", choices=("single", "multi"))
+    split: str = opt("train")
+    steps: int = opt(400)
+    batch_size: int = opt(4, "clips per step")
+    frames: int = opt(5, "frames sampled per clip and step")
+    frame_stride: int = opt(4, "cache every k-th frame")
+    lr: float = opt(0.002)
+    avm_weight: float = opt(0.5)
+    pos_weight: float = opt(1.0, "BCE weight of objects")
+    frame_weight: float = opt(0.0, "weight of the per-frame BCE (avs_loss)")
+    contrast_weight: float = opt(
+        0.0, "weight of the audio-visual contrastive term (audio_visual_contrastive_loss)"
+    )
+    contrast_temperature: float = opt(0.1)
+    zero_audio: bool = opt(False, "visual-only baseline")
+    frame_diff: bool = opt(
+        False, "also feed each frame's difference to its predecessor (AVSModel frame_diff)"
+    )
+    negatives: float = opt(
+        0.0,
+        "fraction of clips per step given mismatched audio (time-shifted, another clip's, "
+        "ambience only, silence) with the masks it explains (see sample_batch)",
+    )
+    negative_mix: str = opt(
+        "shifted=0.5,other=0.25,ambience=0.15,silence=0.1",
+        "how the negatives split between the kinds (weights, normalised)",
+    )
+    content_gate: bool = opt(
+        False, "add the audio-visual key similarity to the logits (AVSModel content_gate)"
+    )
+    audio_window: int = opt(48, "log-mel frames of audio per video frame")
+    input_size: int = opt(64, "frames resized to this (px)")
+    stage_channels: str = opt("16,32,64")
+    channels: int = opt(32)
+    max_clips: int = opt(0, "use at most this many clips")
+    max_minutes: float = opt(0.0, "stop (and save) after")
+    save_every: int = opt(100)
+    log_every: int = opt(10)
+    seed: int = opt(0)
+    cpu: bool = opt(False, "force the CPU")
+    threads: int = opt(0, "torch CPU threads (0: torch's default)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder (train.tsv, clips, .gt.npz)")
-    parser.add_argument("--out", required=True, help="training folder (checkpoints, export)")
-    parser.add_argument("--setting", choices=("single", "multi"), default="multi")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=4, help="clips per step")
-    parser.add_argument("--frames", type=int, default=5, help="frames sampled per clip and step")
-    parser.add_argument("--frame-stride", type=int, default=4, help="cache every k-th frame")
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--avm-weight", type=float, default=0.5)
-    parser.add_argument("--pos-weight", type=float, default=1.0, help="BCE weight of objects")
-    parser.add_argument(
-        "--frame-weight", type=float, default=0.0, help="weight of the per-frame BCE (avs_loss)"
-    )
-    parser.add_argument(
-        "--contrast-weight",
-        type=float,
-        default=0.0,
-        help="weight of the audio-visual contrastive term (audio_visual_contrastive_loss)",
-    )
-    parser.add_argument("--contrast-temperature", type=float, default=0.1)
-    parser.add_argument("--zero-audio", action="store_true", help="visual-only baseline")
-    parser.add_argument(
-        "--frame-diff",
-        action="store_true",
-        help="also feed each frame's difference to its predecessor (AVSModel frame_diff)",
-    )
-    parser.add_argument(
-        "--negatives",
-        type=float,
-        default=0.0,
-        help="fraction of clips per step given mismatched audio (time-shifted, another clip's,"
-        " ambience only, silence) with the masks it explains (see sample_batch)",
-    )
-    parser.add_argument(
-        "--negative-mix",
-        default=NEGATIVE_MIX,
-        help="how the negatives split between the kinds (weights, normalised)",
-    )
-    parser.add_argument(
-        "--content-gate",
-        action="store_true",
-        help="add the audio-visual key similarity to the logits (AVSModel content_gate)",
-    )
-    parser.add_argument(
-        "--audio-window", type=int, default=48, help="log-mel frames of audio per video frame"
-    )
-    parser.add_argument("--input-size", type=int, default=64, help="frames resized to this (px)")
-    parser.add_argument("--stage-channels", default="16,32,64")
-    parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--max-clips", type=int, default=0, help="use at most this many clips")
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after")
-    parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true", help="force the CPU")
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
-    )
+    add_config_arguments(parser, AVSConfig)
 
 
 # ---- pre-extraction --------------------------------------------------------------------------
@@ -355,14 +346,16 @@ def swap_partner(arrays: dict[str, np.ndarray], clip: int, rng: np.random.Genera
 
 
 # ---- training --------------------------------------------------------------------------------
-def run(args: argparse.Namespace) -> int:
+def run(args: AVSConfig | argparse.Namespace) -> int:
+    args = config_from_args(AVSConfig, args)
     from foley.models.avs import (
         AVSModel,
         audio_visual_contrastive_loss,
         avs_loss,
         labelled_frames,
     )
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop, cosine_schedule
 
     if args.threads:
         torch.set_num_threads(args.threads)  # a shared CPU: oversubscribed threads crawl
@@ -390,19 +383,8 @@ def run(args: argparse.Namespace) -> int:
         audio_window=args.audio_window,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warmup = max(1, args.steps // 20)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (
-            1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, args.steps - warmup)))
-        )
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = cosine_schedule(opt, args.steps, warmup_steps=max(1, args.steps // 20))
     model, opt, sched = accelerator.prepare(model, opt, sched)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
     extra = {
         "setting": args.setting,
         "zero_audio": bool(args.zero_audio),
@@ -410,11 +392,26 @@ def run(args: argparse.Namespace) -> int:
         "frame_diff": bool(args.frame_diff),
         "contrast_weight": args.contrast_weight,
     }
-    start = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc=f"avs {args.setting}", disable=None)
+
+    def export(step: int) -> None:
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(out / "model")
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc=f"avs {args.setting}",
+        log_every=args.log_every,
+        save_every=args.save_every,
+        export_every=args.save_every,
+        max_minutes=args.max_minutes,
+        export=export,
+        state=extra,
+    )
     model.train()
     rank = [accelerator.process_index] if accelerator.num_processes > 1 else []  # DDP: own data
-    while step < args.steps:
+    for step in loop:
         batch = sample_batch(
             arrays,
             np.random.default_rng([args.seed, step, *rank]),
@@ -463,18 +460,5 @@ def run(args: argparse.Namespace) -> int:
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{parts['loss']:.3f}")
-        if step % args.log_every == 0 or step == args.steps:
-            log(step, lr=sched.get_last_lr()[0], **parts)
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % args.save_every == 0 or step == args.steps or out_of_time:
-            save_checkpoint(accelerator, out, step, extra)
-            if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(out / "model")
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(lr=sched.get_last_lr()[0], **parts)
     return 0

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError
+from training.config import add_config_arguments, config_from_args, opt
 
 FEATURES_DIR = "features"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".mp4", ".m4a", ".opus", ".wv")
@@ -61,26 +62,38 @@ PRESETS: dict[str, dict] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class CodecConfig:
+    """Settings of ``foley train codec`` (one field per command-line option)."""
+
+    data: str = opt("", "dataset folder (train.tsv) or audio folder", required=True)
+    out: str = opt("", "training folder (checkpoints, export)", required=True)
+    preset: str = opt("small", choices=tuple(sorted(PRESETS)))
+    split: str = opt("train")
+    eval_split: str = opt("val", "split for the eval log (if present)")
+    eval_clips: int = opt(16)
+    n_filters: int | None = opt(None, "override the preset")
+    lstm_layers: int | None = opt(None, "override the preset")
+    latent_dim: int | None = opt(None, "override the preset")
+    disc_filters: int | None = opt(None, "override the preset")
+    batch_size: int | None = opt(None, "override the preset")
+    crop_seconds: float | None = opt(None, "override the preset")
+    steps: int | None = opt(None, "override the preset")
+    adv_start: int | None = opt(None, "override the preset")
+    lr: float | None = opt(None, "override the preset")
+    save_every: int | None = opt(None, "override the preset")
+    stft_dim: int | None = opt(None, "override the preset")
+    stft_layers: int | None = opt(None, "override the preset")
+    max_clips: int = opt(0, "use at most this many clips")
+    stats_clips: int = opt(64, "clips for latent stats")
+    max_minutes: float = opt(0.0, "stop (and save) after")
+    log_every: int = opt(10)
+    seed: int = opt(0)
+    cpu: bool = opt(False, "force the CPU")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder (train.tsv) or audio folder")
-    parser.add_argument("--out", required=True, help="training folder (checkpoints, export)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--eval-split", default="val", help="split for the eval log (if present)")
-    parser.add_argument("--eval-clips", type=int, default=16)
-    help_override = "override the preset"
-    for name, kind in (
-        ("n-filters", int), ("lstm-layers", int), ("latent-dim", int), ("disc-filters", int),
-        ("batch-size", int), ("crop-seconds", float), ("steps", int), ("adv-start", int),
-        ("lr", float), ("save-every", int), ("stft-dim", int), ("stft-layers", int),
-    ):  # fmt: skip
-        parser.add_argument(f"--{name}", type=kind, default=None, help=help_override)
-    parser.add_argument("--max-clips", type=int, default=0, help="use at most this many clips")
-    parser.add_argument("--stats-clips", type=int, default=64, help="clips for latent stats")
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true", help="force the CPU")
+    add_config_arguments(parser, CodecConfig)
 
 
 def resolve(args: argparse.Namespace) -> dict:
@@ -255,12 +268,14 @@ def quick_eval(codec, audio, offsets, cfg: AVConfig, clips: int) -> dict[str, fl
     return {f"eval_{k}": v / max(n, 1) for k, v in sums.items()}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: CodecConfig | argparse.Namespace) -> int:
+    args = config_from_args(CodecConfig, args)
     from encodec.msstftd import MultiScaleSTFTDiscriminator
 
     from foley.models.codec import FoleyCodec
     from foley.models.codec_losses import LossBalancer, discriminator_hinge_loss
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop
 
     cfg = DEFAULT_CONFIG
     s = resolve(args)
@@ -294,15 +309,30 @@ def run(args: argparse.Namespace) -> int:
     balancer = LossBalancer({**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)})
     codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
     accelerator.register_for_checkpointing(balancer)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
     unwrapped = accelerator.unwrap_model(codec)
-    start = time.time()
-    bar = tqdm(total=s["steps"], initial=step, desc="codec", disable=None)
-    window: dict[str, list[float]] = {}
+
+    def export_codec(step: int) -> dict | None:
+        if not accelerator.is_main_process:
+            return None
+        export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
+        return quick_eval(unwrapped, *eval_set, cfg, args.eval_clips) if eval_set else None
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        s["steps"],
+        desc="codec",
+        log_every=args.log_every,
+        save_every=s["save_every"],
+        export_every=s["save_every"],
+        max_minutes=args.max_minutes,
+        export=export_codec,
+        state={"preset": args.preset, **s},
+        postfix="mel",
+    )
     codec.train()
     disc.train()
-    while step < s["steps"]:
+    for step in loop:
         # batches drawn by step (a resumed run sees the same ones), and by rank under DDP
         rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
         rng = np.random.default_rng([args.seed, step, *rank])
@@ -326,23 +356,5 @@ def run(args: argparse.Namespace) -> int:
             opt_d.step()
             row["disc"] = float(loss_d.detach())
         row.update({f"gradnorm_{k}": v for k, v in grad_norms.items()})
-        for key, value in row.items():  # logged as means over the interval
-            window.setdefault(key, []).append(value)
-        step += 1
-        bar.update(1)
-        bar.set_postfix(mel=f"{row['mel']:.3f}")
-        if step % args.log_every == 0 or step == s["steps"]:
-            log(step, **{k: float(np.mean(v)) for k, v in window.items()})
-            window.clear()
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % s["save_every"] == 0 or step == s["steps"] or out_of_time:
-            save_checkpoint(accelerator, out, step, {"preset": args.preset, **s})
-            if accelerator.is_main_process:
-                export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
-                if eval_set is not None:
-                    log(step, **quick_eval(unwrapped, *eval_set, cfg, args.eval_clips))
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(**row)
     return 0

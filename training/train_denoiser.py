@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from training.common import MetricLog, cycle, make_accelerator, resume, save_checkpoint
+from foley.models.objectives import Objective
+from training.common import cycle, make_accelerator
+from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures, read_config
-
-OBJECTIVES = ("flow", "v", "eps")
+from training.loop import TrainLoop
 
 
 class FeatureDataset(Dataset):
@@ -100,32 +101,6 @@ class AVLDM(nn.Module):
         )
 
 
-def make_scheduler(objective: str, flow_shift: float = 1.0):
-    """The inference scheduler that matches a training objective."""
-    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler
-
-    if objective == "flow":
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=flow_shift)
-    prediction = "epsilon" if objective == "eps" else "v_prediction"
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction
-    )
-
-
-def noisy_target(objective: str, x0: torch.Tensor, ddpm=None):
-    """(noisy latents, timesteps in [0, 1000], regression target) for one batch."""
-    noise = torch.randn_like(x0)
-    b = x0.shape[0]
-    if objective == "flow":
-        sigma = torch.sigmoid(torch.randn(b, device=x0.device))  # logit-normal (SD3)
-        s = sigma.view(b, 1, 1)
-        return (1 - s) * x0 + s * noise, sigma * 1000.0, noise - x0
-    t = torch.randint(0, ddpm.config.num_train_timesteps, (b,), device=x0.device)
-    noisy = ddpm.add_noise(x0, noise, t)
-    target = noise if objective == "eps" else ddpm.get_velocity(x0, noise, t)
-    return noisy, t.float(), target
-
-
 def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None, curve_dim: int = 0):
     from foley.models.denoiser import FoleyDenoiser
     from foley.models.video_encoder import VideoEncoder
@@ -167,7 +142,7 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
         codec=FoleyCodec.from_pretrained(args.codec),
         video_encoder=copy.deepcopy(model.video_encoder).cpu().eval(),
         denoiser=copy.deepcopy(model.denoiser).cpu().eval(),
-        scheduler=make_scheduler(args.objective, args.flow_shift),
+        scheduler=Objective(args.objective, args.flow_shift).sampler(),
         mc3=mc3,
         av_config=cfg.to_dict(),
     )
@@ -224,52 +199,57 @@ def save_spectrogram(path: Path, mels: np.ndarray, titles: list[str]) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Settings of ``foley train denoiser`` (one field per command-line option)."""
+
+    features: str = opt(
+        "", "folder written by training/features.py", positional=True, required=True
+    )
+    out: str = opt("", "training folder", required=True, short="-o")
+    codec: str | None = opt(None, "FoleyCodec folder (default: features')")
+    mc3: str | None = opt(None, "MC3 folder to ship in the exported pipeline")
+    video_init: str | None = opt(None, "init the video encoder from MC3")
+    train_video_encoder: bool = opt(
+        False, "train a video encoder on frames even if the features hold frozen video features"
+    )
+    no_curves: bool = opt(
+        False, "ignore the sync curves of sync features (features from the video encoder only)"
+    )
+    objective: str = opt("flow", choices=("flow", "v", "eps"))
+    flow_shift: float = opt(1.0)
+    steps: int = opt(20000)
+    batch_size: int = opt(16)
+    lr: float = opt(0.0002)
+    hidden_dim: int = opt(256)
+    layers: int = opt(4)
+    heads: int = opt(4)
+    video_dim: int = opt(256)
+    video_channels: tuple[int, ...] = opt((32, 64, 128, 256))
+    drop_video: float = opt(0.1)
+    drop_condition: float = opt(0.1)
+    ema_decay: float = opt(0.999)
+    save_every: int = opt(1000)
+    val_every: int = opt(1000)
+    val_num: int = opt(4)
+    val_steps: int = opt(25)
+    workers: int = opt(2)
+    seed: int = opt(0)
+    cpu: bool = opt(False)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", help="folder written by training/features.py")
-    parser.add_argument("-o", "--out", required=True, help="training folder")
-    parser.add_argument("--codec", default=None, help="FoleyCodec folder (default: features')")
-    parser.add_argument("--mc3", default=None, help="MC3 folder to ship in the exported pipeline")
-    parser.add_argument("--video-init", default=None, help="init the video encoder from MC3")
-    parser.add_argument(
-        "--train-video-encoder",
-        action="store_true",
-        help="train a video encoder on frames even if the features hold frozen video features",
-    )
-    parser.add_argument(
-        "--no-curves",
-        action="store_true",
-        help="ignore the sync curves of sync features (features from the video encoder only)",
-    )
-    parser.add_argument("--objective", choices=OBJECTIVES, default="flow")
-    parser.add_argument("--flow-shift", type=float, default=1.0)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--hidden-dim", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--video-dim", type=int, default=256)
-    parser.add_argument("--video-channels", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--drop-video", type=float, default=0.1)
-    parser.add_argument("--drop-condition", type=float, default=0.1)
-    parser.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--save-every", type=int, default=1000)
-    parser.add_argument("--val-every", type=int, default=1000)
-    parser.add_argument("--val-num", type=int, default=4)
-    parser.add_argument("--val-steps", type=int, default=25)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true")
+    add_config_arguments(parser, DenoiserConfig)
 
 
-def run(args: argparse.Namespace) -> int:
-    from diffusers import DDPMScheduler
+def run(args: DenoiserConfig | argparse.Namespace) -> int:
+    args = config_from_args(DenoiserConfig, args)
     from diffusers.training_utils import EMAModel
 
     feat_root = Path(args.features)
     cfg = read_config(feat_root)
     meta = json.loads((feat_root / FEATURES_JSON).read_text())
-    args.codec = args.codec or meta["codec"]
+    args = replace(args, codec=args.codec or meta["codec"])
     out = Path(args.out)
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     train = SplitFeatures(feat_root, "train")
@@ -296,17 +276,35 @@ def run(args: argparse.Namespace) -> int:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.to(accelerator.device)
     accelerator.register_for_checkpointing(ema)
-    ddpm = None
-    if args.objective != "flow":
-        ddpm = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
-    log = MetricLog(accelerator, out)
-    step = resume(accelerator, out)["step"]
-    batches = cycle(loader)
-    bar = tqdm(
-        total=args.steps, initial=step, desc="denoiser", disable=not accelerator.is_main_process
+    objective = Objective(args.objective, args.flow_shift)
+
+    def export(step: int) -> dict | None:
+        """EMA weights -> OUT/model; validation clips and metrics."""
+        if not accelerator.is_main_process:
+            return None
+        pipe = export_pipeline(accelerator.unwrap_model(model), args, cfg, out / "model")
+        if val is None or args.val_num <= 0:
+            return None
+        val_dir = out / "val" / f"step-{step:07d}"
+        metrics = validate(pipe, val, cfg, val_dir, args.val_num, args.val_steps)
+        accelerator.print(f"step {step}: " + json.dumps(metrics))
+        return metrics
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc="denoiser",
+        log_every=50,
+        save_every=args.save_every,
+        export_every=args.val_every,
+        export=export,
+        state={"objective": args.objective},
+        ema=(ema, trained),
     )
+    batches = cycle(loader)
     model.train()
-    while step < args.steps:
+    for _ in loop:
         batch = next(batches)
         x0 = batch["latents"]
         b = x0.shape[0]
@@ -314,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
         cond_keep = batch["has_condition"] & (
             torch.rand(b, device=x0.device) >= args.drop_condition
         )
-        noisy, t, target = noisy_target(args.objective, x0, ddpm)
+        noisy, t, target = objective.noisy_target(x0)
         pred = model(
             noisy, t, batch["video"], batch["condition"], video_keep, cond_keep, batch.get("curves")
         )
@@ -324,34 +322,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(trained)
-        step += 1
-        bar.update()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % 50 == 0 or step == args.steps:
-            log(step, loss=loss.item())
-        last = step == args.steps
-        if step % args.val_every == 0 or last:
-            if accelerator.is_main_process:
-                export_dir = out / "model"
-                unwrapped = accelerator.unwrap_model(model)
-                ema.store(trained)
-                ema.copy_to(trained)
-                pipe = export_pipeline(unwrapped, args, cfg, export_dir)
-                ema.restore(trained)
-                if val is not None and args.val_num > 0:
-                    metrics = validate(
-                        pipe,
-                        val,
-                        cfg,
-                        out / "val" / f"step-{step:07d}",
-                        args.val_num,
-                        args.val_steps,
-                    )
-                    log(step, **metrics)
-                    accelerator.print(f"step {step}: " + json.dumps(metrics))
-        if step % args.save_every == 0 or last:
-            save_checkpoint(accelerator, out, step, {"objective": args.objective})
-    bar.close()
+        loop.end_step(loss=loss.item())
     return 0
 
 

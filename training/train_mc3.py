@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from foley.errors import InputError
 from foley.models.mc3 import MC3Model
 from foley.models.mc3_losses import MC3Objective
-from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+from training.common import make_accelerator
+from training.config import add_config_arguments, config_from_args, opt
+from training.loop import TrainLoop, cosine_schedule
 from training.mc3_cache import FeatureCache, build_cache
 
 # Model sizes: "small" trains in minutes on a laptop CPU; "base" is the default MC3Model.
@@ -46,38 +48,44 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="Ego4D-Sounds / FoleyWorld folder")
-    parser.add_argument("--out", required=True, help="training folder (resumed if it exists)")
-    parser.add_argument("--split", default="train", help="split to train on (default train)")
-    parser.add_argument(
-        "--objective",
+@dataclass(frozen=True)
+class MC3Config:
+    """Settings of ``foley train mc3`` (one field per command-line option)."""
+
+    data: str = opt("", "Ego4D-Sounds / FoleyWorld folder", required=True)
+    out: str = opt("", "training folder (resumed if it exists)", required=True)
+    split: str = opt("train", "split to train on (default train)")
+    objective: str = opt(
+        "mc3",
+        "mc3: a-v, a-t, v-t InfoNCE + consensus; av: audio-video InfoNCE only (ablation)",
         choices=("mc3", "av"),
-        default="mc3",
-        help="mc3: a-v, a-t, v-t InfoNCE + consensus; av: audio-video InfoNCE only (ablation)",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    parser.add_argument("--frame-size", type=int, help="video tower frame size (preset's)")
-    parser.add_argument("--frame-stride", type=int, help="use every k-th frame (preset's)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--warmup-epochs", type=int, default=10, help="contrastive-only epochs")
-    parser.add_argument("--consensus-weight", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument(
-        "--no-augment", dest="augment", action="store_false", help="no gain/flip/colour jitter"
-    )
-    parser.add_argument("--max-clips", type=int, help="train on the first N clips only")
-    parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps")
-    parser.add_argument("--workers", type=int, default=0, help="decoding workers for the cache")
-    parser.add_argument("--cache", help="feature cache folder (default OUT/cache)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true", help="train on CPU even if a GPU exists")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--threads", type=int, help="CPU threads for torch (1 is fastest on a busy machine)"
-    )
+    preset: str = opt("small", choices=("base", "small", "tiny"))
+    frame_size: int | None = opt(None, "video tower frame size (preset's)")
+    frame_stride: int | None = opt(None, "use every k-th frame (preset's)")
+    epochs: int = opt(30)
+    warmup_epochs: int = opt(10, "contrastive-only epochs")
+    consensus_weight: float = opt(1.0)
+    batch_size: int = opt(32)
+    lr: float = opt(0.001)
+    weight_decay: float = opt(0.01)
+    no_augment: bool = opt(False, "no gain/flip/colour jitter")
+    max_clips: int | None = opt(None, "train on the first N clips only")
+    save_every: int = opt(500, "checkpoint every N steps")
+    workers: int = opt(0, "decoding workers for the cache")
+    cache: str | None = opt(None, "feature cache folder (default OUT/cache)")
+    seed: int = opt(0)
+    cpu: bool = opt(False, "train on CPU even if a GPU exists")
+    quiet: bool = opt(False, "no progress bars")
+    threads: int | None = opt(None, "CPU threads for torch (1 is fastest on a busy machine)")
+
+    @property
+    def augment(self) -> bool:
+        return not self.no_augment
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, MC3Config)
 
 
 def model_kwargs(args: argparse.Namespace) -> dict:
@@ -141,7 +149,8 @@ def augment(batch: dict, generator: torch.Generator) -> dict:
     return {**batch, "mel": mel, "frames": frames}
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: MC3Config | argparse.Namespace) -> int:
+    args = config_from_args(MC3Config, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -184,26 +193,27 @@ def run(args: argparse.Namespace) -> int:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warmup = max(1, min(100, total_steps // 20))
-
-    def lr_lambda(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    scheduler = cosine_schedule(optimizer, total_steps, warmup)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    step = int(resume(accelerator, out)["step"])
-    log = MetricLog(accelerator, out)
-    need = objective.modalities
-    bar = tqdm(
-        total=total_steps,
-        initial=step,
+
+    def export(step: int) -> None:
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).save_pretrained(out / "model")
+            accelerator.print(f"MC3 ({args.objective}) saved to {out / 'model'}")
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        total_steps,
         desc=f"train {args.objective}",
-        disable=args.quiet or not accelerator.is_main_process,
+        log_every=10,
+        save_every=args.save_every,
+        export=export,  # at the last step only
+        show_bar=not args.quiet,
     )
+    need = objective.modalities
     model.train()
-    while step < total_steps:
+    for step in loop:
         epoch, pos = divmod(step, steps_per_epoch)
         # the permutation depends only on (seed, epoch): a resumed run sees the same batches
         perm = torch.randperm(
@@ -228,22 +238,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{logs['loss']:.3f}", epoch=epoch)
-        if step % 10 == 0 or step == total_steps:
-            log(
-                step,
-                epoch=epoch,
-                lr=scheduler.get_last_lr()[0],
-                scale=float(scale.detach()),
-                **logs,
-            )
-        if step % args.save_every == 0 and step < total_steps:
-            save_checkpoint(accelerator, out, step)
-    bar.close()
-    save_checkpoint(accelerator, out, step)
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(out / "model")
-        accelerator.print(f"MC3 ({args.objective}) saved to {out / 'model'}")
+        loop.end_step(
+            epoch=epoch, lr=scheduler.get_last_lr()[0], scale=float(scale.detach()), **logs
+        )
     return 0

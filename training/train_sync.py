@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 
 TARGETS_FILE = "sync_targets.npy"
@@ -118,26 +119,37 @@ def write_features(model, feat_root: Path, splits: list[str], device, batch: int
     meta_path.write_text(json.dumps(meta, indent=2))
 
 
+@dataclass(frozen=True)
+class SyncConfig:
+    """Settings of ``foley train sync`` (one field per command-line option)."""
+
+    features: str = opt(
+        "", "folder written by training/features.py", positional=True, required=True
+    )
+    out: str = opt("", "training folder", required=True, short="-o")
+    steps: int = opt(2000)
+    batch_size: int = opt(8)
+    lr: float = opt(0.001)
+    dim: int = opt(128)
+    channels: tuple[int, ...] = opt((16, 32, 64, 64))
+    input_size: int = opt(56, "0: the features' frame size")
+    val_every: int = opt(200)
+    max_minutes: float = opt(0.0, "stop (and export) after")
+    no_write_features: bool = opt(False)
+    threads: int = opt(0, "torch CPU threads (0: default)")
+    seed: int = opt(0)
+    cpu: bool = opt(False)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features", help="folder written by training/features.py")
-    parser.add_argument("-o", "--out", required=True, help="training folder")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64, 64])
-    parser.add_argument("--input-size", type=int, default=56, help="0: the features' frame size")
-    parser.add_argument("--val-every", type=int, default=200)
-    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop (and export) after")
-    parser.add_argument("--no-write-features", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cpu", action="store_true")
+    add_config_arguments(parser, SyncConfig)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SyncConfig | argparse.Namespace) -> int:
+    args = config_from_args(SyncConfig, args)
     from foley.models.sync import SyncModel, sync_loss
-    from training.common import MetricLog, make_accelerator, resume, save_checkpoint
+    from training.common import make_accelerator
+    from training.loop import TrainLoop
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,14 +170,33 @@ def run(args: argparse.Namespace) -> int:
     )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     model, opt = accelerator.prepare(model, opt)
-    state = resume(accelerator, out)
-    step, best = int(state["step"]), float(state.get("best", -1.0))
-    log = MetricLog(accelerator, out)
+
+    def export(step: int) -> dict:
+        """Validate; keep the best model (val onset F1) in OUT/model and OUT/encoder."""
+        unwrapped = accelerator.unwrap_model(model)
+        metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
+        accelerator.print(f"step {step}: " + json.dumps(metrics))
+        if metrics["val_onset_f1"] > loop.state["best"] and accelerator.is_main_process:
+            loop.state["best"] = metrics["val_onset_f1"]
+            unwrapped.save_pretrained(out / "model")
+            unwrapped.encoder.save_pretrained(out / "encoder")
+        return metrics
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc="sync",
+        log_every=50,
+        save_every=args.val_every,
+        export_every=args.val_every,
+        max_minutes=args.max_minutes,
+        export=export,
+        state={"best": -1.0},
+    )
     rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
-    start = time.time()
-    bar = tqdm(total=args.steps, initial=step, desc="sync", disable=None)
     model.train()
-    while step < args.steps:
+    for step in loop:
         rng = np.random.default_rng([args.seed, step, *rank])
         idx = np.sort(rng.choice(len(train), min(args.batch_size, len(train)), replace=False))
         x = frames_batch(train, idx, flip=rng.random(len(idx)) < 0.5).to(accelerator.device)
@@ -175,26 +206,7 @@ def run(args: argparse.Namespace) -> int:
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if step % 50 == 0:
-            log(step, loss=loss.item())
-        out_of_time = args.max_minutes and (time.time() - start) > 60 * args.max_minutes
-        if step % args.val_every == 0 or step == args.steps or out_of_time:
-            unwrapped = accelerator.unwrap_model(model)
-            metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
-            log(step, **metrics)
-            accelerator.print(f"step {step}: " + json.dumps(metrics))
-            if metrics["val_onset_f1"] > best and accelerator.is_main_process:
-                best = metrics["val_onset_f1"]
-                unwrapped.save_pretrained(out / "model")
-                unwrapped.encoder.save_pretrained(out / "encoder")
-            save_checkpoint(accelerator, out, step, {"best": best})
-        if out_of_time:
-            accelerator.print(f"stopped after {args.max_minutes} min at step {step} (resumable)")
-            break
-    bar.close()
+        loop.end_step(loss=loss.item())
     if accelerator.is_main_process and not args.no_write_features:
         splits = json.loads((feat_root / FEATURES_JSON).read_text())["splits"]
         best_model = SyncModel.from_pretrained(out / "model")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from foley.defaults import default_device, model_dir_or_default
 from foley.errors import InputError
 
 
@@ -58,33 +57,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _load_avs(path: str, device: str):
-    from foley.models.avs import AVSModel
-
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        raise InputError(f"--avs {p}: not a saved AVS model (no config.json)")
-    config = AVSModel.load_config(str(p))
-    if config.get("_class_name") not in (None, "AVSModel"):
-        raise InputError(f"--avs {p}: holds a {config['_class_name']}, not an AVSModel")
-    return AVSModel.from_pretrained(str(p)).to(device).eval()
-
-
-def _load_pipeline(path: str | None, device: str):
-    # diffusers imports a component's class from the module model_index.json names only if
-    # that module is already imported: import every component module first
-    import foley.models.codec  # noqa: F401
-    import foley.models.denoiser  # noqa: F401
-    import foley.models.mc3  # noqa: F401
-    import foley.models.video_encoder  # noqa: F401
-    from foley.pipelines.foley_pipeline import FoleyPipeline
-
-    p = model_dir_or_default(path)
-    if not (p / "model_index.json").is_file():
-        raise InputError(f"--model {p}: not a saved Foley pipeline (no model_index.json)")
-    return FoleyPipeline.from_pretrained(str(p)).to(device)
-
-
 def main(args: argparse.Namespace) -> int:
 
     from foley.evaluation import evaluate
@@ -95,9 +67,10 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("--steps and --batch-size must be at least 1, --examples at least 0")
     if not Path(args.data).is_dir():
         raise InputError(f"--data {args.data}: no such folder")
-    device = default_device(args.device)
-    pipeline = _load_pipeline(args.model, device)
-    avs = _load_avs(args.avs, device) if args.avs else None
+    from foley.pipelines.loading import load_avs, load_pipeline
+
+    pipeline = load_pipeline(args.model, args.device, quiet=args.quiet)
+    avs = load_avs(args.avs, args.device) if args.avs else None
     out = Path(args.out or f"eval-{args.split}")
     report = evaluate(
         args.data,

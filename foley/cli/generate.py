@@ -25,12 +25,12 @@ import math
 import sys
 from pathlib import Path
 
+from foley.defaults import model_dir_or_default
 from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.paths import check_outputs
 
 MAX_GUIDANCE = 100.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "default"  # DEFAULT_MODEL_DIR
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
@@ -87,40 +87,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=main)
-
-
-def load_pipeline(
-    model: str | None, index: str | None = None, device: str | None = None, quiet: bool = False
-):
-    """The FoleyPipeline at ``model`` (or the shipped default), on ``device``."""
-    from diffusers.utils import logging as diffusers_logging
-
-    from foley.defaults import default_device
-    from foley.pipelines.foley_pipeline import FoleyPipeline
-
-    device = default_device(device)  # an unusable device is refused before loading
-    path = Path(model) if model else DEFAULT_MODEL
-    if not (path / "model_index.json").is_file():
-        if model is None:
-            raise InputError(
-                "no --model given and the default model is not installed "
-                f"({DEFAULT_MODEL}): pass --model DIR (a folder written by `foley train denoiser`)"
-            )
-        raise InputError(f"{path}: not a FoleyPipeline folder (no model_index.json)")
-    if index is not None and not Path(index).is_dir():
-        raise InputError(f"{index}: no such index folder")
-    if quiet:
-        diffusers_logging.disable_progress_bar()
-    try:
-        pipe = FoleyPipeline.from_pretrained(str(path), index=index)
-    except (OSError, ValueError) as err:
-        if isinstance(err, FoleyError):
-            raise
-        raise InputError(f"{path}: cannot load the pipeline ({str(err).splitlines()[0]})") from None
-    finally:
-        if quiet:
-            diffusers_logging.enable_progress_bar()
-    return pipe.to(device)
 
 
 OUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # what -o may end with
@@ -202,21 +168,6 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
     return jobs
 
 
-def write_masks(path: Path, video, masks, audio, cfg) -> Path:
-    """The mask overlay of one video: a PNG strip, or an MP4 with the generated audio.
-
-    video: the decoded ``foley.io.Video``; masks (T, S, S) in [0, 1]; audio (N,) at
-    ``cfg.sample_rate``.
-    """
-    from foley.viz.masks import save_overlay_strip, save_overlay_video
-
-    frames = video.frames[: len(masks)]
-    if path.suffix.lower() == ".png":
-        return save_overlay_strip(path, frames, masks)
-    n = cfg.num_samples(len(frames) / cfg.fps)
-    return save_overlay_video(path, frames, masks, cfg.fps, audio[:n], cfg.sample_rate)
-
-
 def _check_settings(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
@@ -231,7 +182,7 @@ def _check_index_model(pipe, model: str | None) -> None:
     from foley.models.mc3_embed import WEIGHTS_NAME, model_id
 
     index = getattr(pipe, "index", None)
-    mc3_dir = (Path(model) if model else DEFAULT_MODEL) / "mc3"
+    mc3_dir = model_dir_or_default(model) / "mc3"
     if index is None or pipe.mc3 is None or not (mc3_dir / WEIGHTS_NAME).is_file():
         return
     mid = model_id(mc3_dir)
@@ -244,6 +195,7 @@ def _check_index_model(pipe, model: str | None) -> None:
 
 def _generate_one(pipe, args, condition, job: Job):
     """One video: decode (warnings about truncation are printed), generate, write outputs."""
+    from foley.analysis import write_overlay
     from foley.io import load_video, mux_audio, save_audio
 
     src, out, wav, masks = job
@@ -266,7 +218,7 @@ def _generate_one(pipe, args, condition, job: Job):
     if wav is not None:
         save_audio(wav, audio, result.sample_rate)
     if masks is not None:
-        write_masks(masks, video, result.masks[0], audio, pipe.av_config)
+        write_overlay(masks, video.frames, result.masks[0], audio, pipe.av_config)
     return result, audio
 
 
@@ -283,7 +235,9 @@ def main(args: argparse.Namespace) -> int:
 
     _check_settings(args)
     jobs = _jobs(args)
-    pipe = load_pipeline(args.model, args.index, args.device, quiet=args.quiet)
+    from foley.pipelines.loading import load_pipeline
+
+    pipe = load_pipeline(args.model, args.device, index=args.index, quiet=args.quiet)
     if args.masks and pipe.avs is None:
         raise InputError("--masks needs an AVS model: the model folder has no avs/")
     _check_index_model(pipe, args.model)

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from foley.config import DEFAULT_CONFIG
 from foley.defaults import default_device, mc3_dir_or_default
@@ -81,69 +78,11 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-@contextmanager
-def _index_errors():
-    """Index errors become the CLI's one-line errors."""
-    from retrieval_index import IndexMismatchError, RetrievalIndexError
-
-    try:
-        yield
-    except IndexMismatchError as err:
-        raise ModelMismatchError(str(err)) from None
-    except RetrievalIndexError as err:
-        raise InputError(str(err)) from None
-    except PermissionError as err:  # a read-only index folder
-        raise InputError(
-            f"{err.filename}: permission denied; the index folder is read-only"
-        ) from None
-
-
 def _load(args: argparse.Namespace):
     from foley.models.mc3_embed import load_mc3, model_id
 
     args.model = str(mc3_dir_or_default(args.model))
     return load_mc3(args.model, default_device(args.device)), model_id(args.model)
-
-
-def clip_metadata(embeddings, data_root: Path, split: str) -> list[dict[str, Any]]:
-    """Index metadata rows for a batch of :class:`~foley.models.mc3_embed.ClipEmbeddings`."""
-    from foley.data.ego4d import ClipRecord
-
-    rows = []
-    for meta, level in zip(embeddings.meta, embeddings.ambient_db):
-        record = ClipRecord(**{k: meta[k] for k in ClipRecord.__dataclass_fields__})
-        rows.append(
-            {
-                "clip_path": str(record.clip_path(data_root).resolve()),
-                "video_uid": record.video_uid,
-                "narration": record.clip_text,
-                "ambient_db": float(level),
-                "split": split,
-                "positive": float(record.positive),
-                "tag_verb": record.tag_verb,
-                "tag_noun": record.tag_noun,
-                "clip_start": float(record.clip_start),
-                "clip_end": float(record.clip_end),
-            }
-        )
-    return rows
-
-
-def _embeddings(args: argparse.Namespace, model):
-    from foley.data.ego4d import ClipDataset
-    from foley.models.mc3_embed import iter_embeddings
-
-    dataset = ClipDataset(args.data, args.split)
-    if len(dataset) == 0:
-        raise InputError(f"{dataset.metadata_path}: no clips to index")
-    return iter_embeddings(
-        model,
-        dataset,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        with_text=False,
-        progress=not args.quiet,
-    )
 
 
 def _sharded_parts(args: argparse.Namespace, state) -> list | None:
@@ -152,24 +91,21 @@ def _sharded_parts(args: argparse.Namespace, state) -> list | None:
     from accelerate.utils import gather_object
     from torch.utils.data import Subset
 
-    from foley.data.ego4d import ClipDataset
-    from foley.models.mc3_embed import iter_embeddings, load_mc3
+    from foley.models.mc3_embed import load_mc3
+    from foley.retrieval import embedded_parts, open_dataset
 
     if args.device is None:
         args.device = str(state.device)
     model = load_mc3(args.model, default_device(args.device))
-    dataset = ClipDataset(args.data, args.split)
-    if len(dataset) == 0:
-        raise InputError(f"{dataset.metadata_path}: no clips to index")
+    dataset = open_dataset(args.data, args.split)
     with state.split_between_processes(list(range(len(dataset)))) as mine:
-        shard = Subset(dataset, mine)
-        parts = [
-            (part.ids, part.audio, clip_metadata(part, Path(args.data), Path(args.split).stem))
-            for part in iter_embeddings(
-                model, shard, batch_size=args.batch_size, workers=args.workers,
-                with_text=False, progress=not args.quiet and state.is_main_process,
+        parts = list(
+            embedded_parts(
+                model, args.data, args.split, Subset(dataset, mine),
+                batch_size=args.batch_size, workers=args.workers,
+                progress=not args.quiet and state.is_main_process,
             )
-        ]  # fmt: skip
+        )  # fmt: skip
     span = f" (clips {mine[0]}-{mine[-1]})" if mine else ""
     print(f"process {state.process_index}: embedded {len(mine)} clips{span}", flush=True)
     gathered = gather_object([(state.process_index, parts)])  # every process, in rank order
@@ -177,10 +113,10 @@ def _sharded_parts(args: argparse.Namespace, state) -> list | None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from retrieval_index import ClipIndex
+    from foley.retrieval import ClipRetriever
 
     args.model = str(mc3_dir_or_default(args.model))
-    state = None
+    state, parts = None, None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun
         import torch
         from accelerate import PartialState
@@ -193,42 +129,30 @@ def cmd_build(args: argparse.Namespace) -> int:
     from foley.models.mc3 import MC3Model
     from foley.models.mc3_embed import model_id
 
-    model, mid = (None, model_id(args.model)) if state else _load(args)
-    root = Path(args.data)
-    with _index_errors():
-        if model is not None:
-            dim = model.config.embed_dim
-        else:
-            dim = MC3Model.load_config(args.model)["embed_dim"]
-        with ClipIndex.rebuild(args.out, mid, dim, progress=not args.quiet) as builder:
-            if state is not None:
-                for ids, vectors, rows in parts:
-                    builder.add(ids, vectors, rows)
-            else:
-                for part in _embeddings(args, model):
-                    rows = clip_metadata(part, root, Path(args.split).stem)
-                    builder.add(part.ids, part.audio, rows)
-        index = builder.index
-        print(f"indexed {len(index)} clips of {args.data} ({args.split}) -> {args.out}")
-        print(f"version {index.version}, model {mid}, {index.dim}-d, {index.kind}")
+    if state is None:
+        model, mid = _load(args)
+    else:  # the embeddings are done: the index only needs the model's config
+        model, mid = MC3Model.from_config(MC3Model.load_config(args.model)), model_id(args.model)
+    retriever = ClipRetriever.build(
+        model, mid, args.data, args.split, args.out, parts=parts,
+        batch_size=args.batch_size, workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
+    index = retriever.index
+    print(f"indexed {len(index)} clips of {args.data} ({args.split}) -> {args.out}")
+    print(f"version {index.version}, model {mid}, {index.dim}-d, {index.kind}")
     return 0
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from retrieval_index import ClipIndex
+    from foley.retrieval import ClipRetriever, open_index
 
     model, mid = _load(args)
-    with _index_errors():
-        index = ClipIndex.open(args.index, model_id=mid, dim=model.config.embed_dim)
-        ids, vectors, rows = [], [], []
-        for part in _embeddings(args, model):
-            ids += part.ids
-            vectors.append(part.audio)
-            rows += clip_metadata(part, Path(args.data), Path(args.split).stem)
-        index.add(ids, np.concatenate(vectors), rows, model_id=mid)
-        print(f"added {len(ids)} clips ({args.split}); {len(index)} in {args.index}")
+    index = open_index(args.index, model_id=mid, dim=model.config.embed_dim)
+    added = ClipRetriever(model, index).add(
+        args.data, args.split, mid, batch_size=args.batch_size, workers=args.workers,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(f"added {added} clips ({args.split}); {len(index)} in {args.index}")
     return 0
 
 
@@ -236,14 +160,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     import torch
 
     from foley.io import frames_to_tensor, load_video
-    from retrieval_index import ClipIndex
+    from foley.retrieval import index_errors, open_index
 
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}")
     if args.seconds <= 0 or args.start < 0:
         raise InputError("--seconds must be positive and --start not negative")
-    with _index_errors():
-        index = ClipIndex.open(args.index)
+    index = open_index(args.index)
     model, mid = _load(args)
     if mid != index.model_id:
         raise ModelMismatchError(
@@ -265,7 +188,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         where["ambient_db_max"] = args.ambient_max
     if args.exclude_video:
         where["exclude_video_uid"] = args.exclude_video
-    with _index_errors():
+    with index_errors():
         hits = index.search(query, args.k, where=where or None, model_id=mid)[0]
     if args.json:
         print(json.dumps([{"id": h.id, "score": h.score, **h.metadata} for h in hits], indent=2))
@@ -282,10 +205,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from retrieval_index import ClipIndex
+    from foley.retrieval import open_index
 
-    with _index_errors():
-        info = ClipIndex.open(args.index).info()
+    info = open_index(args.index).info()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

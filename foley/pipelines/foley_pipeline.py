@@ -14,7 +14,7 @@ Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
   without either.
 * ``avs`` (optional, :class:`~foley.models.avs.AVSModel`, in ``avs/``): with
   ``return_masks=True`` the output adds, per video, the sounding-object masks of the generated
-  audio and its alignment score (:mod:`foley.pipelines.masks`); :meth:`FoleyPipeline.set_avs`
+  audio and its alignment score (:mod:`foley.analysis.masks`); :meth:`FoleyPipeline.set_avs`
   attaches one, and ``from_pretrained`` loads ``DIR/avs`` whenever that folder exists.
 
 Modes: ``"ambient_joint"`` conditions on the training clip whose audio is nearest to the video
@@ -27,26 +27,31 @@ from __future__ import annotations
 
 import inspect
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.defaults import DEFAULT_MODEL_DIR
 from foley.errors import FoleyError, InputError, ModelMismatchError
+from foley.models.avs import AVSModel
+from foley.models.codec import FoleyCodec
+from foley.models.denoiser import FoleyDenoiser
+from foley.models.mc3 import MC3Model
+from foley.models.sync import SyncModel
+from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
+from foley.retrieval import INDEX_SUBFOLDER, ClipRetriever
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "default"
-INDEX_SUBFOLDER = "index"
-AVS_SUBFOLDER = "avs"
+
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
 AudioLike = Any  # path | float (N,) array or tensor at cfg.sample_rate
@@ -96,17 +101,20 @@ class FoleyPipeline(DiffusionPipeline):
 
     def __init__(
         self,
-        codec,
-        video_encoder,
-        denoiser,
-        scheduler,
-        mc3=None,
+        codec: FoleyCodec,
+        video_encoder: VideoEncoder | SyncModel,
+        denoiser: FoleyDenoiser,
+        scheduler: SchedulerMixin,
+        mc3: MC3Model | None = None,
         av_config: dict | None = None,
-        index=None,
-        avs=None,
-        sync=None,
+        index: object = None,  # a retrieval_index.ClipIndex
+        avs: AVSModel | None = None,
+        sync: SyncModel | None = None,
+        retriever: ClipRetriever | None = None,
     ) -> None:
         super().__init__()
+        if retriever is not None:  # a ClipRetriever: its MC3 is the pipeline's component
+            mc3, index = retriever.mc3, retriever.index
         self.register_modules(
             codec=codec,
             video_encoder=video_encoder,
@@ -118,7 +126,8 @@ class FoleyPipeline(DiffusionPipeline):
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
-        self.index = index
+        self._index = index
+        self._retrieval_root = getattr(retriever, "root", None)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
             raise ModelMismatchError(
@@ -131,6 +140,23 @@ class FoleyPipeline(DiffusionPipeline):
                 f"{denoiser.config.latent_dim}"
             )
 
+    @property
+    def retriever(self):
+        """The :class:`~foley.retrieval.ClipRetriever` (MC3 + index) or None without MC3."""
+        if self.mc3 is None:
+            return None
+        return ClipRetriever(self.mc3, self._index, root=self._retrieval_root)
+
+    @property
+    def index(self):
+        """The retrieval index (a ``retrieval_index.ClipIndex``) or None."""
+        return self._index
+
+    @index.setter
+    def index(self, index) -> None:
+        self._index = index
+        self._retrieval_root = None
+
     def set_retrieval(self, mc3=None, index=None) -> FoleyPipeline:
         """Attach (or detach, with None) the MC3 model and the ClipIndex used for retrieval.
 
@@ -142,8 +168,10 @@ class FoleyPipeline(DiffusionPipeline):
                 f"the index holds {index.dim}-d vectors, the MC3 model gives "
                 f"{mc3.config.embed_dim}-d: rebuild the index with this model"
             )
+        from foley.retrieval import open_index
+
         self.register_modules(mc3=mc3)
-        self.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        self.index = open_index(index) if isinstance(index, (str, os.PathLike)) else index
         return self
 
     def set_avs(self, avs=None) -> FoleyPipeline:
@@ -165,48 +193,48 @@ class FoleyPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
         super().save_pretrained(save_directory, **kwargs)
-        if self.index is not None:
-            src = Path(self.index.path).resolve()
-            dst = Path(save_directory) / INDEX_SUBFOLDER
-            if src != dst.resolve():
-                shutil.rmtree(dst, ignore_errors=True)
-                shutil.copytree(src, dst, symlinks=True)
+        if self.retriever is not None:
+            self.retriever.save_index(save_directory)
 
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs
     ):
-        """Load the components; ``index`` (a ClipIndex or a folder) defaults to ``DIR/index``.
-
-        The AVS model is ``DIR/avs`` when that folder exists, also in folders whose
-        model_index.json does not list it (an AVSModel saved there with its own
-        ``save_pretrained``); pass ``avs=None`` to leave it out, or ``avs=model`` to replace it.
-        The same holds for a sync model in ``DIR/sync`` (``sync=``).
-        With no folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``).
+        """Load the components model_index.json lists (diffusers' loading: the optional
+        ``mc3``, ``avs`` and ``sync`` are loaded when listed; pass ``avs=None`` to leave one out,
+        ``avs=model`` to replace it); ``index`` (a ClipIndex or a folder) defaults to
+        ``DIR/index``. With no folder, the default model shipped inside the package
+        (``DEFAULT_MODEL_DIR``). To add a component to a loaded pipeline, use
+        ``FoleyPipeline.from_pipe(pipe, avs=model)`` or :meth:`set_avs`.
         """
         if pretrained_model_name_or_path is None:
             if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
                 raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
             pretrained_model_name_or_path = DEFAULT_MODEL_DIR
         index = kwargs.pop("index", None)
-        explicit = {name for name in EXTRA_COMPONENTS if name in kwargs}
-        # diffusers only loads components from modules already imported: import ours
-        import foley.models.avs  # noqa: F401
-        import foley.models.codec  # noqa: F401
-        import foley.models.denoiser  # noqa: F401
-        import foley.models.mc3  # noqa: F401
-        import foley.models.sync  # noqa: F401
-        import foley.models.video_encoder  # noqa: F401
-
+        # (diffusers only loads components from modules already imported: this module imports
+        # every component class for the typed arguments above)
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         local = Path(pretrained_model_name_or_path) / INDEX_SUBFOLDER
         if index is None and local.is_dir():
             index = local
-        pipe.index = _open_index(index) if isinstance(index, (str, os.PathLike)) else index
-        for name, load in EXTRA_COMPONENTS.items():
-            if name not in explicit and getattr(pipe, name) is None:
-                pipe.register_modules(**{name: load(Path(pretrained_model_name_or_path) / name)})
+        from foley.retrieval import open_index
+
+        if isinstance(index, (str, os.PathLike)):
+            pipe._retrieval_root = Path(pretrained_model_name_or_path)
+            index = open_index(index)
+        pipe._index = index
         return pipe
+
+    @classmethod
+    def from_pipe(cls, pipeline: FoleyPipeline, **kwargs) -> FoleyPipeline:
+        """diffusers' ``from_pipe`` (a pipeline sharing ``pipeline``'s components, with those in
+        ``kwargs`` added or replaced), keeping its retrieval index unless ``index=`` is given."""
+        index = kwargs.pop("index", pipeline._index)
+        new = super().from_pipe(pipeline, **kwargs)
+        new._index = index
+        new._retrieval_root = pipeline._retrieval_root if index is pipeline._index else None
+        return new
 
     # ---- inputs ---------------------------------------------------------------------------
     def check_inputs(
@@ -327,40 +355,17 @@ class FoleyPipeline(DiffusionPipeline):
         the mean MC3 video embedding of its clip-length windows; ``action_focused`` only
         considers clips with ``ambient_db`` at or below ``ambient_db_max`` (dBFS).
         """
-        from foley.io import load_audio
-
         cfg = self.av_config
-        device = self.mc3.device
         frames = [
             f
             if isinstance(f, torch.Tensor) and f.ndim == 4 and f.shape[1] == 3
             else self._prepare_video(f).frames
             for f in frames
         ]
-        queries = []
-        for f in frames:
-            w = cfg.frames_per_clip
-            starts = range(0, max(1, f.shape[0] - w + 1), w)
-            wins = torch.stack([f[s : s + w] for s in starts]).to(device)
-            emb = self.mc3.encode_video(wins).mean(0)
-            queries.append(torch.nn.functional.normalize(emb, dim=-1))
-        q = torch.stack(queries).float().cpu().numpy()
-        flt = dict(where or {})
-        if mode == "action_focused":
-            flt["ambient_db_max"] = ambient_db_max
-        results = self.index.search(q, k=1, where=flt or None)
-        out = []
-        for hits in results:
-            if not hits:
-                raise InputError(
-                    f"no clip in the index matches {flt}: "
-                    + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
-                )
-            hit = hits[0]
-            path = _resolve_clip_path(hit.metadata["clip_path"], Path(self.index.path))
-            wave = self._prepare_condition(load_audio(path, cfg.sample_rate))
-            out.append((wave, str(hit.id), float(hit.score)))
-        return out
+        found = self.retriever.retrieve(
+            frames, mode, ambient_db_max=ambient_db_max, where=where, cfg=cfg
+        )
+        return [(self._prepare_condition(r.audio), r.id, r.score) for r in found]
 
     # ---- generation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -581,7 +586,7 @@ class FoleyPipeline(DiffusionPipeline):
         video: any form ``__call__`` accepts; audio: a path or a (N,) wave at
         ``av_config.sample_rate`` starting with the video (padded with silence or cut to it).
         Only the first ``max_seconds`` are segmented when given. The video is cut into windows
-        of the AVS model's clip length (:func:`foley.pipelines.masks.sounding_masks`).
+        of the AVS model's clip length (:func:`foley.analysis.masks.sounding_masks`).
 
         Returns masks (T, S, S) float32 in [0, 1] on the video's T frames at ``av_config.fps``
         and ``frame_size``, and the alignment score in [0, 1]
@@ -589,8 +594,8 @@ class FoleyPipeline(DiffusionPipeline):
         """
         from tqdm.auto import tqdm
 
+        from foley.analysis import sounding_masks, window_frames
         from foley.io import load_audio
-        from foley.pipelines.masks import sounding_masks, window_frames
 
         self._check_mask_inputs(num_shuffles, "np")
         if int(max_batch_windows) < 1:
@@ -632,7 +637,6 @@ class FoleyPipeline(DiffusionPipeline):
         """Frames (n, T, 3, S, S) -> per-frame features (n, T, video_dim) and, when the video
         encoder is a sync encoder, or ``with_curves`` and the pipeline has a ``sync`` model, the
         sync curves (n, L, 2) (else None)."""
-        from foley.models.sync import SyncModel
 
         if isinstance(self.video_encoder, SyncModel):
             return self.video_encoder.encode(frames, num_latents)
@@ -650,8 +654,6 @@ class FoleyPipeline(DiffusionPipeline):
     def has_sync_curves(self) -> bool:
         """Whether the pipeline predicts onset/level curves: its video encoder is a SyncModel,
         or it has a ``sync`` model."""
-        from foley.models.sync import SyncModel
-
         return isinstance(self.video_encoder, SyncModel) or self.sync is not None
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
@@ -720,42 +722,3 @@ class FoleyPipeline(DiffusionPipeline):
             latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
             bar.update()
         return latents
-
-
-def _load_avs(path: Path):
-    """The AVSModel saved in ``path``, or None when there is no such folder."""
-    if not path.is_dir():
-        return None
-    from foley.models.avs import AVSModel
-
-    return AVSModel.from_pretrained(path).eval()
-
-
-def _load_sync(path: Path):
-    """The SyncModel saved in ``path``, or None when there is no such folder."""
-    if not path.is_dir():
-        return None
-    from foley.models.sync import SyncModel
-
-    return SyncModel.from_pretrained(path).eval()
-
-
-#: optional components found by folder name even when model_index.json does not list them
-EXTRA_COMPONENTS = {AVS_SUBFOLDER: _load_avs, "sync": _load_sync}
-
-
-def _open_index(path: str | os.PathLike):
-    from retrieval_index import ClipIndex
-
-    return ClipIndex.open(path)
-
-
-def _resolve_clip_path(clip_path: str, index_dir: Path) -> Path:
-    """A clip path from index metadata: absolute, or relative to the index folder."""
-    p = Path(clip_path)
-    if p.is_absolute() or p.exists():
-        return p
-    for base in (index_dir, index_dir.parent):
-        if (base / p).exists():
-            return base / p
-    raise InputError(f"conditioning clip {clip_path} from the index was not found")

@@ -1,0 +1,353 @@
+"""ClipRetriever: MC3 plus the index of training clips and their audio, the one way to build,
+extend and query a retrieval index (by video).
+
+A retriever folder (what a pipeline folder holds)::
+
+    DIR/mc3/       MC3Model (save_pretrained)
+    DIR/index/     retrieval_index.ClipIndex (versioned, atomic rebuilds)
+    DIR/clips/     the indexed clips' audio when packed (``build(..., pack_clips=True)``); the
+                   index stores their paths relative to DIR, so the folder can move
+
+Index errors become the library's one-line errors in one place (:func:`index_errors`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError, ModelMismatchError
+
+MC3_SUBFOLDER = "mc3"
+INDEX_SUBFOLDER = "index"
+CLIPS_SUBFOLDER = "clips"
+ProgressFn = Callable[[int, int], None]  # (clips embedded so far, clips in total)
+
+
+@dataclass
+class Retrieved:
+    """One retrieved clip: index id, MC3 video-to-audio cosine score, its index metadata and
+    (when asked for) its audio, (N,) float32 at the config's sample rate."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    audio: np.ndarray | None = None
+
+
+@contextmanager
+def index_errors() -> Iterator[None]:
+    """retrieval_index errors become one-line user errors: a model/dimension mismatch is a
+    :class:`ModelMismatchError`, anything else wrong with an index an :class:`InputError`."""
+    from retrieval_index import IndexMismatchError, RetrievalIndexError
+
+    try:
+        yield
+    except IndexMismatchError as err:
+        raise ModelMismatchError(str(err)) from None
+    except RetrievalIndexError as err:
+        raise InputError(str(err)) from None
+    except PermissionError as err:  # a read-only index folder
+        raise InputError(
+            f"{Path(err.filename or '').name or 'the index folder'}: permission denied; "
+            "the index folder is read-only"
+        ) from None
+
+
+def clip_metadata(embeddings, data_root: Path, split: str) -> list[dict[str, Any]]:
+    """Index metadata rows for a batch of :class:`~foley.models.mc3_embed.ClipEmbeddings`."""
+    from foley.data.ego4d import ClipRecord
+
+    rows = []
+    for meta, level in zip(embeddings.meta, embeddings.ambient_db):
+        record = ClipRecord(**{k: meta[k] for k in ClipRecord.__dataclass_fields__})
+        rows.append(
+            {
+                "clip_path": str(record.clip_path(data_root).resolve()),
+                "video_uid": record.video_uid,
+                "narration": record.clip_text,
+                "ambient_db": float(level),
+                "split": split,
+                "positive": float(record.positive),
+                "tag_verb": record.tag_verb,
+                "tag_noun": record.tag_noun,
+                "clip_start": float(record.clip_start),
+                "clip_end": float(record.clip_end),
+            }
+        )
+    return rows
+
+
+def open_dataset(data: str | os.PathLike, split: str, cfg: AVConfig | None = None):
+    """The ``split`` of a dataset folder, with one-line errors for a missing or empty one."""
+    from foley.data.ego4d import ClipDataset
+
+    root = Path(data).expanduser()
+    if not str(data).strip():
+        raise InputError("give the data folder to index (it holds <split>.tsv and the clips)")
+    if not root.is_dir():
+        raise InputError(f"{root}: no such data folder")
+    dataset = ClipDataset(root, split, cfg) if cfg is not None else ClipDataset(root, split)
+    if len(dataset) == 0:
+        raise InputError(f"{dataset.metadata_path}: no clips to index")
+    return dataset
+
+
+def embedded_parts(
+    mc3,
+    data: str | os.PathLike,
+    split: str,
+    dataset=None,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    progress: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Iterator[tuple[list[str], np.ndarray, list[dict]]]:
+    """(ids, audio embeddings (n, D), metadata rows) per batch of a split (or of ``dataset``,
+    a subset of it), in clip order."""
+    from foley.models.mc3_embed import iter_embeddings
+
+    dataset = dataset if dataset is not None else open_dataset(data, split)
+    split_name = Path(str(split)).stem
+    total, done = len(dataset), 0
+    if on_progress:
+        on_progress(0, total)
+    for part in iter_embeddings(
+        mc3, dataset, batch_size=batch_size, workers=workers, with_text=False, progress=progress
+    ):
+        yield part.ids, part.audio, clip_metadata(part, Path(data).expanduser(), split_name)
+        done += len(part)
+        if on_progress:
+            on_progress(done, total)
+
+
+class ClipRetriever:
+    """MC3 + a ClipIndex (+ the folder its relative clip paths resolve against).
+
+    mc3: an :class:`~foley.models.mc3.MC3Model` (its video tower embeds queries); index: a
+    :class:`retrieval_index.ClipIndex` of MC3 audio embeddings, or None (nothing to retrieve
+    from yet); root: the folder relative ``clip_path`` metadata is resolved against (default:
+    the index folder's parent, a pipeline folder).
+    """
+
+    def __init__(self, mc3, index=None, root: str | os.PathLike | None = None) -> None:
+        if index is not None and mc3 is not None and index.dim != mc3.config.embed_dim:
+            raise ModelMismatchError(
+                f"the index holds {index.dim}-d vectors, the MC3 model gives "
+                f"{mc3.config.embed_dim}-d: rebuild the index with this model"
+            )
+        self.mc3 = mc3
+        self.index = index
+        self.root = Path(root) if root is not None else None
+
+    # ---- save / load ----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **mc3_kwargs) -> ClipRetriever:
+        """``path/mc3`` and ``path/index`` (the index may be absent)."""
+        from foley.models.mc3 import MC3Model
+
+        path = Path(path)
+        mc3 = MC3Model.from_pretrained(path / MC3_SUBFOLDER, **mc3_kwargs).eval()
+        index = open_index(path / INDEX_SUBFOLDER) if (path / INDEX_SUBFOLDER).is_dir() else None
+        return cls(mc3, index, root=path)
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write ``path/mc3`` and copy the index (with packed clips) to ``path/index``."""
+        path = Path(path)
+        self.mc3.save_pretrained(path / MC3_SUBFOLDER)
+        self.save_index(path)
+
+    def save_index(self, path: str | os.PathLike) -> None:
+        """Copy the index to ``path/index`` and packed clips to ``path/clips``."""
+        if self.index is None:
+            return
+        path = Path(path)
+        src, dst = Path(self.index.path).resolve(), path / INDEX_SUBFOLDER
+        if src == dst.resolve():
+            return
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, symlinks=True)
+        clips = self._clip_root() / CLIPS_SUBFOLDER
+        if clips.is_dir() and clips.resolve() != (path / CLIPS_SUBFOLDER).resolve():
+            shutil.copytree(clips, path / CLIPS_SUBFOLDER, dirs_exist_ok=True)
+
+    # ---- building -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        mc3,
+        model_id: str,
+        data: str | os.PathLike,
+        split: str,
+        target: str | os.PathLike,
+        *,
+        parts: Iterable[tuple[list[str], np.ndarray, list[dict]]] | None = None,
+        subset: list[int] | None = None,
+        pack_clips: bool = False,
+        cfg: AVConfig | None = None,
+        batch_size: int = 16,
+        workers: int = 0,
+        progress: bool = True,
+        on_progress: ProgressFn | None = None,
+    ) -> ClipRetriever:
+        """Embed ``split`` of ``data`` with MC3's audio tower and rebuild the index ``target``
+        (a complete new version, switched to atomically: a failure leaves the previous one
+        serving). ``parts``: embeddings computed elsewhere (sharded runs); ``subset``: only
+        these clips; ``pack_clips``: copy each clip's audio to ``<target>/../clips/<id>.ogg``
+        and store that relative path (a folder that can move and ship)."""
+        from retrieval_index import ClipIndex
+
+        target = Path(target)
+        dim = int(mc3.config.embed_dim)
+        if parts is None:
+            dataset = open_dataset(data, split, cfg)
+            if subset is not None:
+                from torch.utils.data import Subset
+
+                dataset = Subset(dataset, subset)
+            parts = embedded_parts(
+                mc3, data, split, dataset, batch_size=batch_size, workers=workers,
+                progress=progress, on_progress=on_progress,
+            )  # fmt: skip
+        root = target.parent
+        with index_errors():
+            with ClipIndex.rebuild(target, model_id, dim, progress=progress) as builder:
+                for ids, vectors, rows in parts:
+                    if pack_clips:
+                        rows = _pack(ids, rows, root, cfg or DEFAULT_CONFIG)
+                    builder.add(ids, vectors, rows)
+        return cls(mc3, builder.index, root=root)
+
+    def add(
+        self,
+        data: str | os.PathLike,
+        split: str,
+        model_id: str,
+        *,
+        batch_size: int = 16,
+        workers: int = 0,
+        progress: bool = True,
+    ) -> int:
+        """Add the clips of ``split`` to the index; returns how many."""
+        ids, vectors, rows = [], [], []
+        for part_ids, part_vectors, part_rows in embedded_parts(
+            self.mc3, data, split, batch_size=batch_size, workers=workers, progress=progress
+        ):
+            ids += part_ids
+            vectors.append(part_vectors)
+            rows += part_rows
+        with index_errors():
+            self.index.add(ids, np.concatenate(vectors), rows, model_id=model_id)
+        return len(ids)
+
+    # ---- querying -------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed_videos(self, frames: list[torch.Tensor], frames_per_clip: int) -> np.ndarray:
+        """Per video (T, 3, S, S) float frames in [0, 1] -> (videos, D) float32 queries: the
+        normalised mean MC3 video embedding of its clip-length windows."""
+        device = self.mc3.device
+        queries = []
+        for f in frames:
+            w = frames_per_clip
+            starts = range(0, max(1, f.shape[0] - w + 1), w)
+            wins = torch.stack([f[s : s + w] for s in starts]).to(device)
+            emb = self.mc3.encode_video(wins).mean(0)
+            queries.append(torch.nn.functional.normalize(emb, dim=-1))
+        return torch.stack(queries).float().cpu().numpy()
+
+    def retrieve(
+        self,
+        frames: list[torch.Tensor],
+        mode: str = "ambient_joint",
+        *,
+        ambient_db_max: float = -45.0,
+        where: dict | None = None,
+        cfg: AVConfig = DEFAULT_CONFIG,
+        with_audio: bool = True,
+    ) -> list[Retrieved]:
+        """The conditioning clip of each video: ``ambient_joint`` the nearest clip by MC3
+        video-to-audio similarity, ``action_focused`` the nearest among clips whose ambient
+        level is at most ``ambient_db_max`` dBFS; ``where``: extra index filters."""
+        if self.index is None:
+            raise InputError("this retriever has no index: build one (foley index build)")
+        q = self.embed_videos(frames, cfg.frames_per_clip)
+        flt = dict(where or {})
+        if mode == "action_focused":
+            flt["ambient_db_max"] = ambient_db_max
+        with index_errors():
+            results = self.index.search(q, k=1, where=flt or None)
+        out = []
+        for hits in results:
+            if not hits:
+                raise InputError(
+                    f"no clip in the index matches {flt}: "
+                    + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
+                )
+            hit = hits[0]
+            audio = self.clip_audio(hit.metadata, cfg.sample_rate) if with_audio else None
+            out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), audio))
+        return out
+
+    def has_quiet_clip(self, ambient_db_max: float) -> bool:
+        """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS
+        (action-focused retrieval needs one)."""
+        if self.index is None:
+            return False
+        probe = np.ones((1, self.index.dim), np.float32)  # any query: only the filter matters
+        with index_errors():
+            return bool(self.index.search(probe, 1, where={"ambient_db_max": ambient_db_max})[0])
+
+    def clip_path(self, metadata: dict) -> Path:
+        """A clip's file from its index metadata: absolute, or relative to the retriever's
+        root (or the index folder)."""
+        p = Path(metadata["clip_path"])
+        if p.is_absolute() or p.exists():
+            return p
+        bases = [self._clip_root()]
+        if self.index is not None:
+            bases.append(Path(self.index.path))
+        for base in bases:
+            if (base / p).exists():
+                return base / p
+        raise InputError(f"conditioning clip {p} from the index was not found")
+
+    def clip_audio(self, metadata: dict, sample_rate: int) -> np.ndarray:
+        from foley.io import load_audio
+
+        return load_audio(self.clip_path(metadata), sample_rate)
+
+    def _clip_root(self) -> Path:
+        if self.root is not None:
+            return self.root
+        return Path(self.index.path).parent if self.index is not None else Path(".")
+
+
+def open_index(path: str | os.PathLike, **kwargs):
+    """``ClipIndex.open`` with one-line errors."""
+    from retrieval_index import ClipIndex
+
+    with index_errors():
+        return ClipIndex.open(path, **kwargs)
+
+
+def _pack(ids: list[str], rows: list[dict], root: Path, cfg: AVConfig) -> list[dict]:
+    """Copy each clip's audio to ``root/clips/<id>.ogg``; rows point there (relative)."""
+    from foley.io import load_audio, save_audio
+
+    (root / CLIPS_SUBFOLDER).mkdir(parents=True, exist_ok=True)
+    packed = []
+    for clip_id, row in zip(ids, rows):
+        name = f"{CLIPS_SUBFOLDER}/{clip_id}.ogg"
+        save_audio(root / name, load_audio(row["clip_path"], cfg.sample_rate), cfg.sample_rate)
+        packed.append({**row, "clip_path": name})
+    return packed
