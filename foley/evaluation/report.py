@@ -17,6 +17,8 @@ from foley.metrics.fd import frechet_distance
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fd_mel", "FD mel", "{:.3g}"),
     ("fd_mc3", "FD MC3", "{:.3g}"),
+    ("fd_aisfx", "FD aisfx", "{:.3g}"),
+    ("kl_soundnet", "KL SoundNet", "{:.3f}"),
     ("onset_f1", "onset F1", "{:.3f}"),
     ("ambient_db", "ambient dBFS", "{:.1f}"),
     ("ambient_gap_db", "gap to action GT dB", "{:+.1f}"),
@@ -24,6 +26,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("av_sim", "AV-sim", "{:.3f}"),
     ("at_sim", "AT-sim", "{:.3f}"),
     ("avs_j", "AVS J", "{:.3f}"),
+    ("av_agree", "AV-agree", "{:.3f}"),
 )
 _MEANS = (
     "onset_f1",
@@ -34,6 +37,8 @@ _MEANS = (
     "av_sim",
     "at_sim",
     "avs_j",
+    "kl_soundnet",
+    "av_agree",
 )
 
 
@@ -158,7 +163,7 @@ def summarise(
     loud = [c["loud_scene"] for c in per_clip]
     for name in row_names:
         summary: dict[str, float] = {}
-        for key in ("mel", "mc3"):
+        for key in ("mel", "mc3", "aisfx"):
             ref = embeddings["gt_mix"].get(key)
             mine = embeddings[name].get(key)
             summary[f"fd_{key}"] = (
