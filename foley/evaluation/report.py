@@ -170,7 +170,7 @@ def summarise(
                 frechet_distance(np.stack(mine), np.stack(ref)) if mine and ref else math.nan
             )
         for key in _MEANS:
-            summary[key] = _mean(c["rows"][name][key] for c in per_clip)
+            summary[key] = _mean(c["rows"][name].get(key) for c in per_clip)
         summary["ambient_db_loud"] = _mean(
             c["rows"][name]["ambient_db"] for c, is_loud in zip(per_clip, loud) if is_loud
         )
