@@ -142,3 +142,12 @@ def test_missing_network_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(networks.WEIGHTS, "no_such_pkg_foley", ("w.pth", "no-such-pkg==1"))
     with pytest.raises(MissingNetworkError, match="not installed"):
         networks.weight_file("no_such_pkg_foley")
+
+
+def test_check_install_looks_for_the_files_the_metrics_load():
+    from foley.cli.check_install import WEIGHT_FILES
+
+    checked = dict(WEIGHT_FILES)
+    for module, (rel, _dist) in networks.WEIGHTS.items():
+        assert checked[module] == rel
+        assert networks.weight_file(module).is_file()
