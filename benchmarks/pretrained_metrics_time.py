@@ -16,13 +16,12 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 import torchaudio
 
 from foley.config import DEFAULT_CONFIG
+from foley.metrics.networks.checks import check_sounds, efficientnet_on_grace_hopper, soundnet_on
 from foley.metrics.networks.soundnet import SAMPLE_RATE as SOUNDNET_RATE
-from foley.metrics.networks.soundnet import class_names
 from foley.metrics.pretrained import PretrainedJudges
 
 
@@ -62,40 +61,14 @@ def timings(judges: PretrainedJudges, clips: int, rows: int) -> dict[str, float]
 
 
 def sanity(judges: PretrainedJudges) -> list[str]:
-    from matplotlib import cbook
-    from PIL import Image
+    def fmt(top: list) -> str:
+        return ", ".join(f"{name} {p:.3f}" for name, p in top)
 
-    objects, places = class_names()
-    lines = []
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        img = Image.open(f).convert("RGB")
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)).resize((224, 224))
-    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255.0
-    with torch.no_grad():
-        p = judges.efficientnet(x).softmax(-1)[0]
-    top = [f"{objects[i].split(',')[0]} {float(p[i]):.3f}" for i in p.topk(3).indices]
-    lines.append("EfficientNet-Lite0, grace_hopper.jpg: " + "; ".join(top))
-
-    sr = SOUNDNET_RATE
-    t = np.arange(3 * sr) / sr
-    rng = np.random.default_rng(0)
-    spec = np.fft.rfft(rng.standard_normal(t.size))
-    pink = np.fft.irfft(spec / np.sqrt(np.maximum(np.arange(spec.size), 1)), t.size)
-    sounds = {
-        "pink noise": 0.5 * pink / np.abs(pink).max(),
-        "40 Hz sawtooth + noise (engine)": 0.5 * (2 * ((t * 40) % 1) - 1)
-        + 0.05 * rng.standard_normal(t.size),
-        "silence": np.zeros(t.size),
-    }
-    for name, wave in sounds.items():
-        with torch.no_grad():
-            obj, pla = judges.soundnet(torch.tensor(wave, dtype=torch.float32)[None])
-        po, pp = obj.softmax(-1).mean(1)[0], pla.softmax(-1).mean(1)[0]
-        top_p = ", ".join(places[i] for i in pp.topk(3).indices)
-        top_o = ", ".join(objects[i].split(",")[0] for i in po.topk(3).indices)
-        lines.append(f"SoundNet-8, {name}: places {top_p} | objects {top_o}")
+    photo = efficientnet_on_grace_hopper(judges.efficientnet)
+    lines = [f"EfficientNet-Lite0, grace_hopper.jpg: {fmt(photo)}"]
+    for name, wave in check_sounds().items():
+        places, objects = soundnet_on(judges.soundnet, wave)
+        lines.append(f"SoundNet-8, {name}: places {fmt(places)} | objects {fmt(objects)}")
     return lines
 
 

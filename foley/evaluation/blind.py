@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from foley.errors import InputError
-from foley.evaluation.report import _clean, _mean
+from foley.evaluation.report import _clean, _mean, table_lines
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 BLIND_ROWS: dict[str, str] = {
@@ -56,15 +56,8 @@ class BlindReport:
             f"ground truth), {s['num_inference_steps']} steps, guidance {s['guidance_scale']:g}, "
             f"seed {s['seed']}",
             "",
-            "| row | videos | " + " | ".join(t for _, t, _ in BLIND_COLUMNS) + " |",
-            "| --- | ---: |" + " ---: |" * len(BLIND_COLUMNS),
         ]
-        for name, r in self.rows.items():
-            cells = [
-                fmt.format(r[k]) if r[k] is not None and math.isfinite(r[k]) else "n/a"
-                for k, _, fmt in BLIND_COLUMNS
-            ]
-            lines.append(f"| {name} | {int(r['videos'])} | " + " | ".join(cells) + " |")
+        lines += table_lines(self.rows, (("videos", "videos", "{:.0f}"), *BLIND_COLUMNS))
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:

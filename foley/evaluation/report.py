@@ -42,6 +42,21 @@ _MEANS = (
 )
 
 
+def table_lines(rows: dict[str, dict], columns: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """Markdown header, rule and one line per row; a missing or non-finite value reads n/a."""
+    lines = [
+        "| row | " + " | ".join(title for _, title, _ in columns) + " |",
+        "| --- |" + " ---: |" * len(columns),
+    ]
+    for name, summary in rows.items():
+        cells = []
+        for key, _, fmt in columns:
+            v = summary.get(key, math.nan)
+            cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _mean(values) -> float:
     x = np.asarray([v for v in values if v is not None], np.float64)
     x = x[np.isfinite(x)]
@@ -95,15 +110,8 @@ class EvalReport:
             f"FoleyWorld `{s['split']}`, {s['clips']} clips, {s['num_inference_steps']} steps, "
             f"guidance {s['guidance_scale']:g}, seed {s['seed']}",
             "",
-            "| row | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-            "| --- |" + " ---: |" * len(COLUMNS),
         ]
-        for name, summary in self.rows.items():
-            cells = []
-            for key, _, fmt in COLUMNS:
-                v = summary.get(key, math.nan)
-                cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "n/a")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += table_lines(self.rows, COLUMNS)
         if self.targets:
             lines += ["", "| target | row | measured | met |", "| --- | --- | ---: | --- |"]
             for t in self.targets:
