@@ -136,25 +136,26 @@ def evaluate_videos(
     unknown = [m for m in modes if f"model_{m}" not in BLIND_ROWS]
     if unknown:
         raise InputError(f"unknown mode(s) {', '.join(unknown)}")
-    per_video: list[dict] = []
+    # first pass: the soundtracks only (random_clip draws from them); frames are decoded again
+    # per video in the second pass, so a large folder is never held in memory
     tracks: list[np.ndarray | None] = []
-    for path in tqdm(videos, desc="load videos", disable=not progress):
+    lengths: list[int] = []
+    for path in tqdm(videos, desc="load soundtracks", disable=not progress):
         video = load_video(path, cfg, max_seconds=cfg.clip_seconds)
-        frames = frames_to_tensor(video.frames)  # (T, 3, S, S)
-        num_samples = round(frames.shape[0] * cfg.samples_per_frame)
-        audio = None
-        if video.audio is not None and np.abs(video.audio).max() > 0:
-            audio = np.zeros(num_samples, np.float32)
-            audio[: min(num_samples, video.audio.size)] = video.audio[:num_samples]
-        tracks.append(audio)
-        per_video.append({"file": str(path), "frames": frames, "num_samples": num_samples})
+        num_samples = round(video.frames.shape[0] * cfg.samples_per_frame)
+        has_audio = video.audio is not None and np.abs(video.audio).max() > 0
+        tracks.append(_fit(video.audio, num_samples) if has_audio else None)
+        lengths.append(num_samples)
     with_audio = [i for i, t in enumerate(tracks) if t is not None]
     rng = np.random.default_rng([seed, 7919])
+    per_video: list[dict] = []
     bar_config = dict(getattr(pipeline, "_progress_bar_config", {}))
     pipeline.set_progress_bar_config(disable=True)
     try:
-        for i, entry in enumerate(tqdm(per_video, desc="foley eval", disable=not progress)):
-            frames, n_samples = entry.pop("frames"), entry.pop("num_samples")
+        for i, path in enumerate(tqdm(videos, desc="foley eval", disable=not progress)):
+            video = load_video(path, cfg, max_seconds=cfg.clip_seconds, with_audio=False)
+            frames = frames_to_tensor(video.frames)  # (T, 3, S, S) in [0, 1]
+            n_samples = lengths[i]
             waves: dict[str, np.ndarray] = {}
             if tracks[i] is not None:
                 waves["own_audio"] = tracks[i]
@@ -172,7 +173,7 @@ def evaluate_videos(
             others = [j for j in with_audio if j != i]
             if others:
                 waves["random_clip"] = _fit(tracks[others[rng.integers(len(others))]], n_samples)
-            entry["rows"] = _score(pipeline, judges, frames, waves)
+            per_video.append({"file": str(path), "rows": _score(pipeline, judges, frames, waves)})
     finally:
         pipeline.set_progress_bar_config(**bar_config)
     rows = {}
