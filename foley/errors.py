@@ -11,3 +11,7 @@ class InputError(FoleyError, ValueError):
 
 class ModelMismatchError(FoleyError, ValueError):
     """Weights, vectors or an index built for another model, dimension or config."""
+
+
+class MissingNetworkError(FoleyError, FileNotFoundError):
+    """A pretrained evaluation network (requirements-weights.lock) that is not installed."""

@@ -206,6 +206,13 @@ def test_foley_eval_end_to_end(tiny_setup, capsys):
     for name in ROWS:  # every metric measured: MC3 (from the pipeline) and AVS were given
         for key in ("fd_mel", "fd_mc3", "onset_f1", "ambient_db", "av_sim", "at_sim", "avs_j"):
             assert rows[name][key] is not None, (name, key)
+        for key in ("fd_aisfx", "kl_soundnet", "av_agree"):  # the pretrained networks
+            assert rows[name][key] is not None, (name, key)
+        assert 0 < rows[name]["av_agree"] < 1
+    assert rows["gt_mix"]["fd_aisfx"] == pytest.approx(0.0, abs=1e-6)
+    assert rows["gt_mix"]["kl_soundnet"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["silence"]["kl_soundnet"] > 0 and rows["silence"]["fd_aisfx"] > 0
+    assert "FD aisfx" in table and "KL SoundNet" in table and "AV-agree" in table
     assert {t["row"] for t in report["targets"]} == {"model_ambient_joint", "model_action_focused"}
     clips = [json.loads(line) for line in (out / "per_clip.jsonl").read_text().splitlines()]
     assert len(clips) == 2 and set(clips[0]["rows"]) == set(ROWS)
@@ -259,3 +266,46 @@ def test_eval_without_mc3_scores_the_unconditioned_model(tiny_setup):
     assert math.isnan(report.rows["model_no_condition"]["av_sim"])
     assert math.isfinite(report.rows["model_no_condition"]["fd_mel"])
     assert report.targets == [] and "n/a" in report.to_markdown()
+
+
+def test_eval_without_ground_truth_on_any_videos(tiny_setup, tmp_path):
+    """--no-ground-truth: a folder of videos, one without a soundtrack and of another size."""
+    import shutil
+
+    from foley.cli.main import main
+    from foley.io import write_video
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for clip in sorted((tiny_setup / "fw").rglob("*.mp4"))[:2]:
+        shutil.copy(clip, videos / clip.name)
+    frames = np.random.default_rng(0).integers(0, 255, (30, 48, 64, 3), dtype=np.uint8)
+    write_video(videos / "silent.mp4", frames, fps=15)  # no audio track
+    out = tmp_path / "out"
+    argv = ["eval", "--no-ground-truth", "--data", str(videos), "--model"]
+    argv += [str(tiny_setup / "model"), "--avs", str(tiny_setup / "avs"), "--steps", "1"]
+    assert main([*argv, "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = report["rows"]
+    assert list(rows) == ["own_audio", "model_ambient_joint", "silence", "random_clip"]
+    assert rows["own_audio"]["videos"] == 2 and rows["model_ambient_joint"]["videos"] == 3
+    for name, row in rows.items():
+        assert 0 < row["av_agree"] < 1, name
+        assert 0 <= row["alignment"] <= 1, name
+        assert row["sync_f1"] is None  # the tiny pipeline has no sync model
+    assert rows["silence"]["alignment"] == pytest.approx(0.5)  # no evidence at any lag
+    assert len(report["per_video"]) == 3 and "own_audio" not in report["per_video"][2]["rows"]
+    assert main([*argv, "--out", str(out), "--no-pretrained"]) == 1
+    assert main(["eval", "--no-ground-truth", "--data", str(tmp_path / "out")]) == 1  # no videos
+
+
+def test_eval_missing_network_is_one_line(tiny_setup, monkeypatch, capsys):
+    from foley.cli.main import main
+    from foley.metrics import networks
+
+    monkeypatch.setitem(networks.WEIGHTS, "aisfx", ("models/gone.pth", "aisfx==0.1.2"))
+    argv = ["eval", "--data", str(tiny_setup / "fw"), "--model", str(tiny_setup / "model")]
+    assert main([*argv, "--quiet", "--out", str(tiny_setup / "never")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("foley eval: error: evaluation network missing") and "\n" not in err
+    assert not (tiny_setup / "never").exists()

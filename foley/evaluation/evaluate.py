@@ -89,6 +89,7 @@ def evaluate(
     *,
     avs=None,
     mc3=None,
+    judges=None,
     n: int | None = None,
     modes: tuple[str, ...] = DEFAULT_MODES,
     seed: int = 0,
@@ -109,6 +110,8 @@ def evaluate(
         avs: an :class:`~foley.models.avs.AVSModel` for the alignment J (skipped if None).
         mc3: the MC3 judge of AV/AT similarity and the second FD; default ``pipeline.mc3``
             (those metrics are NaN when neither is given).
+        judges: :class:`~foley.metrics.pretrained.PretrainedJudges` for FD aisfx, KL SoundNet
+            (against each clip's ground-truth mix) and AV-agree (NaN when None).
         n: evaluate the first ``n`` clips of the split (all by default).
         modes: model rows to generate (``no_condition``, ``ambient_joint``, ``action_focused``).
         seed: the initial noise of the batch starting at clip ``i`` is drawn with ``seed + i``;
@@ -125,7 +128,7 @@ def evaluate(
     dataset = ClipDataset(data_dir, split, cfg)
     total = len(dataset) if n is None else min(int(n), len(dataset))
     _check(pipeline, modes, total)
-    scorers = Scorers(cfg, mc3 if mc3 is not None else pipeline.mc3, avs)
+    scorers = Scorers(cfg, mc3 if mc3 is not None else pipeline.mc3, avs, judges)
     can_retrieve = pipeline.mc3 is not None and pipeline.index is not None
     row_names = [
         r
@@ -207,6 +210,7 @@ def evaluate(
         "seed": int(seed),
         "mc3": scorers.mc3 is not None,
         "avs": avs is not None,
+        "pretrained": judges is not None,
         "av_config": cfg.to_dict(),
     }
     report = summarise(row_names, per_clip, embeddings, settings, examples)

@@ -17,6 +17,8 @@ from foley.metrics.fd import frechet_distance
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fd_mel", "FD mel", "{:.3g}"),
     ("fd_mc3", "FD MC3", "{:.3g}"),
+    ("fd_aisfx", "FD aisfx", "{:.3g}"),
+    ("kl_soundnet", "KL SoundNet", "{:.3f}"),
     ("onset_f1", "onset F1", "{:.3f}"),
     ("ambient_db", "ambient dBFS", "{:.1f}"),
     ("ambient_gap_db", "gap to action GT dB", "{:+.1f}"),
@@ -24,6 +26,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("av_sim", "AV-sim", "{:.3f}"),
     ("at_sim", "AT-sim", "{:.3f}"),
     ("avs_j", "AVS J", "{:.3f}"),
+    ("av_agree", "AV-agree", "{:.3f}"),
 )
 _MEANS = (
     "onset_f1",
@@ -34,7 +37,24 @@ _MEANS = (
     "av_sim",
     "at_sim",
     "avs_j",
+    "kl_soundnet",
+    "av_agree",
 )
+
+
+def table_lines(rows: dict[str, dict], columns: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """Markdown header, rule and one line per row; a missing or non-finite value reads n/a."""
+    lines = [
+        "| row | " + " | ".join(title for _, title, _ in columns) + " |",
+        "| --- |" + " ---: |" * len(columns),
+    ]
+    for name, summary in rows.items():
+        cells = []
+        for key, _, fmt in columns:
+            v = summary.get(key, math.nan)
+            cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _mean(values) -> float:
@@ -90,15 +110,8 @@ class EvalReport:
             f"FoleyWorld `{s['split']}`, {s['clips']} clips, {s['num_inference_steps']} steps, "
             f"guidance {s['guidance_scale']:g}, seed {s['seed']}",
             "",
-            "| row | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-            "| --- |" + " ---: |" * len(COLUMNS),
         ]
-        for name, summary in self.rows.items():
-            cells = []
-            for key, _, fmt in COLUMNS:
-                v = summary.get(key, math.nan)
-                cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "n/a")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += table_lines(self.rows, COLUMNS)
         if self.targets:
             lines += ["", "| target | row | measured | met |", "| --- | --- | ---: | --- |"]
             for t in self.targets:
@@ -158,14 +171,14 @@ def summarise(
     loud = [c["loud_scene"] for c in per_clip]
     for name in row_names:
         summary: dict[str, float] = {}
-        for key in ("mel", "mc3"):
+        for key in ("mel", "mc3", "aisfx"):
             ref = embeddings["gt_mix"].get(key)
             mine = embeddings[name].get(key)
             summary[f"fd_{key}"] = (
                 frechet_distance(np.stack(mine), np.stack(ref)) if mine and ref else math.nan
             )
         for key in _MEANS:
-            summary[key] = _mean(c["rows"][name][key] for c in per_clip)
+            summary[key] = _mean(c["rows"][name].get(key) for c in per_clip)
         summary["ambient_db_loud"] = _mean(
             c["rows"][name]["ambient_db"] for c, is_loud in zip(per_clip, loud) if is_loud
         )

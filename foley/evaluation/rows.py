@@ -83,19 +83,24 @@ def fit_masks(masks: np.ndarray | torch.Tensor, num_frames: int, size: int) -> t
 
 
 class Scorers:
-    """The optional judges: MC3 (similarities, second FD) and AVS (alignment J)."""
+    """The optional judges: MC3 (similarities, second FD), AVS (alignment J) and the pretrained
+    networks (:class:`~foley.metrics.pretrained.PretrainedJudges`: FD aisfx, KL SoundNet,
+    AV-agree)."""
 
-    def __init__(self, cfg: AVConfig, mc3=None, avs=None) -> None:
-        self.cfg, self.mc3, self.avs = cfg, mc3, avs
+    def __init__(self, cfg: AVConfig, mc3=None, avs=None, judges=None) -> None:
+        self.cfg, self.mc3, self.avs, self.judges = cfg, mc3, avs, judges
         self._text_cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def clip_context(self, truth: ClipTruth) -> dict[str, torch.Tensor]:
-        """Per clip, computed once: MC3 video and text embeddings (1, D)."""
+        """Per clip, computed once: MC3 video and text embeddings (1, D); EfficientNet-Lite0's
+        ImageNet distribution of the frames (1000,)."""
         ctx = {}
         if self.mc3 is not None:
             ctx["video"] = self.mc3.encode_video(truth.frames[None]).float().cpu()
             ctx["text"] = self.mc3.encode_text([truth.text]).float().cpu()
+        if self.judges is not None:
+            ctx["imagenet"] = torch.from_numpy(self.judges.frames(truth.frames, self.cfg.fps))
         return ctx
 
     @torch.no_grad()
@@ -104,8 +109,9 @@ class Scorers:
     ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
         """Metrics of each row's soundtrack ``(N,)`` for one clip, and the rows' FD embeddings.
 
-        Returns ``{row: {metric: value}}`` and ``{row: {"mel": (4 * n_mels,), "mc3": (D,)}}``;
-        the networks see all rows of the clip as one batch.
+        Returns ``{row: {metric: value}}`` and ``{row: {"mel": (4 * n_mels,), "mc3": (D,),
+        "aisfx": (512,)}}``; the networks see all rows of the clip as one batch. KL SoundNet is
+        against the ``gt_mix`` row.
         """
         cfg = self.cfg
         names = list(waves)
@@ -125,6 +131,8 @@ class Scorers:
                 "av_sim": math.nan,
                 "at_sim": math.nan,
                 "avs_j": math.nan,
+                "kl_soundnet": math.nan,
+                "av_agree": math.nan,
             }
         mel = mel_stats_embedding(batch, cfg)  # (rows, 4 * n_mels)
         embeddings = {name: {"mel": mel[i]} for i, name in enumerate(names)}
@@ -135,6 +143,8 @@ class Scorers:
             for i, name in enumerate(names):
                 metrics[name].update(av_sim=float(av[i]), at_sim=float(at[i]))
                 embeddings[name]["mc3"] = a[i].numpy().astype(np.float64)
+        if self.judges is not None:
+            self._score_pretrained(batch, names, ctx, metrics, embeddings)
         if self.avs is not None:
             from foley.metrics.avs import mask_iou, predict_probs
 
@@ -145,3 +155,24 @@ class Scorers:
             for i, name in enumerate(names):
                 metrics[name]["avs_j"] = float(j[i])
         return metrics, embeddings
+
+    def _score_pretrained(
+        self,
+        batch: np.ndarray,
+        names: list[str],
+        ctx: dict[str, torch.Tensor],
+        metrics: dict[str, dict[str, float]],
+        embeddings: dict[str, dict[str, np.ndarray]],
+    ) -> None:
+        from foley.metrics.pretrained import av_agree, kl_divergence
+
+        judged = self.judges.audio(batch, self.cfg.sample_rate)
+        agree = av_agree(judged.objects, ctx["imagenet"].numpy()[None])  # (rows,)
+        kl = (
+            kl_divergence(judged.objects[names.index("gt_mix")][None], judged.objects)
+            if "gt_mix" in names
+            else np.full(len(names), math.nan)
+        )
+        for i, name in enumerate(names):
+            metrics[name].update(kl_soundnet=float(kl[i]), av_agree=float(agree[i]))
+            embeddings[name]["aisfx"] = judged.aisfx[i]
