@@ -135,6 +135,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _main_blind(args: argparse.Namespace, pipeline, judges) -> int:
     from foley.evaluation.blind import evaluate_videos
+    from foley.pipelines.loading import load_avs
 
     if args.avs:
         pipeline.set_avs(load_avs(args.avs, pipeline.device))
