@@ -1,13 +1,15 @@
-"""Codec reconstruction quality on dataset clips, next to 8-bit mu-law as reference degradation.
+"""Codec reconstruction quality on dataset clips, beside mu-law references, in one run.
 
     python -m benchmarks.codec_quality --data DATA --model runs/codec/model
     python -m benchmarks.codec_quality --data DATA --model A/model --model B/model --quick
 
-Prints a markdown table: SI-SDR (dB, higher is better), multi-scale mel distance and
-log-spectral distance (dB) (lower is better), mean over the clips of ``--split``
-(definitions in :mod:`foley.metrics.audio_quality`).  The codec's aim (issue 10): a mel
-distance at or below 8-bit mu-law's
-(4-bit mu-law is printed too, as a coarser yardstick).
+Prints a markdown table, mean over the clips of ``--split`` (definitions in
+:mod:`foley.metrics.audio_quality`): onset F1 against the clip's ground-truth event onsets
+(FoleyWorld's ``.gt.npz``; the clean audio's own F1 is the ceiling), SI-SDR (dB, higher is
+better), multi-scale mel distance and log-spectral distance (dB) (lower is better), and
+FD aisfx of the reconstructed set against the clean set (``--no-fd`` leaves it out).
+The codec's targets (issue 21): onset F1 at least 0.95x the clean audio's, mel distance at
+most half of 6-bit mu-law's, SI-SDR at least +5 dB, FD aisfx at most a third of 6-bit mu-law's.
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ from foley.metrics.audio_quality import mu_law, reconstruction_metrics
 from foley.models.codec import FoleyCodec
 
 
-def load_clips(data: str, split: str, max_clips: int) -> np.ndarray:
-    """Audio of the first ``max_clips`` clips of a split, ``(n, samples_per_clip)``."""
-    from foley.data.ego4d import ClipDataset
+def load_clips(data: str, split: str, max_clips: int) -> tuple[np.ndarray, list | None]:
+    """Audio of the first ``max_clips`` clips of a split, ``(n, samples_per_clip)``, and each
+    clip's audible ground-truth onsets (None when the data has no FoleyWorld ground truth)."""
+    from foley.data.ego4d import ClipDataset, load_ground_truth
+    from foley.evaluation.rows import audible_onsets
 
     dataset = ClipDataset(data, split, DEFAULT_CONFIG)
     n = min(max_clips, len(dataset)) if max_clips else len(dataset)
     waves = [dataset.load_clip(i, with_frames=False)[1] for i in tqdm(range(n), desc="clips")]
-    return np.stack(waves)
+    gt_paths = [dataset.records[i].gt_path(dataset.root) for i in range(n)]
+    onsets = None
+    if all(p.is_file() for p in gt_paths):
+        onsets = [audible_onsets(load_ground_truth(p)["events"]) for p in gt_paths]
+    return np.stack(waves), onsets
 
 
 @torch.inference_mode()
@@ -43,11 +51,24 @@ def reconstruct(codec: FoleyCodec, waves: np.ndarray, batch_size: int = 8) -> np
     return np.concatenate(out)
 
 
-def summarize(name: str, ref: np.ndarray, est: np.ndarray) -> str:
+def onset_f1(waves: np.ndarray, onsets: list | None) -> float:
+    from foley.metrics.onsets import onset_f1 as f1
+
+    if onsets is None:
+        return float("nan")
+    return float(np.mean([f1(w, o).f1 for w, o in zip(waves, onsets)]))
+
+
+def row(name: str, ref: np.ndarray, est: np.ndarray, onsets, judges, ref_embed) -> str:
     m = reconstruction_metrics(ref, est, DEFAULT_CONFIG.sample_rate)
+    fd = "-"
+    if judges is not None:
+        from foley.metrics.pretrained import fd_aisfx
+
+        fd = f"{fd_aisfx(ref_embed, judges.embed(est, DEFAULT_CONFIG.sample_rate)):.2f}"
     return (
-        f"| {name} | {m['si_sdr'].mean():.2f} | {m['mel_distance'].mean():.3f} "
-        f"| {m['lsd'].mean():.2f} |"
+        f"| {name} | {onset_f1(est, onsets):.3f} | {m['si_sdr'].mean():.2f} "
+        f"| {m['mel_distance'].mean():.3f} | {m['lsd'].mean():.2f} | {fd} |"
     )
 
 
@@ -58,23 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-clips", type=int, default=200)
     parser.add_argument(
-        "--bits", type=int, nargs="+", default=[8, 4], help="mu-law references (bits)"
+        "--bits", type=int, nargs="+", default=[6, 8], help="mu-law references (bits)"
     )
+    parser.add_argument("--no-fd", action="store_true", help="leave out FD aisfx")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="32 clips")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    waves = load_clips(args.data, args.split, 32 if args.quick else args.max_clips)
+    waves, onsets = load_clips(args.data, args.split, 32 if args.quick else args.max_clips)
+    judges = ref_embed = None
+    if not args.no_fd:
+        from foley.metrics.pretrained import PretrainedJudges
+
+        judges = PretrainedJudges("cpu")
+        ref_embed = judges.embed(waves, DEFAULT_CONFIG.sample_rate)
     print(f"{len(waves)} clips of {args.split} in {args.data}")
-    print("| audio | SI-SDR (dB) | mel distance | LSD (dB) |")
-    print("| --- | --- | --- | --- |")
+    print("| audio | onset F1 | SI-SDR (dB) | mel distance | LSD (dB) | FD aisfx |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(row("clean audio (ceiling)", waves, waves, onsets, judges, ref_embed))
     for bits in args.bits:
-        print(summarize(f"{bits}-bit mu-law (reference)", waves, mu_law(waves, bits)))
+        refd = mu_law(waves, bits)
+        print(row(f"{bits}-bit mu-law (reference)", waves, refd, onsets, judges, ref_embed))
     for path in args.model:
         codec = FoleyCodec.from_pretrained(path).eval()
         cfg = codec.config
-        name = f"codec {path} (n_filters {cfg.n_filters}, latent {cfg.latent_dim})"
-        print(summarize(name, waves, reconstruct(codec, waves)))
+        arch = getattr(cfg, "architecture", "seanet")
+        name = f"codec {path} ({arch}, latent {cfg.latent_dim})"
+        print(row(name, waves, reconstruct(codec, waves), onsets, judges, ref_embed))
     return 0
 
 
