@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from foley.config import DEFAULT_CONFIG, AVConfig
-from foley.data.ego4d import SPLITS, ClipRecord, write_metadata
+from foley.data.ego4d import SPLITS, ClipDataset, ClipRecord, write_metadata
 from foley.errors import InputError
 from foley.paths import is_within, resolved
 
@@ -63,7 +63,7 @@ class PrepareSettings:
     frame_size: int = DEFAULT_CONFIG.frame_size
     sample_rate: int = DEFAULT_CONFIG.sample_rate
     max_seconds: float = DEFAULT_CONFIG.max_video_seconds  # longer files: the first part only
-    min_seconds: float = 0.05  # shorter files are skipped
+    min_seconds: float = 0.02  # shorter files are skipped
 
 
 @dataclass
@@ -409,3 +409,22 @@ def _write_tables(out, entries, val_fraction, test_fraction, seed, report) -> No
         write_metadata(out / f"{name}.tsv", records)
         if records:
             report.clips[name] = len(records)
+
+
+class AudioClipDataset(ClipDataset):
+    """The audio-only entries of a prepared folder (``split`` e.g. ``train_audio``): items are
+    ``audio`` (N,) float32 fitted to ``cfg.samples_per_clip``, ``text`` and ``meta``; no frames."""
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        _, wave = self.load_clip(index, with_frames=False)
+        record = self.records[index]
+        return {"audio": torch.from_numpy(wave), "text": record.clip_text, "meta": self.meta(index)}
+
+    @staticmethod
+    def collate(items: list[dict]) -> tuple:
+        """(audio (batch, N), [meta])."""
+        import torch
+
+        return torch.stack([it["audio"] for it in items]), [it["meta"] for it in items]
