@@ -35,19 +35,26 @@ def _nonempty_splits(data: Path, splits: tuple[str, ...]) -> list[str]:
     return [s for s in splits if (data / f"{s}.tsv").is_file() and read_metadata(data / f"{s}.tsv")]
 
 
-def finetune_features(init: Path, data: str, feat_root: Path, device: str = "cpu") -> Path:
-    """``data``: a features folder (used as is) or a dataset folder, whose train and val clips
-    with video are extracted with ``init``'s codec and video encoder into ``feat_root``."""
+def finetune_features(
+    init: Path,
+    data: str | Path,
+    feat_root: Path,
+    device: str = "cpu",
+    splits: tuple[str, ...] = ("train", "val"),
+) -> Path:
+    """``data``: a features folder (used as is) or a dataset folder, whose ``splits`` (the
+    first one required, the others when not empty) are extracted with ``init``'s codec and
+    video encoder into ``feat_root``."""
     from foley.models.sync import SyncModel
     from training.train_sync import write_features
 
     data_p = Path(data).expanduser()
     if (data_p / FEATURES_JSON).is_file():
         return data_p
-    splits = _nonempty_splits(data_p, ("train", "val"))
-    if "train" not in splits:
+    first, splits = splits[0], _nonempty_splits(data_p, splits)
+    if first not in splits:
         raise InputError(
-            f"{data}: no clips with video in train.tsv (audio-only entries cannot train the "
+            f"{data}: no clips with video in {first}.tsv (audio-only entries cannot train the "
             "denoiser; foley prepare a folder of videos)"
         )
     meta_path = feat_root / FEATURES_JSON
