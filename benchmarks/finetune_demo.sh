@@ -2,7 +2,7 @@
 # the before/after fine-tune measurement (1 thread)
 set -e
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 PYTHONPATH=$(cd "$(dirname "$0")/.." && pwd)
-PY=/work/main/.venv/bin/python
+PY=${PYTHON:-python}  # e.g. PYTHON=/work/main/.venv/bin/python
 cd "$(dirname "$0")/.."
 rm -rf /tmp/byof-footage && mkdir -p /tmp/byof-footage
 $PY - <<'PY'
