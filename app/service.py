@@ -32,6 +32,8 @@ from foley.errors import InputError
 from foley.paths import confined, is_within, resolved
 
 MODES = ("action_focused", "ambient_joint")
+TEXT_HITS = 5  # players of the Index tab's text search
+MAX_TEXT_CHARS = 200
 ProgressFn = Callable[[float, str], None]  # (fraction in [0, 1], what is happening)
 
 
@@ -432,6 +434,53 @@ class FoleyService:
                 f"no clip in the index has an ambient level at or below {ambient_db_max:g} dBFS: "
                 "raise the action-focused threshold under Advanced"
             )
+
+    def search_text(self, text: str, k: int = TEXT_HITS) -> list[dict]:
+        """The ``k`` indexed clips nearest a text by MC3 text-to-audio similarity: one dict per
+        hit (``rank``, ``id``, ``score``, ``narration``, ``ambient_db``, ``audio_only``, and
+        ``audio``: a wav of the clip in this request's folder, or None if its file is gone).
+        No server path is in anything returned but the request's own audio files."""
+        from foley.io import save_audio
+        from foley.retrieval import ClipRetriever
+
+        text = " ".join(str(text or "").split())
+        if not text:
+            raise InputError("type what to search for, e.g. footsteps on gravel")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InputError(f"the search text is limited to {MAX_TEXT_CHARS} characters")
+        if not 1 <= int(k) <= TEXT_HITS:
+            raise InputError(f"the number of results must be 1 to {TEXT_HITS}")
+        index, mc3 = self.index, self.models.pipeline.mc3
+        if mc3 is None:
+            raise InputError("the loaded pipeline has no MC3 model: text search is unavailable")
+        if index is None:
+            raise InputError("no index loaded: text search needs one (rebuild it)")
+        if self.mc3_model_id() not in (None, index.model_id):
+            raise InputError("the index was built with another MC3 model: rebuild it")
+        retriever = ClipRetriever(mc3, index)
+        sr = int(mc3.config.sample_rate)
+        out_dir = self._request_dir()
+        rows = []
+        for rank, hit in enumerate(retriever.retrieve_text([text], int(k))[0], 1):
+            try:
+                audio = save_audio(
+                    out_dir / f"hit-{rank}.wav", retriever.clip_audio(hit.metadata, sr), sr
+                )
+            except (InputError, OSError):
+                audio = None  # the clip's file moved: the row stays, without a player
+            meta = hit.metadata
+            rows.append(
+                {
+                    "rank": rank,
+                    "id": hit.id,
+                    "score": round(hit.score, 4),
+                    "narration": str(meta.get("narration", "")),
+                    "ambient_db": meta.get("ambient_db"),
+                    "audio_only": bool(meta.get("audio_only", False)),
+                    "audio": str(audio) if audio else None,
+                }
+            )
+        return rows
 
     @property
     def has_sync_model(self) -> bool:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.results import GenerateResult
-from app.service import MODES, FoleyService, Limits
+from app.service import MODES, TEXT_HITS, FoleyService, Limits
 from foley.errors import FoleyError
 from foley.paths import resolved
 
@@ -101,6 +101,21 @@ def _avs_md(result: GenerateResult) -> str:
         f"shuffled in time; 1: better than every shuffle). The mask shows the pixels the AVS "
         f"model ties to the generated sound, over the first {result.avs.seconds:.1f} s."
     )
+
+
+def _search_md(rows: list[dict]) -> str:
+    """The text search results as a Markdown table (no paths: narration, score, level)."""
+    if not rows:
+        return "No clip in the index."
+    lines = ["| # | score | ambient | clip | narration |", "| ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        kind = " (audio only)" if r["audio_only"] else ""
+        narration = html.escape(r["narration"]).replace("|", "/")
+        lines.append(
+            f"| {r['rank']} | {r['score']:.3f} | {_fmt_db(r['ambient_db'])} | "
+            f"{html.escape(r['id'])} | {narration}{kind} |"
+        )
+    return "\n".join(lines)
 
 
 def _index_md(info: dict) -> str:
@@ -253,6 +268,17 @@ def build_ui(
                 split = gr.Textbox(value="train", label="Split")
             rebuild_btn = gr.Button("Rebuild index", visible=rebuilds)
             rebuild_md = gr.Markdown(elem_id="rebuild-status")
+            gr.Markdown("### Search the index by text (MC3 text tower)")
+            with gr.Row():
+                search_text = gr.Textbox(
+                    label="Describe a sound", placeholder="footsteps on gravel", max_lines=1
+                )
+                search_btn = gr.Button("Search", scale=0)
+            search_md = gr.Markdown(elem_id="search-results")
+            search_audio = [
+                gr.Audio(label=f"result {k + 1}", type="filepath", visible=False)
+                for k in range(TEXT_HITS)
+            ]
 
         # ---- handlers (closures over this app's service; no module state) ---------------
         def on_check(video):
@@ -327,6 +353,18 @@ def build_ui(
                 info = service.index_info()
             return scrub_paths(job.describe()), _index_md(info), info
 
+        def on_search(text_value):
+            with _shown_as_message(gr):
+                rows = service.search_text(text_value, TEXT_HITS)
+            return [_search_md(rows)] + [
+                gr.update(
+                    value=rows[k]["audio"] if k < len(rows) else None,
+                    visible=k < len(rows) and rows[k]["audio"] is not None,
+                    label=f"{k + 1}. {rows[k]['narration']}" if k < len(rows) else None,
+                )
+                for k in range(TEXT_HITS)
+            ]
+
         generate_outputs = [
             out_video, out_audio, spectrogram, details, cond_md, cond_audio, avs_md,
             overlay_img, overlay_video, cand_title, *cand_audio, *cand_img,
@@ -349,6 +387,11 @@ def build_ui(
         rebuild_btn.click(
             on_rebuild, [data_dir, split], [rebuild_md, index_md, index_json],
             api_name="rebuild_index", concurrency_limit=1, concurrency_id="rebuild",
+        )  # fmt: skip
+        gr.on(
+            [search_btn.click, search_text.submit], on_search, search_text,
+            [search_md, *search_audio], api_name="search_text",
+            concurrency_limit=lim.concurrency, concurrency_id="generate",
         )  # fmt: skip
         demo.load(on_index_info, None, [index_md, index_json], api_visibility="private")
 

@@ -1,5 +1,7 @@
 """ClipRetriever: MC3 plus the index of training clips and their audio, the one way to build,
-extend and query a retrieval index (by video).
+extend and query a retrieval index (by video, or by text: :meth:`ClipRetriever.retrieve_text`).
+Audio-only entries of a ``foley prepare`` folder are indexed beside its video clips
+(:func:`library_parts`).
 
 A retriever folder (what a pipeline folder holds)::
 
@@ -129,6 +131,65 @@ def embedded_parts(
         done += len(part)
         if on_progress:
             on_progress(done, total)
+
+
+def audio_only_parts(
+    mc3,
+    data: str | os.PathLike,
+    split: str,
+    *,
+    batch_size: int = 16,
+    workers: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[list[str], np.ndarray, list[dict]]]:
+    """(ids, audio embeddings (n, D), metadata rows) per batch of the audio-only entries of
+    ``split`` (``<split>_audio.tsv`` of a ``foley prepare`` folder; none if it has none): the
+    MC3 audio tower only, rows marked ``audio_only`` and listed under ``split``."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from foley.data.prepare import AudioClipDataset, audio_split
+    from foley.metrics.audio import ambient_level_db
+    from foley.models.mc3_embed import ClipEmbeddings
+
+    root = Path(data).expanduser()
+    if not (root / f"{audio_split(split)}.tsv").is_file():
+        return
+    dataset = AudioClipDataset(root, audio_split(split))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=AudioClipDataset.collate
+    )
+    bar = tqdm(total=len(dataset), desc="embedding sounds", unit="clip", disable=not progress)
+    for audio, meta in loader:  # audio (b, N) float32 at the MC3 rate
+        with torch.no_grad():
+            vectors = mc3.encode_audio(audio.to(mc3.device)).float().cpu().numpy()
+        levels = [ambient_level_db(np.trim_zeros(w.numpy(), "b")) for w in audio]
+        emb = ClipEmbeddings([m["clip_id"] for m in meta], vectors, vectors[:0], None,
+                             np.array(levels), meta)  # fmt: skip
+        rows = [{**r, "audio_only": True} for r in clip_metadata(emb, root, split)]
+        yield emb.ids, vectors, rows
+        bar.update(len(meta))
+    bar.close()
+
+
+def library_parts(
+    mc3, data: str | os.PathLike, split: str, **kwargs
+) -> Iterator[tuple[list[str], np.ndarray, list[dict]]]:
+    """The parts of ``split``'s clips with video (when it has any) and then of its audio-only
+    entries: everything a ``foley prepare`` folder holds for ``split`` (kwargs: batch_size,
+    workers, progress)."""
+    from foley.data.ego4d import read_metadata, split_path
+
+    video_tsv = split_path(Path(data).expanduser(), split)
+    has_video = video_tsv.is_file() and bool(read_metadata(video_tsv))
+    if has_video:
+        yield from embedded_parts(mc3, data, split, **kwargs)
+    found = has_video
+    for part in audio_only_parts(mc3, data, split, **kwargs):
+        found = True
+        yield part
+    if not found:
+        open_dataset(data, split)  # the one-line error for a missing / empty split
 
 
 class ClipRetriever:
@@ -297,6 +358,42 @@ class ClipRetriever:
             audio = self.clip_audio(hit.metadata, cfg.sample_rate) if with_audio else None
             out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), audio))
         return out
+
+    @torch.no_grad()
+    def retrieve_text(
+        self,
+        texts: list[str],
+        k: int = 5,
+        *,
+        where: dict | None = None,
+        with_audio: bool = False,
+        cfg: AVConfig = DEFAULT_CONFIG,
+    ) -> list[list[Retrieved]]:
+        """The ``k`` clips nearest each text by MC3 text-to-audio similarity (best first), e.g.
+        ``retrieve_text(["footsteps on gravel"])``; ``where``: index filters (``split``,
+        ``ambient_db_max``, ``exclude_video_uid``...)."""
+        if self.index is None:
+            raise InputError("this retriever has no index: build one (foley index build)")
+        texts = [" ".join(str(t).split()) for t in texts]
+        if not texts or not all(texts):
+            raise InputError("give a non-empty text to search for")
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        queries = self.mc3.encode_text(texts).float().cpu().numpy()  # (len(texts), D)
+        with index_errors():
+            results = self.index.search(queries, k, where=where or None)
+        return [
+            [
+                Retrieved(
+                    str(h.id),
+                    float(h.score),
+                    dict(h.metadata),
+                    self.clip_audio(h.metadata, cfg.sample_rate) if with_audio else None,
+                )
+                for h in hits
+            ]
+            for hits in results
+        ]
 
     def has_quiet_clip(self, ambient_db_max: float) -> bool:
         """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS

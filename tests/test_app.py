@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
@@ -273,3 +274,25 @@ def test_importing_the_app_loads_nothing():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_text_search_plays_the_hits(served, world):
+    client, service = served["client"], served["service"]
+    text = "knock on the wooden table"
+    md, *players = client.predict(text, api_name="/search_text")
+    rows = service.search_text(text)
+    n = min(5, len(service.index))
+    assert len(rows) == n and len(players) == 5
+    assert [p["visible"] for p in players] == [True] * n + [False] * (5 - n)
+    with torch.no_grad():
+        q = service.models.pipeline.mc3.encode_text([text]).numpy()[0]
+    scores = [float(service.index.vector(r["id"]) @ q) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert np.allclose(scores, [r["score"] for r in rows], atol=1e-3)
+    for row, player in zip(rows, players):
+        assert row["id"] in md
+        clip = load_audio(service.index.get(row["id"])["clip_path"])
+        assert np.allclose(load_audio(player["value"]), clip, atol=2e-4)  # the clip, as wav
+    assert str(world["root"]) not in md and "clip_path" not in md
+    with pytest.raises(Exception, match="type what to search for"):
+        client.predict("   ", api_name="/search_text")

@@ -18,6 +18,10 @@ time), calls ``export(step)`` inside the EMA weights when ``ema`` is given and l
 returns, and at save points (every ``save_every`` steps, the last step, out of time) writes a
 checkpoint holding ``loop.state``. Out of time (``max_minutes``), the run stops after saving:
 run it again to continue.
+
+Early stopping: ``export`` calls ``loop.improved(value, patience)`` with its validation loss
+(lower is better) and exports only when it returns True; after ``patience`` validations without
+improvement the loop saves and stops, and a rerun of a stopped run does not train further.
 """
 
 from __future__ import annotations
@@ -111,7 +115,9 @@ class TrainLoop:
         self.step = int(resumed.pop("step"))
         self.state = {**(state or {}), **resumed}
         self.log = MetricLog(accelerator, self.out)
-        self.stopped = False
+        self.stopped = bool(self.state.get("stopped_early"))
+        if self.stopped:
+            accelerator.print(f"stopped early at step {self.step} (no val improvement): done")
         self._window: dict[str, list[float]] = {}
         self._start = time.time()
         disable = None if show_bar is None else not show_bar
@@ -125,6 +131,24 @@ class TrainLoop:
                 yield self.step
         finally:
             self.bar.close()
+
+    def improved(self, value: float, patience: int = 0, min_delta: float = 0.0) -> bool:
+        """Record a validation loss (lower is better): True when it is the best so far; after
+        ``patience`` (> 0) validations in a row without improvement the loop stops (early
+        stopping, kept in ``state`` so a resumed run stays stopped)."""
+        best = self.state.get("best_val")
+        if best is None or value < best - min_delta:
+            self.state.update(best_val=float(value), best_step=self.step, bad_vals=0)
+            return True
+        self.state["bad_vals"] = int(self.state.get("bad_vals", 0)) + 1
+        if patience > 0 and self.state["bad_vals"] >= patience:
+            self.state["stopped_early"] = self.step
+            self.stopped = True
+            self.accelerator.print(
+                f"early stop at step {self.step}: val {value:.5f}, best {best:.5f} at step "
+                f"{self.state['best_step']}"
+            )
+        return False
 
     @property
     def out_of_time(self) -> bool:
@@ -149,7 +173,7 @@ class TrainLoop:
                 metrics = self.export(step)
             if metrics:
                 self.log(step, **metrics)
-        if step % self.save_every == 0 or last or out_of_time:
+        if step % self.save_every == 0 or last or out_of_time or self.stopped:
             save_checkpoint(self.accelerator, self.out, step, self.state)
         if out_of_time:
             self.accelerator.print(

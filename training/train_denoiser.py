@@ -9,6 +9,13 @@ FlowMatchEulerDiscreteScheduler) or DDPM ``v``/``eps`` prediction (sampled with 
 Resume format: ``OUT/ckpt`` (training/common.py). Export: ``OUT/model`` (FoleyPipeline
 ``save_pretrained``; EMA weights). Validation: ``OUT/val/step-N/*.wav`` + spectrogram PNGs and
 ``val_mel_l1`` / ``val_env_corr`` in ``OUT/metrics.jsonl``.
+
+Fine-tuning: ``--init-from default`` (or a pipeline folder) starts from that pipeline's denoiser,
+frozen video encoder, codec and objective; FEATURES may then be a ``foley prepare`` folder (its
+features are extracted into ``OUT/features``). With ``--patience N`` the val denoising loss at
+fixed noise (``training.finetune.denoising_loss``) is measured before training and every
+``--val-every`` steps; ``OUT/model`` is exported only when it improves, and training stops after
+N validations without improvement, so a few minutes of data cannot make the export worse on val.
 """
 
 from __future__ import annotations
@@ -133,7 +140,11 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
     from foley.models.codec import FoleyCodec
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
-    mc3 = None
+    mc3, avs = None, None
+    if args.init_from and (Path(args.init_from) / "avs").is_dir():
+        from foley.models.avs import AVSModel
+
+        avs = AVSModel.from_pretrained(Path(args.init_from) / "avs")
     if args.mc3:
         from foley.models.mc3 import MC3Model
 
@@ -145,6 +156,7 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
         scheduler=Objective(args.objective, args.flow_shift).sampler(),
         mc3=mc3,
         av_config=cfg.to_dict(),
+        avs=avs,
     )
     pipe.save_pretrained(out)
     return pipe
@@ -210,6 +222,13 @@ class DenoiserConfig:
     codec: str | None = opt(None, "FoleyCodec folder (default: features')")
     mc3: str | None = opt(None, "MC3 folder to ship in the exported pipeline")
     video_init: str | None = opt(None, "init the video encoder from MC3")
+    init_from: str | None = opt(
+        None, "fine-tune this saved pipeline ('default': the shipped model); FEATURES may then "
+        "be a foley prepare folder"
+    )  # fmt: skip
+    patience: int = opt(
+        0, "early stopping: stop after this many validations without a lower val loss (0: off)"
+    )
     train_video_encoder: bool = opt(
         False, "train a video encoder on frames even if the features hold frozen video features"
     )
@@ -246,11 +265,13 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
     args = config_from_args(DenoiserConfig, args)
     from diffusers.training_utils import EMAModel
 
+    out = Path(args.out)
+    if args.init_from:
+        args = _finetune_args(args, out)
     feat_root = Path(args.features)
     cfg = read_config(feat_root)
     meta = json.loads((feat_root / FEATURES_JSON).read_text())
     args = replace(args, codec=args.codec or meta["codec"])
-    out = Path(args.out)
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     train = SplitFeatures(feat_root, "train")
     val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else None
@@ -261,6 +282,8 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
     video_encoder, denoiser = build_models(
         args, int(meta["latent_dim"]), cfg, frozen_dir, curve_dim
     )
+    if args.init_from:
+        denoiser = _init_denoiser(args.init_from, curve_dim)
     model = AVLDM(video_encoder, denoiser, frozen)
     trained = [p for p in model.parameters() if p.requires_grad]
     ema = EMAModel(trained, decay=args.ema_decay)
@@ -279,14 +302,26 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
     objective = Objective(args.objective, args.flow_shift)
 
     def export(step: int) -> dict | None:
-        """EMA weights -> OUT/model; validation clips and metrics."""
+        """EMA weights -> OUT/model; validation clips and metrics. With --patience: only when
+        the val denoising loss improves."""
         if not accelerator.is_main_process:
             return None
+        metrics = {}
+        if args.patience > 0 and val is not None:
+            from training.finetune import denoising_loss
+
+            metrics["val_loss"] = denoising_loss(
+                accelerator.unwrap_model(model), val, objective, frozen=frozen, curves=use_curves,
+                batch_size=args.batch_size, seed=args.seed,
+            )  # fmt: skip
+            accelerator.print(f"step {step}: val_loss {metrics['val_loss']:.5f}")
+            if not loop.improved(metrics["val_loss"], args.patience):
+                return metrics
         pipe = export_pipeline(accelerator.unwrap_model(model), args, cfg, out / "model")
         if val is None or args.val_num <= 0:
-            return None
+            return metrics or None
         val_dir = out / "val" / f"step-{step:07d}"
-        metrics = validate(pipe, val, cfg, val_dir, args.val_num, args.val_steps)
+        metrics.update(validate(pipe, val, cfg, val_dir, args.val_num, args.val_steps))
         accelerator.print(f"step {step}: " + json.dumps(metrics))
         return metrics
 
@@ -302,6 +337,8 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
         state={"objective": args.objective},
         ema=(ema, trained),
     )
+    if loop.step == 0 and args.patience > 0 and val is not None:  # the starting point counts
+        loop.log(0, **(export(0) or {}))
     batches = cycle(loader)
     model.train()
     for _ in loop:
@@ -324,6 +361,39 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
         ema.step(trained)
         loop.end_step(loss=loss.item())
     return 0
+
+
+def _finetune_args(args: DenoiserConfig, out: Path) -> DenoiserConfig:
+    """Settings of a fine-tune: the init pipeline's features, codec, MC3 and objective."""
+    from training.finetune import finetune_features, init_dir
+
+    init = init_dir(args.init_from)
+    device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
+    feat_root = finetune_features(init, args.features, out / "features", device)
+    sched = json.loads((init / "scheduler" / "scheduler_config.json").read_text())
+    if sched.get("_class_name") == "FlowMatchEulerDiscreteScheduler":
+        objective, shift = "flow", float(sched.get("shift", 1.0))
+    else:
+        objective = "eps" if sched.get("prediction_type") == "epsilon" else "v"
+        shift = args.flow_shift
+    mc3 = init / "mc3" if (init / "mc3").is_dir() else None
+    return replace(
+        args, features=str(feat_root), codec=str(init / "codec"), init_from=str(init),
+        mc3=args.mc3 or (str(mc3) if mc3 else None), objective=objective, flow_shift=shift,
+    )  # fmt: skip
+
+
+def _init_denoiser(init_from: str, curve_dim: int):
+    from foley.errors import ModelMismatchError
+    from foley.models.denoiser import FoleyDenoiser
+
+    denoiser = FoleyDenoiser.from_pretrained(Path(init_from) / "denoiser")
+    if int(denoiser.config.curve_dim) != curve_dim:
+        raise ModelMismatchError(
+            f"{init_from}: its denoiser takes {denoiser.config.curve_dim} sync curves, the "
+            f"features give {curve_dim}; extract them with that pipeline's video encoder"
+        )
+    return denoiser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
     foley index build --data DATA [--split train] --out INDEX [--model MC3_DIR]
     foley index add   --index INDEX --data DATA --split val [--model MC3_DIR]
     foley index query --index INDEX --video clip.mp4 -k 5 [--model MC3_DIR] [--ambient-max -50]
+    foley index query --index INDEX --text "footsteps on gravel" -k 5
 
 ``--model`` is an MC3 folder or a pipeline folder holding ``mc3/``; without it, the shipped
 default model's MC3.
@@ -11,7 +12,10 @@ default model's MC3.
 The index stores each clip's MC3 *audio* embedding (queries are videos: video-to-audio
 retrieval, how AV-LDM picks its conditioning clip) with the clip's path, video_uid, narration,
 split and ambient level (dBFS of its quietest 0.5 s window).  ``build`` writes a complete new
-version and switches to it atomically; a failed or killed build leaves the previous one serving.
+version and switches to it atomically; on a ``foley prepare`` folder it also embeds the split's
+audio-only entries (``<split>_audio.tsv``: your sound library), so video and text queries find
+them. It switches to the new version atomically; a failed or killed build leaves the previous
+one serving.
 Under ``accelerate launch --num_processes N`` each process embeds its share of the clips and the
 main process gathers them and writes the index once.
 """
@@ -45,9 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(add)
     add.set_defaults(func=cmd_add)
 
-    query = sub.add_parser("query", help="nearest clips (by audio) to a video")
+    query = sub.add_parser("query", help="nearest clips (by audio) to a video or a text")
     query.add_argument("--index", required=True)
-    query.add_argument("--video", required=True, help="video file (its first --seconds are used)")
+    what = query.add_mutually_exclusive_group(required=True)
+    what.add_argument("--video", help="video file (its first --seconds are used)")
+    what.add_argument("--text", help='a description, e.g. "footsteps on gravel" (MC3 text tower)')
     query.add_argument("-k", type=int, default=5, help="number of clips (default 5)")
     query.add_argument(
         "--model", help="the MC3 model the index was built with (default: the shipped one's)"
@@ -130,7 +136,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     from foley.models.mc3_embed import model_id
 
     if state is None:
+        from foley.retrieval import library_parts
+
         model, mid = _load(args)
+        parts = library_parts(
+            model, args.data, args.split, batch_size=args.batch_size, workers=args.workers,
+            progress=not args.quiet,
+        )  # fmt: skip
     else:  # the embeddings are done: the index only needs the model's config
         model, mid = MC3Model.from_config(MC3Model.load_config(args.model)), model_id(args.model)
     retriever = ClipRetriever.build(
@@ -173,6 +185,18 @@ def cmd_query(args: argparse.Namespace) -> int:
             f"{args.index} was built with model {index.model_id}, --model {args.model} is {mid}; "
             "query with the same model or rebuild the index"
         )
+    where = {}
+    if args.split:
+        where["split"] = args.split
+    if args.ambient_max is not None:
+        where["ambient_db_max"] = args.ambient_max
+    if args.exclude_video:
+        where["exclude_video_uid"] = args.exclude_video
+    if args.text is not None:
+        from foley.retrieval import ClipRetriever
+
+        hits = ClipRetriever(model, index).retrieve_text([args.text], args.k, where=where)[0]
+        return _print_hits(hits, args.json)
     cfg = DEFAULT_CONFIG
     video = load_video(args.video, cfg, with_audio=False, until=args.start + args.seconds)
     first = cfg.num_frames(args.start)
@@ -181,23 +205,23 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise InputError(f"{args.video}: no frames after --start {args.start} s")
     with torch.no_grad():
         query = model.encode_video(frames_to_tensor(frames)[None]).float().cpu().numpy()
-    where = {}
-    if args.split:
-        where["split"] = args.split
-    if args.ambient_max is not None:
-        where["ambient_db_max"] = args.ambient_max
-    if args.exclude_video:
-        where["exclude_video_uid"] = args.exclude_video
     with index_errors():
         hits = index.search(query, args.k, where=where or None, model_id=mid)[0]
-    if args.json:
+    return _print_hits(hits, args.json)
+
+
+def _print_hits(hits, as_json: bool) -> int:
+    """A table (or JSON) of search hits (``retrieval_index`` hits or ``Retrieved``)."""
+    if as_json:
         print(json.dumps([{"id": h.id, "score": h.score, **h.metadata} for h in hits], indent=2))
         return 0
     print(f"{'rank':>4}  {'score':>6}  {'ambient':>8}  {'clip':<28}  narration")
     for rank, hit in enumerate(hits, 1):
         m = hit.metadata
+        kind = " (audio only)" if m.get("audio_only") else ""
         print(
-            f"{rank:>4}  {hit.score:6.3f}  {m['ambient_db']:7.1f}dB  {hit.id:<28}  {m['narration']}"
+            f"{rank:>4}  {hit.score:6.3f}  {m['ambient_db']:7.1f}dB  {hit.id:<28}  "
+            f"{m['narration']}{kind}"
         )
     if not hits:
         print("no clip passes the filters")
