@@ -299,9 +299,10 @@ class ClipRetriever:
         workers: int = 0,
         progress: bool = True,
     ) -> int:
-        """Add the clips of ``split`` to the index; returns how many."""
+        """Add the clips of ``split`` to the index, with the split's audio-only entries of a
+        ``foley prepare`` folder (as :meth:`build`); returns how many."""
         ids, vectors, rows = [], [], []
-        for part_ids, part_vectors, part_rows in embedded_parts(
+        for part_ids, part_vectors, part_rows in library_parts(
             self.mc3, data, split, batch_size=batch_size, workers=workers, progress=progress
         ):
             ids += part_ids

@@ -95,3 +95,30 @@ def test_cli_text_and_video_queries(library, index, capsys):
                  "--text", "  "]) == 1  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert "non-empty text" in err and len(err.splitlines()) == 1
+
+
+def test_add_appends_videos_and_sounds_of_a_split(library, index, tmp_path, capsys):
+    import shutil
+
+    src = tmp_path / "more"
+    src.mkdir()
+    write_video(src / "take new.mp4", counter_frames(16 * 3, 64, 64), 16.0, _tone(3.0, 500),
+                16_000)  # fmt: skip
+    for i, name in enumerate(("bell", "drawer close")):
+        sf.write(src / f"{name}.wav", _tone(1.5, 700 + 100 * i), 16_000)
+    data = tmp_path / "data"
+    prepare_folder(src, data, val_fraction=0.0, test_fraction=0.0, progress=False, log=print)
+    target = tmp_path / "index"
+    shutil.copytree(index, target)  # the module's index stays as the other tests see it
+    before = len(open_index(target))
+    code = main(["index", "add", "--index", str(target), "--data", str(data), "--split", "train",
+                 "--model", str(library["mc3"]), "--quiet"])  # fmt: skip
+    assert code == 0
+    assert "added 3 clips" in capsys.readouterr().out
+    idx = open_index(target)
+    assert len(idx) == before + 3
+    hits = idx.search(np.ones((1, idx.dim), np.float32), k=len(idx))[0]
+    sounds = {h.metadata["narration"] for h in hits if h.metadata.get("audio_only")}
+    assert sounds == {"door slam", "footsteps gravel", "glass break", "rain", "bell",
+                      "drawer close"}  # fmt: skip
+    assert all(Path(h.metadata["clip_path"]).is_file() for h in hits)
