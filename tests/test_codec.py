@@ -235,3 +235,58 @@ def test_trainer_refuses_a_folder_without_audio(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no train.tsv and no audio"):
         train_codec.run(_train_args(tmp_path / "empty", tmp_path / "run", 1))
+
+
+def _wavs(folder):
+    from foley.io import save_audio
+
+    for i, wave in enumerate(plucks(3, 0.6, seed=1).numpy()):
+        save_audio(folder / f"clip{i}.wav", wave)
+    return folder
+
+
+def _init_codec(path):
+    torch.manual_seed(3)
+    codec = FoleyCodec(latent_dim=4, n_filters=2, lstm_layers=0)
+    codec.save_pretrained(path)
+    return codec
+
+
+def test_init_from_starts_from_the_given_codec_and_its_config_wins(tmp_path):
+    from training import train_codec
+
+    data, init = _wavs(tmp_path / "wavs"), _init_codec(tmp_path / "init")
+    out = tmp_path / "run"
+    args = _train_args(data, out, 1)
+    args.n_filters = args.latent_dim = None  # the preset says 8 filters, 64 latents
+    args.init_from, args.lr, args.adv_start = str(tmp_path / "init"), 0.0, 10
+    assert train_codec.run(args) == 0
+    tuned = FoleyCodec.from_pretrained(out / "model")
+    assert tuned.config.n_filters == 2 and tuned.config.latent_dim == 4
+    ref = init.state_dict()
+    for name, value in tuned.state_dict().items():
+        if "latent" not in name:  # the latent stats are measured again on export
+            assert torch.equal(value, ref[name]), name
+    with pytest.raises(InputError, match="no FoleyCodec there"):
+        bad = _train_args(data, tmp_path / "run2", 1)
+        bad.init_from = str(data)
+        train_codec.run(bad)
+
+
+def test_early_stopping_stops_a_harmful_codec_fine_tune(tmp_path):
+    from training import train_codec
+
+    data, init = _wavs(tmp_path / "wavs"), _init_codec(tmp_path / "init")
+    out = tmp_path / "run"
+    args = _train_args(data, out, 8)
+    args.init_from, args.lr, args.adv_start = str(tmp_path / "init"), 1.0, 100  # wrecks it
+    args.patience, args.save_every, args.eval_split, args.eval_clips = 2, 1, "train", 3
+    assert train_codec.run(args) == 0
+    ckpts = sorted((out / "ckpt").iterdir())
+    state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
+    assert state["stopped_early"] == 2 and state["best_step"] == 0
+    tuned = FoleyCodec.from_pretrained(out / "model")  # the starting point, never replaced
+    ref = init.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in tuned.state_dict().items() if "latent" not in k)
+    assert train_codec.run(args) == 0  # a rerun of a stopped run does not train further
+    assert sorted((out / "ckpt").iterdir())[-1] == ckpts[-1]

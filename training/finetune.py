@@ -1,4 +1,5 @@
-"""Fine-tuning a saved pipeline on prepared data (``foley train denoiser --init-from default``).
+"""Fine-tuning a saved pipeline on prepared data (``foley train denoiser|codec|sync --init-from
+default``).
 
 The features of a fine-tune come from the pipeline being fine-tuned (its codec's latents, its
 frozen video encoder's per-frame features and, for a sync encoder, its curves), so the denoiser
@@ -27,6 +28,20 @@ def init_dir(init_from: str) -> Path:
     if not (path / "model_index.json").is_file():
         raise InputError(f"--init-from {init_from}: not a saved pipeline (no model_index.json)")
     return path
+
+
+def component_dir(init_from: str, name: str, class_name: str) -> Path:
+    """The component folder ``--init-from`` names for ``foley train codec|sync``: ``default``
+    (the shipped pipeline's ``name``), a saved pipeline (its ``name``) or a component folder
+    whose config is a ``class_name``."""
+    base = DEFAULT_MODEL_DIR if init_from == "default" else Path(init_from).expanduser()
+    for path in (base / name, base):
+        config = path / "config.json"
+        if config.is_file() and json.loads(config.read_text()).get("_class_name") == class_name:
+            return path
+    raise InputError(
+        f"--init-from {init_from}: no {class_name} there (give a saved pipeline or a {name} folder)"
+    )
 
 
 def _nonempty_splits(data: Path, splits: tuple[str, ...]) -> list[str]:

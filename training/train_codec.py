@@ -87,6 +87,14 @@ class CodecConfig:
     max_clips: int = opt(0, "use at most this many clips")
     stats_clips: int = opt(64, "clips for latent stats")
     max_minutes: float = opt(0.0, "stop (and save) after")
+    init_from: str | None = opt(
+        None, "fine-tune this codec ('default': the shipped one; a pipeline or codec folder); "
+        "its config wins over the preset's architecture and sizes"
+    )  # fmt: skip
+    patience: int = opt(
+        0, "early stopping: stop after this many evals without a lower eval mel distance "
+        "(0: off; needs --eval-split)"
+    )  # fmt: skip
     log_every: int = opt(10)
     seed: int = opt(0)
     cpu: bool = opt(False, "force the CPU")
@@ -294,7 +302,15 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
     crop = cfg.num_samples(s["crop_seconds"])
     arch = {k: s[k] for k in ("architecture", "stft_dim", "stft_layers", "stft_mult") if k in s}
     seanet = {k: s[k] for k in ("n_filters", "lstm_layers") if k in s}
-    codec = FoleyCodec(sample_rate=cfg.sample_rate, latent_dim=s["latent_dim"], **seanet, **arch)
+    if args.init_from:  # its config (architecture, sizes, latent stats) wins over the preset's
+        from training.finetune import component_dir
+
+        codec = FoleyCodec.from_pretrained(component_dir(args.init_from, "codec", "FoleyCodec"))
+    else:
+        codec = FoleyCodec(sample_rate=cfg.sample_rate, latent_dim=s["latent_dim"], **seanet,
+                           **arch)  # fmt: skip
+    if args.patience > 0 and eval_set is None:
+        raise InputError(f"--patience needs an eval split: {args.data} has no {args.eval_split}")
     if codec.hop_length != cfg.hop_length:
         raise InputError(f"codec hop {codec.hop_length} differs from the config's {cfg.hop_length}")
     with warnings.catch_warnings():
@@ -312,10 +328,14 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
     unwrapped = accelerator.unwrap_model(codec)
 
     def export_codec(step: int) -> dict | None:
+        """Eval; export OUT/model (with --patience: only when the eval mel distance fell)."""
         if not accelerator.is_main_process:
             return None
+        metrics = quick_eval(unwrapped, *eval_set, cfg, args.eval_clips) if eval_set else None
+        if args.patience > 0 and not loop.improved(metrics["eval_mel_distance"], args.patience):
+            return metrics
         export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
-        return quick_eval(unwrapped, *eval_set, cfg, args.eval_clips) if eval_set else None
+        return metrics
 
     loop = TrainLoop(
         accelerator,
@@ -330,6 +350,8 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         state={"preset": args.preset, **s},
         postfix="mel",
     )
+    if loop.step == 0 and args.patience > 0:  # the starting point counts
+        loop.log(0, **(export_codec(0) or {}))
     codec.train()
     disc.train()
     for step in loop:

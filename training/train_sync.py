@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from foley.errors import InputError
 from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 
@@ -135,6 +136,14 @@ class SyncConfig:
     input_size: int = opt(56, "0: the features' frame size")
     val_every: int = opt(200)
     max_minutes: float = opt(0.0, "stop (and export) after")
+    init_from: str | None = opt(
+        None, "fine-tune this sync model ('default': the shipped video encoder; a pipeline or "
+        "SyncModel folder); its config wins over --dim/--channels/--input-size"
+    )  # fmt: skip
+    patience: int = opt(
+        0, "early stopping: stop after this many validations without a higher val onset F1 "
+        "(0: off)"
+    )  # fmt: skip
     no_write_features: bool = opt(False)
     threads: int = opt(0, "torch CPU threads (0: default)")
     seed: int = opt(0)
@@ -162,22 +171,32 @@ def run(args: SyncConfig | argparse.Namespace) -> int:
     with accelerator.main_process_first():
         y_train, _ = split_targets(train, cfg)
         y_val, val_onsets = split_targets(val, cfg)
-    model = SyncModel(
-        dim=args.dim,
-        channels=tuple(args.channels),
-        input_size=args.input_size or None,
-        latents_per_frame=cfg.latents_per_frame,
-    )
+    if args.init_from:
+        from training.finetune import component_dir
+
+        model = SyncModel.from_pretrained(component_dir(args.init_from, "video_encoder",
+                                                        "SyncModel"))  # fmt: skip
+    else:
+        model = SyncModel(
+            dim=args.dim,
+            channels=tuple(args.channels),
+            input_size=args.input_size or None,
+            latents_per_frame=cfg.latents_per_frame,
+        )
+    if model.config.latents_per_frame != cfg.latents_per_frame:
+        raise InputError(f"--init-from {args.init_from}: its latents_per_frame "
+                         f"{model.config.latents_per_frame} differs from the features' "
+                         f"{cfg.latents_per_frame}")  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     model, opt = accelerator.prepare(model, opt)
 
     def export(step: int) -> dict:
-        """Validate; keep the best model (val onset F1) in OUT/model and OUT/encoder."""
+        """Validate; keep the best model (val onset F1) in OUT/model and OUT/encoder; with
+        --patience, stop after that many validations without a better one."""
         unwrapped = accelerator.unwrap_model(model)
         metrics = evaluate(unwrapped, val, y_val, val_onsets, cfg, accelerator.device)
         accelerator.print(f"step {step}: " + json.dumps(metrics))
-        if metrics["val_onset_f1"] > loop.state["best"] and accelerator.is_main_process:
-            loop.state["best"] = metrics["val_onset_f1"]
+        if loop.improved(-metrics["val_onset_f1"], args.patience) and accelerator.is_main_process:
             unwrapped.save_pretrained(out / "model")
             unwrapped.encoder.save_pretrained(out / "encoder")
         return metrics
@@ -192,8 +211,9 @@ def run(args: SyncConfig | argparse.Namespace) -> int:
         export_every=args.val_every,
         max_minutes=args.max_minutes,
         export=export,
-        state={"best": -1.0},
     )
+    if loop.step == 0 and args.init_from:  # the starting point counts
+        loop.log(0, **export(0))
     rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
     model.train()
     for step in loop:
