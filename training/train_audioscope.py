@@ -53,15 +53,6 @@ class AudioScopeConfig:
     cpu: bool = opt(False)
 
 
-def video_input(frames: np.ndarray, fps: float, model_fps: float, size: int) -> torch.Tensor:
-    """uint8 (T, S, S, 3) at ``fps`` -> float (T', 3, size, size) in [0, 1] at ``model_fps``."""
-    from foley.io import frames_to_tensor
-
-    step = max(1, int(round(fps / model_fps)))
-    x = frames_to_tensor(np.ascontiguousarray(frames[::step]))
-    return F.interpolate(x, size=(size, size), mode="area")
-
-
 @torch.no_grad()
 def build_cache(data: Path, split: str, out: Path, model_cfg, mc3, limit: int, seed: int) -> dict:
     """Decode ``limit`` clips of a split (a random subset, fixed by ``seed``) once into
@@ -69,6 +60,7 @@ def build_cache(data: Path, split: str, out: Path, model_cfg, mc3, limit: int, s
     embeddings (n, 256) and the clips' video_uid."""
     from foley.config import DEFAULT_CONFIG
     from foley.data.ego4d import ClipDataset
+    from foley.models.audioscope import video_input
 
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / f"{split}.json"

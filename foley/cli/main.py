@@ -24,6 +24,7 @@ BUILTIN_COMMANDS = (
     "foley.cli.index",
     "foley.cli.eval",
     "foley.cli.sound_bank",
+    "foley.cli.separate",
 )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -63,6 +64,14 @@ def mixit_loss(
     best = losses.argmin(-1)  # (batch,)
     assignment = masks[best].argmax(1)  # (batch, M)
     return losses[torch.arange(b), best], assignment
+
+
+def video_input(frames: np.ndarray, fps: float, model_fps: float, size: int) -> torch.Tensor:
+    """uint8 (T, S, S, 3) at ``fps`` -> float (T', 3, size, size) in [0, 1] at ``model_fps``
+    (every ``round(fps / model_fps)``-th frame, area-resized)."""
+    step = max(1, int(round(fps / model_fps)))
+    x = torch.from_numpy(np.ascontiguousarray(frames[::step])).permute(0, 3, 1, 2).float() / 255
+    return F.interpolate(x, size=(size, size), mode="area")
 
 
 class _Block(nn.Module):
