@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from foley.errors import InputError
 from training.config import add_config_arguments, config_from_args, opt
 
 
@@ -88,20 +89,28 @@ def build_cache(data: Path, split: str, out: Path, model_cfg, mc3, limit: int, s
 
 
 def draw_pairs(uids: list[str], rng: np.random.Generator, batch: int) -> tuple[np.ndarray, ...]:
-    """(a, b) clip indices, ``b`` from another video than ``a``."""
+    """(a, b) clip indices, ``b`` from another video than ``a`` (another clip of the same
+    video when the split has only one video)."""
     n = len(uids)
+    if n < 2:
+        raise InputError("AudioScope training needs at least 2 clips in each split")
     a = rng.choice(n, batch, replace=n < batch)
-    b = np.array([next(j for j in rng.integers(0, n, 64) if uids[j] != uids[i]) for i in a])
-    return a, b
+    b = []
+    for i in a:
+        others = [j for j in range(n) if uids[j] != uids[i]] or [j for j in range(n) if j != i]
+        b.append(others[int(rng.integers(len(others)))])
+    return a, np.array(b)
 
 
 def batch_tensors(cache: dict, a: np.ndarray, b: np.ndarray, device) -> dict:
-    audio = torch.from_numpy(np.asarray(cache["audio"]))
+    def rows(name: str, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(cache[name][np.sort(idx)][np.argsort(np.argsort(idx))]))
+
     return {
-        "mixtures": torch.stack([audio[a], audio[b]], 1).to(device),  # (batch, 2, N)
-        "frames": torch.from_numpy(np.asarray(cache["frames"])[a]).float().div(255).to(device),
-        "video_a": torch.from_numpy(np.asarray(cache["mc3_video"])[a]).to(device),
-        "video_b": torch.from_numpy(np.asarray(cache["mc3_video"])[b]).to(device),
+        "mixtures": torch.stack([rows("audio", a), rows("audio", b)], 1).to(device),  # (b, 2, N)
+        "frames": rows("frames", a).float().div(255).to(device),  # (b, T', 3, s, s)
+        "video_a": rows("mc3_video", a).to(device),
+        "video_b": rows("mc3_video", b).to(device),
     }
 
 
