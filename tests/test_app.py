@@ -50,7 +50,9 @@ def served(world):
     service = FoleyService(
         lambda: load_models(world["model"]), limits=LIMITS, rebuild_root=world["root"]
     )
-    demo = build_ui(service, examples=[str(world["clip"])])
+    from tests.test_audioscope import tiny_model
+
+    demo = build_ui(service, examples=[str(world["clip"])], audioscope=tiny_model())
     url = launch(demo, port=free_port(), block=False, quiet=True)
     assert url.startswith("http://127.0.0.1:")
     client = Client(url, verbose=False, download_files=str(world["root"] / "downloads"))
@@ -94,6 +96,19 @@ def check_outputs(result, clip: Path) -> dict:
 def test_named_api(served):
     names = served["client"].view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/generate", "/check_video", "/index_info", "/rebuild_index"} <= set(names)
+    assert "/separate" in names
+
+
+def test_separate_tab_splits_an_uploaded_video(served, world):
+    from gradio_client import handle_file
+
+    clip = world["clip"]
+    video, on_wav, off_wav, note = served["client"].predict(
+        handle_file(str(clip)), api_name="/separate"
+    )
+    on, off, mixture = load_audio(on_wav), load_audio(off_wav), load_audio(clip)
+    np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-3)
+    assert probe_video(video).has_audio and "window" in note and str(world["root"]) not in note
 
 
 def test_both_modes_retrieve_from_the_index(served, world):

@@ -11,6 +11,7 @@ import torch
 
 from foley.cli.main import main as cli
 from foley.config import DEFAULT_CONFIG
+from foley.errors import InputError
 from foley.io import load_audio, probe_video, write_video
 from foley.models.audioscope import AudioScope, mixit_loss, snr_loss
 from foley.pipelines.separation import separate_track
@@ -153,3 +154,27 @@ def test_trainer_runs_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").open()]
     assert max(steps) == 4 and steps.count(2) <= 2
     AudioScope.from_pretrained(tmp_path / "run/model")
+
+
+def test_app_separate_only_takes_uploads(tmp_path):
+    from app.separate import separate_upload
+    from app.service import FoleyService, Limits
+
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir(), elsewhere.mkdir()
+    cfg = DEFAULT_CONFIG
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 3 * cfg.sample_rate).astype(np.float32)
+    frames = rng.integers(0, 255, (3 * int(cfg.fps), 32, 32, 3), np.uint8)
+    for folder in (uploads, elsewhere):
+        write_video(folder / "v.mp4", frames, cfg.fps, audio, cfg.sample_rate)
+    service = FoleyService(lambda: None, limits=Limits(max_video_seconds=5.0),
+                           input_roots=[uploads], work_dir=tmp_path / "work")  # fmt: skip
+    result = separate_upload(service, tiny_model(), uploads / "v.mp4")
+    on, off = load_audio(result.on_screen_wav), load_audio(result.off_screen_wav)
+    np.testing.assert_allclose(on + off, load_audio(uploads / "v.mp4")[: on.size], atol=1e-3)
+    with pytest.raises(InputError, match="not uploaded through the app") as err:
+        separate_upload(service, tiny_model(), elsewhere / "v.mp4")
+    assert str(tmp_path) not in str(err.value)
+    with pytest.raises(InputError, match="--audioscope"):
+        separate_upload(service, None, uploads / "v.mp4")
