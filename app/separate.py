@@ -36,9 +36,7 @@ def separate_upload(service, model, video: str | os.PathLike | None) -> Separate
         raise InputError("no AudioScope model is loaded: start the app with --audioscope DIR")
     service.check_video(video)
     cfg = DEFAULT_CONFIG
-    decoded = load_video(
-        video, cfg, with_audio=True, max_seconds=service.limits.max_video_seconds
-    )
+    decoded = load_video(video, cfg, with_audio=True, max_seconds=service.limits.max_video_seconds)
     if decoded.audio is None or not np.any(decoded.audio):
         raise InputError("the video has no sound to separate: upload a video with sound")
     result = separate_track(model, decoded.audio, decoded.frames, cfg)
@@ -54,8 +52,14 @@ def separate_upload(service, model, video: str | os.PathLike | None) -> Separate
         f"on-screen probability of the separated sources: "
         + ", ".join(f"{p:.2f}" for p in probs[:16])
     )
-    return SeparateResult(str(on_wav), str(off_wav), str(on_video),
-                          decoded.audio.size / cfg.sample_rate, probs.size, note)  # fmt: skip
+    return SeparateResult(
+        str(on_wav),
+        str(off_wav),
+        str(on_video),
+        decoded.audio.size / cfg.sample_rate,
+        probs.size,
+        note,
+    )
 
 
 def add_separate_tab(gr, service, model_source, shown_as_message) -> None:
@@ -65,8 +69,11 @@ def add_separate_tab(gr, service, model_source, shown_as_message) -> None:
 
     def model():
         if "m" not in cache:
-            cache["m"] = model_source() if callable(model_source) and not hasattr(
-                model_source, "config") else model_source  # fmt: skip
+            cache["m"] = (
+                model_source()
+                if callable(model_source) and not hasattr(model_source, "config")
+                else model_source
+            )
         return cache["m"]
 
     with gr.Tab("Separate"):
@@ -91,7 +98,10 @@ def add_separate_tab(gr, service, model_source, shown_as_message) -> None:
         return result.on_screen_video, result.on_screen_wav, result.off_screen_wav, result.note
 
     button.click(
-        on_separate, [video_in], [on_video, on_audio, off_audio, note_md],
-        api_name="separate", concurrency_limit=service.limits.concurrency,
+        on_separate,
+        [video_in],
+        [on_video, on_audio, off_audio, note_md],
+        api_name="separate",
+        concurrency_limit=service.limits.concurrency,
         concurrency_id="generate",
-    )  # fmt: skip
+    )

@@ -60,8 +60,10 @@ def evaluate(model, items: list[dict]) -> tuple[dict, list[dict]]:
     from foley.models.audioscope import mixit_loss, video_input
 
     cfg, c = DEFAULT_CONFIG, model.config
-    rows = {k: {"sisnri": [], "suppression": [], "scores": []} for k in
-            ("mixture", "AudioScope", "audio-only", "oracle assignment")}  # fmt: skip
+    rows = {
+        k: {"sisnri": [], "suppression": [], "scores": []}
+        for k in ("mixture", "AudioScope", "audio-only", "oracle assignment")
+    }
     labels, examples = [], []
     for it in items:
         mix = torch.from_numpy(it["mixture"])[None]
@@ -89,27 +91,37 @@ def evaluate(model, items: list[dict]) -> tuple[dict, list[dict]]:
                 p_mix, p_est = np.mean(it["mixture"] ** 2), np.mean(e.astype(np.float64) ** 2)
                 rows[name]["suppression"].append(10 * np.log10(p_mix / (p_est + 1e-6 * p_mix)))
         if len(examples) < 4 and on_db > SILENT_DBFS and len(items) > 0:
-            examples.append({"mixture": it["mixture"], "on (truth)": it["on"],
-                             "on (AudioScope)": est["AudioScope"].numpy(),
-                             "off (AudioScope)": it["mixture"] - est["AudioScope"].numpy()})  # fmt: skip
+            examples.append(
+                {
+                    "mixture": it["mixture"],
+                    "on (truth)": it["on"],
+                    "on (AudioScope)": est["AudioScope"].numpy(),
+                    "off (AudioScope)": it["mixture"] - est["AudioScope"].numpy(),
+                }
+            )
     table = {}
     for name, r in rows.items():
         table[name] = {
             "on-screen SI-SNRi dB": float(np.mean(r["sisnri"])) if r["sisnri"] else None,
             "off-screen suppression dB": float(np.mean(r["suppression"]))
-            if r["suppression"] else None,
+            if r["suppression"]
+            else None,
             "source AUC": roc_auc(np.array(r["scores"]), np.array(labels)) if r["scores"] else None,
         }
-    table["_counts"] = {"clips": len(items), "with on-screen sound": len(rows["mixture"]["sisnri"]),
-                        "all off screen": len(rows["mixture"]["suppression"]),
-                        "sources": len(labels), "on-screen sources (oracle)": int(sum(labels))}  # fmt: skip
+    table["_counts"] = {
+        "clips": len(items),
+        "with on-screen sound": len(rows["mixture"]["sisnri"]),
+        "all off screen": len(rows["mixture"]["suppression"]),
+        "sources": len(labels),
+        "on-screen sources (oracle)": int(sum(labels)),
+    }
     return table, examples
 
 
 def cost(model, batch: int = 8) -> dict:
     """Seconds per training step of the STFT-mask separator vs a codec round trip per source."""
-    from foley.models.codec import FoleyCodec
     from foley.defaults import DEFAULT_MODEL_DIR
+    from foley.models.codec import FoleyCodec
 
     x = torch.randn(batch, 2, 48000) * 0.1
     t = time.perf_counter()
@@ -147,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(table, indent=2))
     if args.pictures and examples:
         cols = list(examples[0])
-        spectrogram_grid([[e[k] for k in cols] for e in examples], [f"clip {i}" for i in
-                         range(len(examples))], cols, 16000,
-                         Path(args.pictures) / "audioscope_separations.png")  # fmt: skip
+        spectrogram_grid(
+            [[e[k] for k in cols] for e in examples],
+            [f"clip {i}" for i in range(len(examples))],
+            cols,
+            16000,
+            Path(args.pictures) / "audioscope_separations.png",
+        )
     return 0
 
 

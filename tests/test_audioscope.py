@@ -18,8 +18,15 @@ from foley.pipelines.separation import separate_track
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(channels=16, num_blocks=2, n_fft=128, hop_length=32, embed_dim=8, frame_size=16,
-            video_channels=(4,))  # fmt: skip
+TINY = dict(
+    channels=16,
+    num_blocks=2,
+    n_fft=128,
+    hop_length=32,
+    embed_dim=8,
+    frame_size=16,
+    video_channels=(4,),
+)
 
 
 def tiny_model(seed: int = 0, **kw) -> AudioScope:
@@ -121,8 +128,20 @@ def test_cli_separate_file_and_errors(tmp_path, capsys):
     write_video(src, frames, cfg.fps, audio, cfg.sample_rate)
     args = ["separate", str(src), "--model", str(tmp_path / "model")]
     assert cli([*args, "-o", str(tmp_path / "on.mp4"), "--wav", str(tmp_path / "on.wav")]) == 0
-    assert cli([*args, "-o", str(tmp_path / "off.mp4"), "--wav", str(tmp_path / "off.wav"),
-                "--keep", "off-screen"]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                *args,
+                "-o",
+                str(tmp_path / "off.mp4"),
+                "--wav",
+                str(tmp_path / "off.wav"),
+                "--keep",
+                "off-screen",
+            ]
+        )
+        == 0
+    )
     on, off = load_audio(tmp_path / "on.wav"), load_audio(tmp_path / "off.wav")
     mixture = load_audio(src)
     np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-3)
@@ -130,8 +149,7 @@ def test_cli_separate_file_and_errors(tmp_path, capsys):
     # an existing output is refused before any work; a missing model is one line
     before = (tmp_path / "on.wav").read_bytes()
     assert cli([*args, "-o", str(tmp_path / "on.mp4")]) == 1
-    assert cli(["separate", str(src), "-o", str(tmp_path / "x.mp4"), "--model",
-                str(tmp_path)]) == 1  # fmt: skip
+    assert cli(["separate", str(src), "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "already exists" in err and "no AudioScope model" in err
     assert "Traceback" not in err and (tmp_path / "on.wav").read_bytes() == before
@@ -144,11 +162,25 @@ def test_trainer_runs_and_resumes(tmp_path):
     from tests.tiny import MC3_TINY
     from training.train_audioscope import main as train
 
-    generate_dataset(tmp_path / "data", FoleyWorldSettings(videos=3, clips_per_video=2, seed=5),
-                     progress=False)  # fmt: skip
+    generate_dataset(
+        tmp_path / "data", FoleyWorldSettings(videos=3, clips_per_video=2, seed=5), progress=False
+    )
     MC3Model(**MC3_TINY).save_pretrained(tmp_path / "mc3")
-    args = [str(tmp_path / "data"), "-o", str(tmp_path / "run"), "--mc3", str(tmp_path / "mc3"),
-            "--channels", "16", "--num-blocks", "2", "--batch-size", "2", "--val-every", "2"]  # fmt: skip
+    args = [
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "run"),
+        "--mc3",
+        str(tmp_path / "mc3"),
+        "--channels",
+        "16",
+        "--num-blocks",
+        "2",
+        "--batch-size",
+        "2",
+        "--val-every",
+        "2",
+    ]
     assert train([*args, "--steps", "2"]) == 0
     assert train([*args, "--steps", "4"]) == 0  # resumes at step 2
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").open()]
@@ -168,8 +200,12 @@ def test_app_separate_only_takes_uploads(tmp_path):
     frames = rng.integers(0, 255, (3 * int(cfg.fps), 32, 32, 3), np.uint8)
     for folder in (uploads, elsewhere):
         write_video(folder / "v.mp4", frames, cfg.fps, audio, cfg.sample_rate)
-    service = FoleyService(lambda: None, limits=Limits(max_video_seconds=5.0),
-                           input_roots=[uploads], work_dir=tmp_path / "work")  # fmt: skip
+    service = FoleyService(
+        lambda: None,
+        limits=Limits(max_video_seconds=5.0),
+        input_roots=[uploads],
+        work_dir=tmp_path / "work",
+    )
     result = separate_upload(service, tiny_model(), uploads / "v.mp4")
     on, off = load_audio(result.on_screen_wav), load_audio(result.off_screen_wav)
     np.testing.assert_allclose(on + off, load_audio(uploads / "v.mp4")[: on.size], atol=1e-3)

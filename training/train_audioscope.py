@@ -33,8 +33,9 @@ from training.config import add_config_arguments, config_from_args, opt
 class AudioScopeConfig:
     """Settings of ``foley train audioscope`` (one field per command-line option)."""
 
-    data: str = opt("", "Ego4D-Sounds-format folder (train.tsv, val.tsv)", positional=True,
-                    required=True)  # fmt: skip
+    data: str = opt(
+        "", "Ego4D-Sounds-format folder (train.tsv, val.tsv)", positional=True, required=True
+    )
     out: str = opt("", "training folder", required=True, short="-o")
     mc3: str = opt("", "MC3 folder of the coincidence labels (default: the shipped one)")
     max_clips: int = opt(1200, "train clips decoded into the cache (0: all)")
@@ -163,10 +164,12 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     )
     mc3 = MC3Model.from_pretrained(mc3_dir_or_default(args.mc3 or None)).eval()
     with accelerator.main_process_first():
-        train = build_cache(Path(args.data), "train", out / "cache", model.config, mc3,
-                            args.max_clips, args.seed)  # fmt: skip
-        val = build_cache(Path(args.data), "val", out / "cache", model.config, mc3,
-                          args.val_clips, args.seed)  # fmt: skip
+        train = build_cache(
+            Path(args.data), "train", out / "cache", model.config, mc3, args.max_clips, args.seed
+        )
+        val = build_cache(
+            Path(args.data), "val", out / "cache", model.config, mc3, args.val_clips, args.seed
+        )
     mc3 = mc3.to(accelerator.device)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))

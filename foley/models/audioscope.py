@@ -80,8 +80,9 @@ class _Block(nn.Module):
     def __init__(self, channels: int, dilation: int) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(1, channels)
-        self.depth = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation,
-                               groups=channels)  # fmt: skip
+        self.depth = nn.Conv1d(
+            channels, channels, 3, padding=dilation, dilation=dilation, groups=channels
+        )
         self.point = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, C, L)
@@ -170,7 +171,7 @@ class AudioScope(ModelMixin, ConfigMixin):
         return torch.cat([h.mean(-1), h.amax(-1)], -1).view(b, m, -1)
 
     def embed_video(self, frames: torch.Tensor) -> torch.Tensor:
-        """(batch, T, 3, S, S) in [0, 1] at ``video_fps`` -> tokens (batch, T * s * s, embed_dim)."""
+        """(batch, T, 3, S, S) in [0, 1] at ``video_fps`` -> tokens (batch, T*s*s, embed_dim)."""
         b, t = frames.shape[:2]
         size = self.config.frame_size
         if frames.shape[-1] != size:

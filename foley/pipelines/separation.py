@@ -58,9 +58,12 @@ def separate_track(
     num_frames = frames.shape[0] if frames is not None else int(np.ceil(n / cfg.samples_per_frame))
     overlap = cfg.clip_seconds / 6 if overlap_seconds is None else overlap_seconds
     plan = plan_windows(
-        max(num_frames, 1), cfg.frames_per_clip, round(overlap * cfg.fps),
-        cfg.samples_per_frame, n,
-    )  # fmt: skip
+        max(num_frames, 1),
+        cfg.frames_per_clip,
+        round(overlap * cfg.fps),
+        cfg.samples_per_frame,
+        n,
+    )
     w = plan.window_samples
     padded = np.pad(wave, (0, max(0, plan.start_samples[-1] + w - n)))
     device = next(model.parameters()).device
