@@ -53,7 +53,33 @@ def load_items(data: Path, split: str, limit: int) -> list[dict]:
 
 
 @torch.no_grad()
-def evaluate(model, items: list[dict]) -> tuple[dict, list[dict]]:
+def label_auc(mc3, sync, items: list[dict], model) -> dict:
+    """ROC-AUC, against the oracle labels, of the coincidence scores noisy labels can come
+    from: MC3 (cos(source, own video) - mean cos(source, other clips' videos)) and the sync
+    model (``training.train_audioscope.sync_coincidence``)."""
+    from foley.metrics.retrieval import roc_auc
+    from foley.models.audioscope import mixit_loss
+    from training.train_audioscope import sync_coincidence
+
+    def video(it):
+        return torch.from_numpy(it["frames"]).permute(0, 3, 1, 2)[None].float() / 255
+
+    videos = torch.cat([mc3.encode_video(video(it)) for it in items])  # (n, 256)
+    scores, labels = {"MC3": [], "sync": []}, []
+    for i, it in enumerate(items):
+        sources = model.separate(torch.from_numpy(it["mixture"])[None])
+        refs = torch.from_numpy(np.stack([it["on"], it["off"]]))[None].float()
+        labels += (mixit_loss(refs, sources)[1][0] == 0).tolist()
+        sims = mc3.encode_audio(sources[0]) @ videos.T  # (M, n)
+        others = torch.cat([sims[:, :i], sims[:, i + 1 :]], 1).mean(1)
+        scores["MC3"] += (sims[:, i] - others).tolist()
+        scores["sync"] += sync_coincidence(sync, video(it), sources)[0].tolist()
+    y = np.array(labels, dtype=float)
+    return {f"{k} coincidence AUC": roc_auc(np.array(v), y) for k, v in scores.items()}
+
+
+@torch.no_grad()
+def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, list[dict]]:
     from foley.config import DEFAULT_CONFIG
     from foley.metrics.audio_quality import si_sdr
     from foley.metrics.retrieval import roc_auc
@@ -108,6 +134,8 @@ def evaluate(model, items: list[dict]) -> tuple[dict, list[dict]]:
             else None,
             "source AUC": roc_auc(np.array(r["scores"]), np.array(labels)) if r["scores"] else None,
         }
+    if mc3 is not None:
+        table["noisy-label scores"] = label_auc(*mc3, items, model)
     table["_counts"] = {
         "clips": len(items),
         "with on-screen sound": len(rows["mixture"]["sisnri"]),
@@ -149,11 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--pictures", help="folder for spectrogram pictures of a few separations")
     p.add_argument("--cost", action="store_true")
+    p.add_argument("--label-auc", action="store_true", help="also score the MC3 noisy labels")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     model = AudioScope.from_pretrained(args.model).eval()
     items = load_items(Path(args.data), args.split, args.limit)
-    table, examples = evaluate(model, items)
+    mc3 = None
+    if args.label_auc:
+        from foley.defaults import DEFAULT_MODEL_DIR, mc3_dir_or_default
+        from foley.models.mc3 import MC3Model
+        from foley.models.sync import SyncModel
+
+        mc3 = (
+            MC3Model.from_pretrained(mc3_dir_or_default(None)).eval(),
+            SyncModel.from_pretrained(DEFAULT_MODEL_DIR / "video_encoder").eval(),
+        )
+    table, examples = evaluate(model, items, mc3)
     if args.cost:
         table["_cost"] = cost(model.train())
     print(json.dumps(table, indent=2))

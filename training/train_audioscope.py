@@ -37,7 +37,11 @@ class AudioScopeConfig:
         "", "Ego4D-Sounds-format folder (train.tsv, val.tsv)", positional=True, required=True
     )
     out: str = opt("", "training folder", required=True, short="-o")
-    mc3: str = opt("", "MC3 folder of the coincidence labels (default: the shipped one)")
+    labels: str = opt("sync", "coincidence model of the noisy labels", choices=("sync", "mc3"))
+    mc3: str = opt("", "MC3 folder (default: the shipped one)")
+    sync: str = opt("", "SyncModel folder (default: the shipped video_encoder)")
+    init: str = opt("", "start from this AudioScope folder (its architecture wins)")
+    freeze_separator: bool = opt(False, "train the on-screen classifier only")
     max_clips: int = opt(1200, "train clips decoded into the cache (0: all)")
     val_clips: int = opt(64)
     steps: int = opt(3000)
@@ -56,10 +60,13 @@ class AudioScopeConfig:
 
 
 @torch.no_grad()
-def build_cache(data: Path, split: str, out: Path, model_cfg, mc3, limit: int, seed: int) -> dict:
+def build_cache(
+    data: Path, split: str, out: Path, model_cfg, judges, limit: int, seed: int
+) -> dict:
     """Decode ``limit`` clips of a split (a random subset, fixed by ``seed``) once into
     ``out/<split>_*.npy``: audio (n, N) float32, frames (n, T', 3, s, s) uint8, MC3 video
-    embeddings (n, 256) and the clips' video_uid."""
+    embeddings (n, 256), the sync model's predicted (onset, level) curves (n, L, 2) and the
+    clips' video_uid. ``judges``: (MC3Model, SyncModel)."""
     from foley.config import DEFAULT_CONFIG
     from foley.data.ego4d import ClipDataset
     from foley.models.audioscope import video_input
@@ -73,16 +80,23 @@ def build_cache(data: Path, split: str, out: Path, model_cfg, mc3, limit: int, s
     ds = ClipDataset(data, split, DEFAULT_CONFIG)
     order = np.random.default_rng(seed).permutation(len(ds))
     idx = np.sort(order[: limit or len(ds)])
-    audio, frames, video, uids = [], [], [], []
+    mc3, sync = judges
+    audio, frames, video, curves, uids = [], [], [], [], []
     for i in tqdm(idx, desc=f"audioscope cache {split}", unit="clip"):
         fr, wave = ds.load_clip(int(i))
         t = torch.from_numpy(np.ascontiguousarray(fr)).permute(0, 3, 1, 2).float() / 255
         video.append(mc3.encode_video(t.unsqueeze(0))[0].numpy())
+        curves.append(sync.encode(t.unsqueeze(0), ds.cfg.num_latents(wave.size))[1][0].numpy())
         small = video_input(fr, ds.cfg.fps, model_cfg.video_fps, model_cfg.frame_size)
         frames.append((small * 255).round().to(torch.uint8).numpy())
         audio.append(wave.astype(np.float32))
         uids.append(ds.records[int(i)].video_uid)
-    arrays = {"audio": np.stack(audio), "frames": np.stack(frames), "mc3_video": np.stack(video)}
+    arrays = {
+        "audio": np.stack(audio),
+        "frames": np.stack(frames),
+        "mc3_video": np.stack(video),
+        "sync_curves": np.stack(curves),
+    }
     for k, v in arrays.items():
         np.save(out / f"{split}_{k}.npy", v)
     meta_path.write_text(json.dumps({"arrays": list(arrays), "video_uid": uids}))
@@ -112,18 +126,49 @@ def batch_tensors(cache: dict, a: np.ndarray, b: np.ndarray, device) -> dict:
         "frames": rows("frames", a).float().div(255).to(device),  # (b, T', 3, s, s)
         "video_a": rows("mc3_video", a).to(device),
         "video_b": rows("mc3_video", b).to(device),
+        "curves_a": rows("sync_curves", a).to(device),  # (b, L, 2)
     }
 
 
 @torch.no_grad()
-def noisy_labels(mc3, sources, assignment, video_a, video_b, temperature=0.05) -> torch.Tensor:
-    """On-screen labels (batch, M) in [0, 1]: 0 for sources of the other clip's mixture; the
-    MC3 coincidence of the source with clip ``a``'s video against ``b``'s for the others."""
+def curve_correlation(sources: torch.Tensor, video_curves: torch.Tensor) -> torch.Tensor:
+    """sources (batch, M, N), the sync model's curves of the video (batch, L, 2) -> (batch, M):
+    mean Pearson correlation, over (onset, level), of each source's own curves
+    (``foley.models.sync.sync_targets``) with the video's."""
+    from foley.models.sync import sync_targets
+
+    b, m, _ = sources.shape
+    waves = sources.flatten(0, 1).cpu().numpy()
+    audio = torch.from_numpy(np.stack([sync_targets(w) for w in waves]))
+    audio = audio[:, : video_curves.shape[1]].view(b, m, -1, 2).to(video_curves.device)
+    a = audio - audio.mean(2, keepdim=True)
+    v = (video_curves - video_curves.mean(1, keepdim=True)).unsqueeze(1)
+    return ((a * v).sum(2) / (a.norm(dim=2) * v.norm(dim=2) + 1e-6)).mean(-1)
+
+
+@torch.no_grad()
+def sync_coincidence(sync, frames: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """(batch, M) :func:`curve_correlation` of sources with the contacts the sync model sees in
+    ``frames`` (batch, T, 3, S, S) in [0, 1] at ``cfg.fps``."""
+    from foley.config import DEFAULT_CONFIG
+
+    curves = sync.encode(frames, DEFAULT_CONFIG.num_latents(sources.shape[-1]))[1]
+    return curve_correlation(sources, curves)
+
+
+@torch.no_grad()
+def noisy_labels(mc3, sources, assignment, batch: dict, kind: str) -> torch.Tensor:
+    """On-screen labels (batch, M) in [0, 1]: 0 for sources of the other clip's mixture and
+    near-silent ones; for the others the coincidence of the source with clip ``a``'s video:
+    ``sync``: sigmoid((curve correlation - 0.2) / 0.1); ``mc3``: sigmoid((cos(src, video_a) -
+    cos(src, video_b)) / 0.05)."""
     b, m, n = sources.shape
-    emb = mc3.encode_audio(sources.flatten(0, 1)).view(b, m, -1)
-    coincide = torch.sigmoid(
-        ((emb * video_a[:, None]).sum(-1) - (emb * video_b[:, None]).sum(-1)) / temperature
-    )
+    if kind == "sync":
+        coincide = torch.sigmoid((curve_correlation(sources, batch["curves_a"]) - 0.2) / 0.1)
+    else:
+        emb = mc3.encode_audio(sources.flatten(0, 1)).view(b, m, -1)
+        sim_a = (emb * batch["video_a"][:, None]).sum(-1)
+        coincide = torch.sigmoid((sim_a - (emb * batch["video_b"][:, None]).sum(-1)) / 0.05)
     power = sources.pow(2).mean(-1)
     mix_power = sources.sum(1).pow(2).mean(-1, keepdim=True)
     active = (power > 1e-3 * mix_power).float()
@@ -134,9 +179,10 @@ def step_losses(model, mc3, batch: dict, args, rng: np.random.Generator) -> dict
     from foley.models.audioscope import mixit_loss
 
     mixtures = batch["mixtures"]
-    out_sources = model.separate(mixtures.sum(1))
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not args.freeze_separator):
+        out_sources = model.separate(mixtures.sum(1))
     mixit, assignment = mixit_loss(mixtures, out_sources)
-    labels = noisy_labels(mc3, out_sources, assignment, batch["video_a"], batch["video_b"])
+    labels = noisy_labels(mc3, out_sources, assignment, batch, args.labels)
     frames = None if rng.random() < args.video_dropout else batch["frames"]
     logits = model.classify(out_sources.detach(), frames)
     bce = F.binary_cross_entropy_with_logits(logits, labels)
@@ -149,9 +195,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     args = config_from_args(AudioScopeConfig, args)
-    from foley.defaults import mc3_dir_or_default
+    from foley.defaults import DEFAULT_MODEL_DIR, mc3_dir_or_default
     from foley.models.audioscope import AudioScope
     from foley.models.mc3 import MC3Model
+    from foley.models.sync import SyncModel
     from training.common import make_accelerator
     from training.loop import TrainLoop, cosine_schedule
 
@@ -159,19 +206,40 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
-    model = AudioScope(
-        num_sources=args.num_sources, channels=args.channels, num_blocks=args.num_blocks
-    )
+    if args.init:
+        model = AudioScope.from_pretrained(args.init)
+    else:
+        model = AudioScope(
+            num_sources=args.num_sources, channels=args.channels, num_blocks=args.num_blocks
+        )
     mc3 = MC3Model.from_pretrained(mc3_dir_or_default(args.mc3 or None)).eval()
+    sync = SyncModel.from_pretrained(args.sync or DEFAULT_MODEL_DIR / "video_encoder").eval()
     with accelerator.main_process_first():
         train = build_cache(
-            Path(args.data), "train", out / "cache", model.config, mc3, args.max_clips, args.seed
+            Path(args.data),
+            "train",
+            out / "cache",
+            model.config,
+            (mc3, sync),
+            args.max_clips,
+            args.seed,
         )
         val = build_cache(
-            Path(args.data), "val", out / "cache", model.config, mc3, args.val_clips, args.seed
+            Path(args.data),
+            "val",
+            out / "cache",
+            model.config,
+            (mc3, sync),
+            args.val_clips,
+            args.seed,
         )
     mc3 = mc3.to(accelerator.device)
-    optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    separator = {"inp", "blocks", "mask"}
+    params = [
+        p for name, p in model.named_parameters()
+        if not (args.freeze_separator and name.split(".")[0] in separator)
+    ]  # fmt: skip
+    optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
     model, optim, sched = accelerator.prepare(model, optim, sched)
     (out / "train_config.json").write_text(json.dumps(asdict(args), indent=2))
@@ -209,7 +277,9 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
         rng = np.random.default_rng([args.seed, step, *rank])
         a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
         losses = step_losses(model, mc3, batch_tensors(train, a, b, accelerator.device), args, rng)
-        loss = losses["mixit"] + args.classifier_weight * losses["bce"]
+        loss = args.classifier_weight * losses["bce"]
+        if not args.freeze_separator:
+            loss = loss + losses["mixit"]
         optim.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 5.0)
