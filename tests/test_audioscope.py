@@ -214,3 +214,25 @@ def test_app_separate_only_takes_uploads(tmp_path):
     assert str(tmp_path) not in str(err.value)
     with pytest.raises(InputError, match="--audioscope"):
         separate_upload(service, None, uploads / "v.mp4")
+
+
+def test_sync_labels_follow_the_contacts():
+    """A source whose onsets are the video's contacts correlates; the same clicks moved do not."""
+    from foley.models.sync import sync_targets
+    from training.train_audioscope import curve_correlation
+
+    sr = DEFAULT_CONFIG.sample_rate
+    rng = np.random.default_rng(0)
+
+    def clicks(times):
+        wave = rng.normal(0, 1e-4, 3 * sr).astype(np.float32)
+        for t in times:
+            i = int(t * sr)
+            wave[i : i + 800] += np.exp(-np.arange(800) / 100.0) * rng.normal(0, 0.5, 800)
+        return wave
+
+    seen = clicks([0.4, 1.3, 2.2])
+    video_curves = torch.from_numpy(sync_targets(seen))[None]  # (1, L, 2)
+    sources = torch.from_numpy(np.stack([seen, clicks([0.8, 1.7, 2.6])]))[None]
+    corr = curve_correlation(sources, video_curves)[0]
+    assert corr[0] > 0.9 and corr[1] < 0.3
