@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--index", help="retrieval index to serve and rebuild (default: MODEL/index)"
     )
     parser.add_argument("--avs", help="AVS model folder (default: MODEL/avs when present)")
+    parser.add_argument(
+        "--audioscope", help="AudioScope model folder: adds the Separate tab (foley separate)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=None, help="port (default: 7860 or the next free)"
@@ -120,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
         rebuild_root=rebuild_root,
     )
     service.load()  # a bad folder is reported here, before serving
-    demo = build_ui(service, examples=examples)
+    audioscope = None
+    if args.audioscope:
+        from foley.cli.separate import load_audioscope
+
+        audioscope = load_audioscope(args.audioscope, args.device)
+    demo = build_ui(service, examples=examples, audioscope=audioscope)
     if not _loopback(args.host):
         print(f"warning: serving on {args.host}: reachable from other machines (login required)")
     try:

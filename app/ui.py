@@ -148,13 +148,15 @@ def build_ui(
     avs=None,
     work_dir: str | os.PathLike | None = None,
     title: str = "Foley",
+    audioscope=None,
 ):
     """The app as ``gr.Blocks``.
 
     ``models``: a :class:`~app.service.Models`, a ``FoleyPipeline``, a zero-argument callable
     returning either (loaded on first use), or a ready :class:`FoleyService`.  ``index_path``:
     the index to serve and rebuild (default: the pipeline's ``index/``).  ``examples``: video
-    paths offered as examples (default: those shipped in ``foley/assets``).
+    paths offered as examples (default: those shipped in ``foley/assets``).  ``audioscope``:
+    an AudioScope model (or a zero-argument callable returning one) adds the Separate tab.
     """
     from foley.defaults import set_offline_env
 
@@ -279,6 +281,11 @@ def build_ui(
                 gr.Audio(label=f"result {k + 1}", type="filepath", visible=False)
                 for k in range(TEXT_HITS)
             ]
+
+        if audioscope is not None:
+            from app.separate import add_separate_tab
+
+            add_separate_tab(gr, service, audioscope, _shown_as_message)
 
         # ---- handlers (closures over this app's service; no module state) ---------------
         def on_check(video):

@@ -51,7 +51,9 @@ def served(world):
     service = FoleyService(
         lambda: load_models(world["model"]), limits=LIMITS, rebuild_root=world["root"]
     )
-    demo = build_ui(service, examples=[str(world["clip"])])
+    from tests.test_audioscope import tiny_model
+
+    demo = build_ui(service, examples=[str(world["clip"])], audioscope=tiny_model())
     url = launch(demo, port=free_port(), block=False, quiet=True)
     assert url.startswith("http://127.0.0.1:")
     client = Client(url, verbose=False, download_files=str(world["root"] / "downloads"))
@@ -95,6 +97,25 @@ def check_outputs(result, clip: Path) -> dict:
 def test_named_api(served):
     names = served["client"].view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/generate", "/check_video", "/index_info", "/rebuild_index"} <= set(names)
+    assert "/separate" in names
+
+
+def test_separate_tab_splits_an_uploaded_video(served, world, tmp_path):
+    from gradio_client import handle_file
+
+    from foley.io import write_video
+
+    rng = np.random.default_rng(0)
+    clip = tmp_path / "with_sound.mp4"
+    frames = rng.integers(0, 255, (int(2.5 * CFG.fps), 32, 32, 3), np.uint8)  # 2.5 s
+    audio = rng.normal(0, 0.1, int(2.5 * CFG.sample_rate)).astype(np.float32)
+    write_video(clip, frames, CFG.fps, audio, CFG.sample_rate)
+    video, on_wav, off_wav, note = served["client"].predict(
+        handle_file(str(clip)), api_name="/separate"
+    )
+    on, off, mixture = load_audio(on_wav), load_audio(off_wav), load_audio(clip)
+    np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-3)
+    assert probe_video(video).has_audio and "window" in note and str(tmp_path) not in note
 
 
 def test_both_modes_retrieve_from_the_index(served, world):

@@ -305,3 +305,29 @@ def test_materials_sound_different():
     assert length["metal"] > length["glass"] > length["ceramic"] > length["wood"] > length["paper"]
     assert length["ceramic"] > length["plastic"] > length["paper"]
     assert centroid["glass"] > centroid["metal"] > centroid["wood"]
+
+
+def test_offscreen_track_holds_exactly_the_offscreen_events(clips, tmp_path):
+    from foley.data.ego4d import load_ground_truth
+    from foley.data.foleyworld.generate import write_clip
+
+    sr = CFG.sample_rate
+    seen = 0
+    for clip in clips:
+        off = clip.offscreen
+        hidden = [e for e in clip.events if not e["visible"]]
+        spans = np.zeros(off.size, bool)
+        for e in hidden:
+            spans[int(round(e["onset"] * sr)) : int(round(e["offset"] * sr))] = True
+        assert not np.any(off[~spans])  # nothing outside the off-screen events
+        assert np.any(off) == bool(hidden)
+        seen += bool(hidden)
+        visible = np.zeros(off.size, bool)
+        for e in clip.events:
+            if e["visible"]:
+                visible[int(round(e["onset"] * sr)) : int(round(e["offset"] * sr))] = True
+        assert not np.any((clip.action - off)[~visible])  # the rest is the visible events
+    assert seen >= 2
+    write_clip(tmp_path, clips[0], CFG)
+    gt = load_ground_truth(clips[0].record.gt_path(tmp_path))
+    np.testing.assert_array_equal(gt["offscreen"], clips[0].offscreen)

@@ -15,6 +15,7 @@ TRAINERS: dict[str, str] = {
     "denoiser": "training.train_denoiser",
     "codec": "training.train_codec",
     "sync": "training.train_sync",
+    "audioscope": "training.train_audioscope",
     "all": "training.recipe",
 }
 

@@ -25,6 +25,7 @@ BUILTIN_COMMANDS = (
     "foley.cli.eval",
     "foley.cli.sound_bank",
     "foley.cli.prepare",
+    "foley.cli.separate",
 )
 
 

@@ -173,11 +173,14 @@ def save_ground_truth(
     events: list[dict],
     ambient_type: str,
     ambient_db: float,
+    offscreen: np.ndarray | None = None,
 ) -> Path:
     """Write a ``.gt.npz`` whose bytes depend only on the arrays (no zip timestamps).
 
     ``action``/``ambient``: ``(N,)`` float32 with mixture = action + ambient; ``masks``:
-    ``(T, S, S)`` bool; ``events``: list of ``{onset, offset, verb, material, visible, ...}``.
+    ``(T, S, S)`` bool; ``events``: list of ``{onset, offset, verb, material, visible, ...}``;
+    ``offscreen``: ``(N,)`` float32, the off-screen events' part of ``action`` (on screen =
+    action - offscreen; off screen = offscreen + ambient).
     """
     arrays = {
         "action": np.asarray(action, np.float32),
@@ -187,6 +190,8 @@ def save_ground_truth(
         "ambient_type": np.array(str(ambient_type)),
         "ambient_db": np.array(float(ambient_db), np.float64),
     }
+    if offscreen is not None:
+        arrays["offscreen"] = np.asarray(offscreen, np.float32)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -213,6 +218,8 @@ def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
             "events": json.loads(str(data["events_json"])),
             "ambient_type": str(data["ambient_type"]),
             "ambient_db": float(data["ambient_db"]),
+            # older datasets lack it: None (then off-screen events are only in events_json)
+            "offscreen": data["offscreen"] if "offscreen" in data.files else None,
         }
 
 

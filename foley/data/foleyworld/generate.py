@@ -69,6 +69,7 @@ class Clip:
     ambient_db: float
     gap: np.ndarray  # (T,) contact distance in pixels (for tests; not written)
     plan: ClipPlan
+    offscreen: np.ndarray | None = None  # (N,) float32: the off-screen events in ``action``
 
 
 def clip_record(video: VideoPlan, plan: ClipPlan, cfg: AVConfig) -> ClipRecord:
@@ -121,6 +122,7 @@ def make_clip(
         ambient_db=round(dbfs(ambient), 3),
         gap=rendered.gap,
         plan=plan,
+        offscreen=plan.offscreen,
     )
 
 
@@ -137,6 +139,7 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
         events=clip.events,
         ambient_type=clip.ambient_type,
         ambient_db=clip.ambient_db,
+        offscreen=clip.offscreen,
     )
 
 
@@ -280,7 +283,9 @@ def generate_dataset(
             "mixture = action + ambient; masks (T, S, S) bool, true on the sounding object's "
             "visible pixels while a visible event sounds; events_json: list of {onset, offset "
             "(s), frames [on, off), verb, material, visible, object, source}; ambient_type; "
-            "ambient_db (dBFS of the ambient track)"
+            "ambient_db (dBFS of the ambient track); offscreen (N,) float32: the off-screen "
+            "events' part of action (on screen = action - offscreen, off screen = offscreen "
+            "+ ambient)"
         ),
         "licence": "synthetic; no third-party media unless listed under sound_bank",
         "sound_bank": bank.describe(used) if bank else None,

@@ -149,6 +149,7 @@ class ClipPlan:
     render_seed: int
     synth_seed: int
     ambient_source: str = "synth"  # "bank:<file>" when the bed is a recording
+    offscreen: np.ndarray | None = None  # (N,) off-screen events' audio, set by action_track
 
     @property
     def sounding(self) -> bool:

@@ -100,9 +100,11 @@ def action_track(
     bank_probability: float = 1.0,
     variety: bool = True,
 ) -> np.ndarray:
-    """``(cfg.samples_per_clip,)`` float32; fills each event's onset, offset and source."""
+    """``(cfg.samples_per_clip,)`` float32; fills each event's onset, offset and source, and
+    ``plan.offscreen``: the off-screen events' part of the track."""
     sr, n = cfg.sample_rate, cfg.samples_per_clip
     track = np.zeros(n, np.float64)
+    offscreen = np.zeros(n, np.float64)
     for i, event in enumerate(plan.events):
         start = min(int(round(event.onset * sr)), n - 1)
         length = 0
@@ -115,7 +117,10 @@ def action_track(
         sound = sound * 10 ** (event.gain_db / 20)
         stop = min(n, start + sound.shape[0])
         track[start:stop] += sound[: stop - start]
+        if not event.visible:
+            offscreen[start:stop] += sound[: stop - start]
         event.onset, event.offset = start / sr, stop / sr
+    plan.offscreen = offscreen.astype(np.float32)
     return track.astype(np.float32)
 
 
@@ -156,5 +161,7 @@ def clip_audio(
     peak = float(np.max(np.abs(action + ambient)))
     if peak > MAX_PEAK and np.any(action):
         headroom = MAX_PEAK - float(np.max(np.abs(ambient)))
-        action *= max(headroom, 0.05) / float(np.max(np.abs(action)))
+        gain = max(headroom, 0.05) / float(np.max(np.abs(action)))
+        action *= gain
+        plan.offscreen = plan.offscreen * np.float32(gain)
     return action, ambient

@@ -1,0 +1,107 @@
+"""``foley separate``: keep the sounds you can see (or the ones you can't), with AudioScope.
+
+    foley separate IN.mp4 -o OUT.mp4 [--keep on-screen|off-screen] [--wav OUT.wav]
+                   [--model DIR] [--audio-only] [--device cpu] [--overwrite]
+    foley separate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
+
+The output is the input video with its video stream copied and the kept part of its soundtrack
+as audio; ``--wav`` also writes that track. Any length is separated in clip-length windows
+joined by a crossfade (as generation does). Outputs are checked before any work, as
+``foley generate`` does (no output may be an input; existing outputs need ``--overwrite``); in a
+folder a file that fails is one line on stderr and the rest go on (exit code 1 if any failed).
+``--model``: an AudioScope folder (``OUT/model`` of ``foley train audioscope``, or a pipeline
+folder holding ``audioscope/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from foley.defaults import model_dir_or_default
+from foley.errors import FoleyError, InputError
+from foley.pipelines.separation import KEEP
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "separate", help="keep the on-screen (or off-screen) sounds of a video (or a folder)"
+    )
+    parser.add_argument("input", help="video file with sound, or a folder of videos")
+    parser.add_argument("-o", "--out", required=True, help="output video (folder for a folder)")
+    parser.add_argument("--keep", default="on-screen", choices=KEEP, help="default on-screen")
+    parser.add_argument("--wav", help="also write the kept track as wav (a folder for a folder)")
+    parser.add_argument("--model", help="AudioScope folder (default: MODEL/audioscope)")
+    parser.add_argument(
+        "--audio-only", action="store_true", help="classify sources without the video (ablation)"
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=main, example=None)
+
+
+def load_audioscope(path: str | None, device: str | None = None):
+    """An AudioScope model from ``path`` (its folder, or a pipeline folder's ``audioscope/``)."""
+    from foley.defaults import default_device
+    from foley.models.audioscope import AudioScope
+
+    folder = model_dir_or_default(path)
+    if not (folder / "config.json").is_file() and (folder / "audioscope").is_dir():
+        folder = folder / "audioscope"
+    if not (folder / "config.json").is_file():
+        raise InputError(
+            f"{folder}: no AudioScope model there; train one (foley train audioscope DATA -o RUN)"
+            " and pass --model RUN/model"
+        )
+    try:
+        model = AudioScope.from_pretrained(folder)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise InputError(f"{folder}: not an AudioScope model ({type(err).__name__})") from None
+    return model.to(device or default_device()).eval()
+
+
+def separate_file(model, src: Path, keep: str, *, audio_only: bool = False):
+    """Decode one video (any length) and separate it -> (Separation, sample rate, warnings)."""
+    from foley.config import DEFAULT_CONFIG
+    from foley.io import load_video
+    from foley.pipelines.separation import separate_track
+
+    video = load_video(src, DEFAULT_CONFIG, with_audio=True)
+    if video.audio is None or video.audio.size == 0:
+        raise InputError(f"{src.name}: the video has no sound to separate")
+    frames = None if audio_only else video.frames
+    return separate_track(model, video.audio, frames, DEFAULT_CONFIG), video.warnings
+
+
+def main(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from foley.cli.generate import _jobs, one_line
+    from foley.config import DEFAULT_CONFIG
+    from foley.io import mux_audio, save_audio
+
+    jobs = _jobs(args)
+    model = load_audioscope(args.model, args.device)
+    many = len(jobs) > 1
+    failed = 0
+    sr = DEFAULT_CONFIG.sample_rate
+    for src, out, wav, _ in tqdm(jobs, desc="videos", disable=args.quiet or not many):
+        try:
+            result, warnings = separate_file(model, src, args.keep, audio_only=args.audio_only)
+            for warning in warnings:
+                print(f"foley separate: warning: {warning}", file=sys.stderr)
+            track = result.track(args.keep)
+            mux_audio(src, track, sr, out)
+            if wav is not None:
+                save_audio(wav, track, sr)
+        except Exception as err:  # noqa: BLE001 - one line per file, the batch goes on
+            message = one_line(err)
+            if not many:
+                raise (err if isinstance(err, FoleyError) else InputError(message)) from None
+            failed += 1
+            print(f"foley separate: {src.name}: error: {message}", file=sys.stderr)
+            continue
+        print(f"wrote {out.resolve()} ({track.size / sr:.2f} s, {args.keep})")
+    return 1 if failed else 0

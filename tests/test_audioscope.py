@@ -1,0 +1,238 @@
+"""AudioScope: MixIT against brute force, mixture consistency, save/load, training, separate."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from foley.cli.main import main as cli
+from foley.config import DEFAULT_CONFIG
+from foley.errors import InputError
+from foley.io import load_audio, probe_video, write_video
+from foley.models.audioscope import AudioScope, mixit_loss, snr_loss
+from foley.pipelines.separation import separate_track
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = dict(
+    channels=16,
+    num_blocks=2,
+    n_fft=128,
+    hop_length=32,
+    embed_dim=8,
+    frame_size=16,
+    video_channels=(4,),
+)
+
+
+def tiny_model(seed: int = 0, **kw) -> AudioScope:
+    torch.manual_seed(seed)
+    return AudioScope(**{**TINY, **kw}).eval()
+
+
+def test_mixit_assignment_equals_brute_force():
+    g = torch.Generator().manual_seed(0)
+    mixtures = torch.randn(3, 2, 64, generator=g)
+    sources = torch.randn(3, 4, 64, generator=g)
+    loss, assignment = mixit_loss(mixtures, sources)
+    for b in range(3):
+        best = None
+        for combo in itertools.product(range(2), repeat=4):
+            c = torch.tensor(combo)
+            remix = torch.stack([sources[b][c == k].sum(0) for k in range(2)])
+            value = float(snr_loss(mixtures[b], remix).sum())
+            if best is None or value < best[0]:
+                best = (value, combo)
+        assert float(loss[b]) == pytest.approx(best[0], abs=1e-4)
+        assert tuple(assignment[b].tolist()) == best[1]
+
+
+def test_snr_loss_threshold_caps_at_30_db():
+    y = torch.randn(1, 100)
+    assert float(snr_loss(y, y)) == pytest.approx(-30.0, abs=1e-3)
+    assert float(snr_loss(y, torch.zeros_like(y))) == pytest.approx(10 * np.log10(1.001), abs=1e-4)
+
+
+def test_sources_sum_to_mixture_and_on_off_split():
+    model = tiny_model()
+    mix = torch.randn(2, 4000) * 0.3
+    frames = torch.rand(2, 6, 3, 16, 16)
+    on, off, out = model.on_screen(mix, frames)
+    assert out.sources.shape == (2, 4, 4000)
+    torch.testing.assert_close(out.sources.sum(1), mix, atol=1e-5, rtol=0)
+    torch.testing.assert_close(on + off, mix)
+    # the video matters to the classifier; the audio-only mode uses the null context
+    other = model.classify(out.sources, torch.rand(2, 6, 3, 16, 16))
+    assert not torch.allclose(other, out.logits)
+    assert model.classify(out.sources, None).shape == (2, 4)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = tiny_model(seed=3)
+    model.save_pretrained(tmp_path / "m")
+    loaded = AudioScope.from_pretrained(tmp_path / "m").eval()
+    mix, frames = torch.randn(1, 3000), torch.rand(1, 4, 3, 16, 16)
+    a, b = model(mix, frames), loaded(mix, frames)
+    torch.testing.assert_close(a.sources, b.sources)
+    torch.testing.assert_close(a.logits, b.logits)
+
+
+def test_tiny_model_mixit_loss_falls():
+    """Mixtures of a tone and a noise burst: MixIT training separates them better."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 16000
+
+    def batch():
+        tones = [np.sin(2 * np.pi * rng.uniform(200, 2000) * t) * 0.3 for _ in range(8)]
+        noise = [rng.normal(0, 0.1, 4000) * (t > rng.uniform(0, 0.15)) for _ in range(8)]
+        return torch.tensor(np.stack([tones, noise], 1), dtype=torch.float32)  # (8, 2, N)
+
+    model = tiny_model().train()
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        mixtures = batch()
+        loss, _ = mixit_loss(mixtures, model.separate(mixtures.sum(1)))
+        optim.zero_grad()
+        loss.mean().backward()
+        optim.step()
+        losses.append(loss.mean().item())
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 3.0  # dB
+
+
+def test_separate_track_any_length_sums_to_mixture():
+    model = tiny_model()
+    cfg = DEFAULT_CONFIG
+    n = int(7.3 * cfg.sample_rate)
+    wave = np.random.default_rng(1).normal(0, 0.1, n).astype(np.float32)
+    frames = np.random.default_rng(2).integers(0, 255, (int(7.3 * cfg.fps), 32, 32, 3), np.uint8)
+    result = separate_track(model, wave, frames, cfg)
+    assert result.on_screen.shape == (n,) and len(result.probabilities) == 3
+    np.testing.assert_allclose(result.on_screen + result.off_screen, wave, atol=1e-6)
+    short = separate_track(model, wave[:8000], None, cfg)  # shorter than a clip, audio only
+    assert short.on_screen.shape == (8000,)
+
+
+def test_cli_separate_file_and_errors(tmp_path, capsys):
+    model = tiny_model(seed=1)
+    model.save_pretrained(tmp_path / "model")
+    cfg = DEFAULT_CONFIG
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, int(4.5 * cfg.sample_rate)).astype(np.float32)
+    frames = rng.integers(0, 255, (int(4.5 * cfg.fps), 32, 32, 3), np.uint8)
+    src = tmp_path / "in.mp4"
+    write_video(src, frames, cfg.fps, audio, cfg.sample_rate)
+    args = ["separate", str(src), "--model", str(tmp_path / "model")]
+    assert cli([*args, "-o", str(tmp_path / "on.mp4"), "--wav", str(tmp_path / "on.wav")]) == 0
+    assert (
+        cli(
+            [
+                *args,
+                "-o",
+                str(tmp_path / "off.mp4"),
+                "--wav",
+                str(tmp_path / "off.wav"),
+                "--keep",
+                "off-screen",
+            ]
+        )
+        == 0
+    )
+    on, off = load_audio(tmp_path / "on.wav"), load_audio(tmp_path / "off.wav")
+    mixture = load_audio(src)
+    np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-3)
+    assert abs(probe_video(tmp_path / "on.mp4").duration - 4.5) < 0.1
+    # an existing output is refused before any work; a missing model is one line
+    before = (tmp_path / "on.wav").read_bytes()
+    assert cli([*args, "-o", str(tmp_path / "on.mp4")]) == 1
+    assert cli(["separate", str(src), "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "no AudioScope model" in err
+    assert "Traceback" not in err and (tmp_path / "on.wav").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_trainer_runs_and_resumes(tmp_path):
+    from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
+    from foley.models.mc3 import MC3Model
+    from tests.tiny import MC3_TINY
+    from training.train_audioscope import main as train
+
+    generate_dataset(
+        tmp_path / "data", FoleyWorldSettings(videos=3, clips_per_video=2, seed=5), progress=False
+    )
+    MC3Model(**MC3_TINY).save_pretrained(tmp_path / "mc3")
+    args = [
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "run"),
+        "--mc3",
+        str(tmp_path / "mc3"),
+        "--channels",
+        "16",
+        "--num-blocks",
+        "2",
+        "--batch-size",
+        "2",
+        "--val-every",
+        "2",
+    ]
+    assert train([*args, "--steps", "2"]) == 0
+    assert train([*args, "--steps", "4"]) == 0  # resumes at step 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").open()]
+    assert max(steps) == 4 and steps.count(2) <= 2
+    AudioScope.from_pretrained(tmp_path / "run/model")
+
+
+def test_app_separate_only_takes_uploads(tmp_path):
+    from app.separate import separate_upload
+    from app.service import FoleyService, Limits
+
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir(), elsewhere.mkdir()
+    cfg = DEFAULT_CONFIG
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, 3 * cfg.sample_rate).astype(np.float32)
+    frames = rng.integers(0, 255, (3 * int(cfg.fps), 32, 32, 3), np.uint8)
+    for folder in (uploads, elsewhere):
+        write_video(folder / "v.mp4", frames, cfg.fps, audio, cfg.sample_rate)
+    service = FoleyService(
+        lambda: None,
+        limits=Limits(max_video_seconds=5.0),
+        input_roots=[uploads],
+        work_dir=tmp_path / "work",
+    )
+    result = separate_upload(service, tiny_model(), uploads / "v.mp4")
+    on, off = load_audio(result.on_screen_wav), load_audio(result.off_screen_wav)
+    np.testing.assert_allclose(on + off, load_audio(uploads / "v.mp4")[: on.size], atol=1e-3)
+    with pytest.raises(InputError, match="not uploaded through the app") as err:
+        separate_upload(service, tiny_model(), elsewhere / "v.mp4")
+    assert str(tmp_path) not in str(err.value)
+    with pytest.raises(InputError, match="--audioscope"):
+        separate_upload(service, None, uploads / "v.mp4")
+
+
+def test_sync_labels_follow_the_contacts():
+    """A source whose onsets are the video's contacts correlates; the same clicks moved do not."""
+    from foley.models.sync import sync_targets
+    from training.train_audioscope import curve_correlation
+
+    sr = DEFAULT_CONFIG.sample_rate
+    rng = np.random.default_rng(0)
+
+    def clicks(times):
+        wave = rng.normal(0, 1e-4, 3 * sr).astype(np.float32)
+        for t in times:
+            i = int(t * sr)
+            wave[i : i + 800] += np.exp(-np.arange(800) / 100.0) * rng.normal(0, 0.5, 800)
+        return wave
+
+    seen = clicks([0.4, 1.3, 2.2])
+    video_curves = torch.from_numpy(sync_targets(seen))[None]  # (1, L, 2)
+    sources = torch.from_numpy(np.stack([seen, clicks([0.8, 1.7, 2.6])]))[None]
+    corr = curve_correlation(sources, video_curves)[0]
+    assert corr[0] > 0.9 and corr[1] < 0.3

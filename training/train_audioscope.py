@@ -1,0 +1,299 @@
+"""Train AudioScope (MixIT separation + on-screen classifier) without labels (accelerate).
+
+Each step forms mixtures of mixtures: clip ``a``'s audio plus the audio of a clip ``b`` of
+another video. The separator splits the sum into ``num_sources`` sources; MixIT
+(``foley.models.audioscope.mixit_loss``) finds the best assignment of sources to the two
+mixtures. Noisy on-screen labels: a source assigned to ``b``'s mixture is off screen; a source
+assigned to ``a``'s takes the label of the audio-visual coincidence model, the frozen MC3
+(``--mc3``, the shipped one by default): ``sigmoid((cos(src, video_a) - cos(src, video_b)) /
+0.05)``, zero for near-silent sources. No ground truth is read: only each clip's mp4.
+
+The clips are decoded once into ``OUT/cache/`` (audio, frames at the model's rate and size,
+MC3 video embeddings), then training reads arrays. Resumable; the model is exported to
+``OUT/model`` at every validation (its MixIT loss on the val split is logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from foley.errors import InputError
+from training.config import add_config_arguments, config_from_args, opt
+
+
+@dataclass(frozen=True)
+class AudioScopeConfig:
+    """Settings of ``foley train audioscope`` (one field per command-line option)."""
+
+    data: str = opt(
+        "", "Ego4D-Sounds-format folder (train.tsv, val.tsv)", positional=True, required=True
+    )
+    out: str = opt("", "training folder", required=True, short="-o")
+    labels: str = opt("sync", "coincidence model of the noisy labels", choices=("sync", "mc3"))
+    mc3: str = opt("", "MC3 folder (default: the shipped one)")
+    sync: str = opt("", "SyncModel folder (default: the shipped video_encoder)")
+    init: str = opt("", "start from this AudioScope folder (its architecture wins)")
+    freeze_separator: bool = opt(False, "train the on-screen classifier only")
+    max_clips: int = opt(1200, "train clips decoded into the cache (0: all)")
+    val_clips: int = opt(64)
+    steps: int = opt(3000)
+    batch_size: int = opt(8)
+    lr: float = opt(0.001)
+    num_sources: int = opt(4)
+    channels: int = opt(128)
+    num_blocks: int = opt(8)
+    classifier_weight: float = opt(5.0)
+    video_dropout: float = opt(0.2, "share of steps whose classifier sees no video")
+    val_every: int = opt(200)
+    max_minutes: float = opt(0.0, "stop (and export) after")
+    threads: int = opt(0, "torch CPU threads (0: default)")
+    seed: int = opt(0)
+    cpu: bool = opt(False)
+
+
+@torch.no_grad()
+def build_cache(
+    data: Path, split: str, out: Path, model_cfg, judges, limit: int, seed: int
+) -> dict:
+    """Decode ``limit`` clips of a split (a random subset, fixed by ``seed``) once into
+    ``out/<split>_*.npy``: audio (n, N) float32, frames (n, T', 3, s, s) uint8, MC3 video
+    embeddings (n, 256), the sync model's predicted (onset, level) curves (n, L, 2) and the
+    clips' video_uid. ``judges``: (MC3Model, SyncModel)."""
+    from foley.config import DEFAULT_CONFIG
+    from foley.data.ego4d import ClipDataset
+    from foley.models.audioscope import video_input
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / f"{split}.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        arrays = {k: np.load(out / f"{split}_{k}.npy", mmap_mode="r") for k in meta["arrays"]}
+        return {**arrays, "video_uid": meta["video_uid"]}
+    ds = ClipDataset(data, split, DEFAULT_CONFIG)
+    order = np.random.default_rng(seed).permutation(len(ds))
+    idx = np.sort(order[: limit or len(ds)])
+    mc3, sync = judges
+    audio, frames, video, curves, uids = [], [], [], [], []
+    for i in tqdm(idx, desc=f"audioscope cache {split}", unit="clip"):
+        fr, wave = ds.load_clip(int(i))
+        t = torch.from_numpy(np.ascontiguousarray(fr)).permute(0, 3, 1, 2).float() / 255
+        video.append(mc3.encode_video(t.unsqueeze(0))[0].numpy())
+        curves.append(sync.encode(t.unsqueeze(0), ds.cfg.num_latents(wave.size))[1][0].numpy())
+        small = video_input(fr, ds.cfg.fps, model_cfg.video_fps, model_cfg.frame_size)
+        frames.append((small * 255).round().to(torch.uint8).numpy())
+        audio.append(wave.astype(np.float32))
+        uids.append(ds.records[int(i)].video_uid)
+    arrays = {
+        "audio": np.stack(audio),
+        "frames": np.stack(frames),
+        "mc3_video": np.stack(video),
+        "sync_curves": np.stack(curves),
+    }
+    for k, v in arrays.items():
+        np.save(out / f"{split}_{k}.npy", v)
+    meta_path.write_text(json.dumps({"arrays": list(arrays), "video_uid": uids}))
+    return {**arrays, "video_uid": uids}
+
+
+def draw_pairs(uids: list[str], rng: np.random.Generator, batch: int) -> tuple[np.ndarray, ...]:
+    """(a, b) clip indices, ``b`` from another video than ``a`` (another clip of the same
+    video when the split has only one video)."""
+    n = len(uids)
+    if n < 2:
+        raise InputError("AudioScope training needs at least 2 clips in each split")
+    a = rng.choice(n, batch, replace=n < batch)
+    b = []
+    for i in a:
+        others = [j for j in range(n) if uids[j] != uids[i]] or [j for j in range(n) if j != i]
+        b.append(others[int(rng.integers(len(others)))])
+    return a, np.array(b)
+
+
+def batch_tensors(cache: dict, a: np.ndarray, b: np.ndarray, device) -> dict:
+    def rows(name: str, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(cache[name][np.sort(idx)][np.argsort(np.argsort(idx))]))
+
+    return {
+        "mixtures": torch.stack([rows("audio", a), rows("audio", b)], 1).to(device),  # (b, 2, N)
+        "frames": rows("frames", a).float().div(255).to(device),  # (b, T', 3, s, s)
+        "video_a": rows("mc3_video", a).to(device),
+        "video_b": rows("mc3_video", b).to(device),
+        "curves_a": rows("sync_curves", a).to(device),  # (b, L, 2)
+    }
+
+
+@torch.no_grad()
+def curve_correlation(sources: torch.Tensor, video_curves: torch.Tensor) -> torch.Tensor:
+    """sources (batch, M, N), the sync model's curves of the video (batch, L, 2) -> (batch, M):
+    mean Pearson correlation, over (onset, level), of each source's own curves
+    (``foley.models.sync.sync_targets``) with the video's."""
+    from foley.models.sync import sync_targets
+
+    b, m, _ = sources.shape
+    waves = sources.flatten(0, 1).cpu().numpy()
+    audio = torch.from_numpy(np.stack([sync_targets(w) for w in waves]))
+    audio = audio[:, : video_curves.shape[1]].view(b, m, -1, 2).to(video_curves.device)
+    a = audio - audio.mean(2, keepdim=True)
+    v = (video_curves - video_curves.mean(1, keepdim=True)).unsqueeze(1)
+    return ((a * v).sum(2) / (a.norm(dim=2) * v.norm(dim=2) + 1e-6)).mean(-1)
+
+
+@torch.no_grad()
+def sync_coincidence(sync, frames: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """(batch, M) :func:`curve_correlation` of sources with the contacts the sync model sees in
+    ``frames`` (batch, T, 3, S, S) in [0, 1] at ``cfg.fps``."""
+    from foley.config import DEFAULT_CONFIG
+
+    curves = sync.encode(frames, DEFAULT_CONFIG.num_latents(sources.shape[-1]))[1]
+    return curve_correlation(sources, curves)
+
+
+@torch.no_grad()
+def noisy_labels(mc3, sources, assignment, batch: dict, kind: str) -> torch.Tensor:
+    """On-screen labels (batch, M) in [0, 1]: 0 for sources of the other clip's mixture and
+    near-silent ones; for the others the coincidence of the source with clip ``a``'s video:
+    ``sync``: sigmoid((curve correlation - 0.2) / 0.1); ``mc3``: sigmoid((cos(src, video_a) -
+    cos(src, video_b)) / 0.05)."""
+    b, m, n = sources.shape
+    if kind == "sync":
+        coincide = torch.sigmoid((curve_correlation(sources, batch["curves_a"]) - 0.2) / 0.1)
+    else:
+        emb = mc3.encode_audio(sources.flatten(0, 1)).view(b, m, -1)
+        sim_a = (emb * batch["video_a"][:, None]).sum(-1)
+        coincide = torch.sigmoid((sim_a - (emb * batch["video_b"][:, None]).sum(-1)) / 0.05)
+    power = sources.pow(2).mean(-1)
+    mix_power = sources.sum(1).pow(2).mean(-1, keepdim=True)
+    active = (power > 1e-3 * mix_power).float()
+    return coincide * active * (assignment == 0).float()
+
+
+def step_losses(model, mc3, batch: dict, args, rng: np.random.Generator) -> dict:
+    from foley.models.audioscope import mixit_loss
+
+    mixtures = batch["mixtures"]
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not args.freeze_separator):
+        out_sources = model.separate(mixtures.sum(1))
+    mixit, assignment = mixit_loss(mixtures, out_sources)
+    labels = noisy_labels(mc3, out_sources, assignment, batch, args.labels)
+    frames = None if rng.random() < args.video_dropout else batch["frames"]
+    logits = model.classify(out_sources.detach(), frames)
+    bce = F.binary_cross_entropy_with_logits(logits, labels)
+    return {"mixit": mixit.mean(), "bce": bce}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, AudioScopeConfig)
+
+
+def run(args: AudioScopeConfig | argparse.Namespace) -> int:
+    args = config_from_args(AudioScopeConfig, args)
+    from foley.defaults import DEFAULT_MODEL_DIR, mc3_dir_or_default
+    from foley.models.audioscope import AudioScope
+    from foley.models.mc3 import MC3Model
+    from foley.models.sync import SyncModel
+    from training.common import make_accelerator
+    from training.loop import TrainLoop, cosine_schedule
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    if args.init:
+        model = AudioScope.from_pretrained(args.init)
+    else:
+        model = AudioScope(
+            num_sources=args.num_sources, channels=args.channels, num_blocks=args.num_blocks
+        )
+    mc3 = MC3Model.from_pretrained(mc3_dir_or_default(args.mc3 or None)).eval()
+    sync = SyncModel.from_pretrained(args.sync or DEFAULT_MODEL_DIR / "video_encoder").eval()
+    with accelerator.main_process_first():
+        train = build_cache(
+            Path(args.data),
+            "train",
+            out / "cache",
+            model.config,
+            (mc3, sync),
+            args.max_clips,
+            args.seed,
+        )
+        val = build_cache(
+            Path(args.data),
+            "val",
+            out / "cache",
+            model.config,
+            (mc3, sync),
+            args.val_clips,
+            args.seed,
+        )
+    mc3 = mc3.to(accelerator.device)
+    separator = {"inp", "blocks", "mask"}
+    params = [
+        p for name, p in model.named_parameters()
+        if not (args.freeze_separator and name.split(".")[0] in separator)
+    ]  # fmt: skip
+    optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
+    model, optim, sched = accelerator.prepare(model, optim, sched)
+    (out / "train_config.json").write_text(json.dumps(asdict(args), indent=2))
+
+    def export(step: int) -> dict:
+        unwrapped = accelerator.unwrap_model(model).eval()
+        rng = np.random.default_rng(12345)
+        losses = []
+        with torch.no_grad():
+            for _ in range(4):
+                a, b = draw_pairs(val["video_uid"], rng, args.batch_size)
+                batch = batch_tensors(val, a, b, accelerator.device)
+                losses.append(step_losses(unwrapped, mc3, batch, args, rng))
+        unwrapped.train()
+        metrics = {k: float(np.mean([float(x[k]) for x in losses])) for k in losses[0]}
+        metrics = {f"val_{k}": v for k, v in metrics.items()}
+        if accelerator.is_main_process:
+            unwrapped.save_pretrained(out / "model")
+        return metrics
+
+    loop = TrainLoop(
+        accelerator,
+        out,
+        args.steps,
+        desc="audioscope",
+        log_every=20,
+        save_every=args.val_every,
+        export_every=args.val_every,
+        max_minutes=args.max_minutes,
+        export=export,
+    )
+    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
+    model.train()
+    for step in loop:
+        rng = np.random.default_rng([args.seed, step, *rank])
+        a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
+        losses = step_losses(model, mc3, batch_tensors(train, a, b, accelerator.device), args, rng)
+        loss = args.classifier_weight * losses["bce"]
+        if not args.freeze_separator:
+            loss = loss + losses["mixit"]
+        optim.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 5.0)
+        optim.step()
+        sched.step()
+        loop.end_step(**{k: v.item() for k, v in losses.items()})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
