@@ -192,7 +192,16 @@ class FoleyPipeline(DiffusionPipeline):
         legacy = "retriever" not in kwargs and _lists_legacy_mc3(root)
         # (diffusers only loads components from modules already imported: this module imports
         # every component class for the typed arguments above)
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if legacy:  # its "mc3" entry is expected to go unused: no warning about it
+            from diffusers.utils import logging as diffusers_logging
+
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()
+        try:
+            pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        finally:
+            if legacy:
+                diffusers_logging.set_verbosity(verbosity)
         if legacy:  # mc3/, index/ and clips/ at the top level: a retriever folder in itself
             pipe.register_modules(retriever=ClipRetriever.from_pretrained(root).eval())
         if index is not None and pipe.retriever is not None:
