@@ -119,8 +119,9 @@ def mux_result(video, decoded, wave: np.ndarray, sr: int, out: Path) -> Path:
         return write_video(out, decoded.frames, decoded.fps, audio=wave, sample_rate=sr)
 
 
-def condition_clip(out_dir: Path, first, index, cond_wave, upload, sr: int) -> ConditionClip | None:
-    """The clip the model was conditioned on (``first``: the first pipeline output)."""
+def condition_clip(out_dir: Path, first, cond_wave, upload, sr: int) -> ConditionClip | None:
+    """The clip the model was conditioned on (``first``: the first pipeline output, whose
+    ``retrieved`` carries the retrieved clip's index metadata)."""
     from foley.io import save_audio
     from foley.metrics.audio import ambient_level_db
 
@@ -135,14 +136,10 @@ def condition_clip(out_dir: Path, first, index, cond_wave, upload, sr: int) -> C
             narration=Path(upload).name,
             ambient_db=float(ambient_level_db(cond_wave, sr)),
         )
-    cid = first.condition_ids[0]
-    meta = {}
-    try:
-        meta = index.get(cid)
-    except (KeyError, ValueError):
-        pass
+    found = first.retrieved[0] if first.retrieved else None
+    meta = found.metadata if found is not None else {}
     return ConditionClip(
-        cid,
+        first.condition_ids[0],
         wav,
         narration=meta.get("narration"),
         ambient_db=meta.get("ambient_db"),

@@ -28,6 +28,7 @@ from app.results import (
     mux_result,
     write_candidate,
 )
+from foley.defaults import mc3_dir_or_default
 from foley.errors import InputError
 from foley.paths import confined, is_within, resolved
 
@@ -187,7 +188,7 @@ class FoleyService:
         if mc3 is None:
             return None
         if self._model_id is None:
-            saved = self.models.model_dir / "mc3" if self.models.model_dir else None
+            saved = mc3_dir_or_default(self.models.model_dir) if self.models.model_dir else None
             if saved is not None and (saved / WEIGHTS_NAME).is_file():
                 self._model_id = model_id(saved)
             else:
@@ -375,7 +376,7 @@ class FoleyService:
                 "or start the app with a model that has an index (--index DIR)"
             )
         if cond_wave is None and mode == "action_focused":
-            self._check_quiet_clips(index, float(ambient_db_max))
+            self._check_quiet_clips(pipe.retriever, float(ambient_db_max))
         shaping = pipe.resolve_sync_shaping(sync_shaping)
         report(0.02, "decoding the video")
         decoded = load_video(
@@ -406,7 +407,7 @@ class FoleyService:
             for k, a in enumerate(audios)
         ]
         muxed = mux_result(video, decoded, audios[0], sr, out_dir / "generated.mp4")
-        condition = condition_clip(out_dir, first, index, cond_wave, condition_audio, sr)
+        condition = condition_clip(out_dir, first, cond_wave, condition_audio, sr)
         report(0.9, "segmenting the sounding object (AVS)")
         avs, note = avs_overlay(pipe, decoded, audios[0], sr, out_dir, self.limits)
         report(1.0, "done")
@@ -425,11 +426,9 @@ class FoleyService:
         )
 
     @staticmethod
-    def _check_quiet_clips(index, ambient_db_max: float) -> None:
+    def _check_quiet_clips(retriever, ambient_db_max: float) -> None:
         """Action-focused retrieval needs at least one clip at or below the threshold."""
-        from foley.retrieval import ClipRetriever
-
-        if not ClipRetriever(None, index).has_quiet_clip(ambient_db_max):
+        if not retriever.has_quiet_clip(ambient_db_max):
             raise InputError(
                 f"no clip in the index has an ambient level at or below {ambient_db_max:g} dBFS: "
                 "raise the action-focused threshold under Advanced"
@@ -495,9 +494,8 @@ class FoleyService:
             video_encoder=p.video_encoder,
             denoiser=p.denoiser,
             scheduler=type(p.scheduler).from_config(p.scheduler.config),
-            mc3=p.mc3,
+            retriever=None if p.retriever is None else p.retriever.with_index(index),
             av_config=dict(p.config.av_config),
-            index=index,
             avs=self.models.avs,
             sync=getattr(p, "sync", None),
         )

@@ -21,7 +21,7 @@ above its own audio 1 s late.
         [--frame-stride 4|1]
 
 A model trained with ``--frame-diff`` gets each scored frame's true predecessor (the test cache
-then holds them, ``extract_split(..., predecessors=True)``).
+then holds them, ``extract_avs_clips(..., predecessors=True)``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from foley.metrics.avs import (
     shuffle_in_time,
 )
 from foley.models.avs import AVSModel
-from training.train_avs import extract_split, mismatch_audio
+from training.train_avs import extract_avs_clips, mismatch_audio
 
 SETTINGS = ("single", "multi")
 SHIFT_S = 1.0  # the "own audio, late" rows: every sound 1 s late (circularly)
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if p.exists()
     )
-    arrays = extract_split(
+    arrays = extract_avs_clips(
         args.data,
         args.split,
         runs / ("features" if args.frame_stride == 4 else f"features_s{args.frame_stride}"),

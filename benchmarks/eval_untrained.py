@@ -34,7 +34,6 @@ def build(work: Path, videos: int, clips_per_video: int, seed: int) -> None:
     from foley.models.video_encoder import VideoEncoder
     from foley.pipelines.foley_pipeline import FoleyPipeline
     from foley.retrieval import ClipRetriever
-    from retrieval_index import ClipIndex
 
     data = work / "fw"
     if not (data / "foleyworld.json").is_file():
@@ -57,7 +56,9 @@ def build(work: Path, videos: int, clips_per_video: int, seed: int) -> None:
         video_frame_stride=2,
     ).eval()
     mc3.save_pretrained(work / "mc3")
-    ClipRetriever.build(mc3, model_id(work / "mc3"), data, "train", work / "index", cfg=CFG)
+    retriever = ClipRetriever.build(
+        mc3, model_id(work / "mc3"), data, "train", work / "index", cfg=CFG
+    )
     codec = FoleyCodec(latent_dim=8, n_filters=8, lstm_layers=0)
     waves = 0.1 * torch.randn(4, CFG.samples_per_clip, generator=torch.Generator().manual_seed(0))
     codec.set_latent_stats(*codec.measure_latent_stats([waves]))
@@ -75,9 +76,8 @@ def build(work: Path, videos: int, clips_per_video: int, seed: int) -> None:
         video_encoder=VideoEncoder(dim=32, channels=(8, 16)),
         denoiser=denoiser,
         scheduler=FlowMatchEulerDiscreteScheduler(),
-        mc3=mc3,
+        retriever=retriever,
         av_config=CFG.to_dict(),
-        index=ClipIndex.open(work / "index"),
     )
     pipe.save_pretrained(work / "model")
     AVSModel(av_config=CFG.to_dict()).save_pretrained(work / "avs")

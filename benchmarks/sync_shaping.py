@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             raw = pipe(
                 frames,
                 mode=mode,
-                condition_audio=cond[0],
+                condition_audio=cond.audio,
                 generator=torch.Generator().manual_seed(0),
                 sync_shaping=0,
             ).audios[0]

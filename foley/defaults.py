@@ -56,9 +56,12 @@ def model_dir_or_default(path: str | os.PathLike | None) -> Path:
 
 
 def mc3_dir_or_default(path: str | os.PathLike | None) -> Path:
-    """An MC3 folder: ``path`` itself, its ``mc3/`` when it is a pipeline folder, or the
-    shipped model's ``mc3/``."""
+    """An MC3 folder: ``path`` itself, or when it is a pipeline folder (default: the shipped
+    model) its retriever's ``retriever/mc3`` (``mc3/`` in folders saved before the retriever
+    was a component)."""
     p = model_dir_or_default(path)
-    if (p / "model_index.json").is_file() and (p / "mc3").is_dir():
-        return p / "mc3"
+    if (p / "model_index.json").is_file():
+        for sub in (p / "retriever" / "mc3", p / "mc3"):
+            if sub.is_dir():
+                return sub
     return p

@@ -1,9 +1,12 @@
 """ClipRetriever: MC3 plus the index of training clips and their audio, the one way to build,
-extend and query a retrieval index (by video, or by text: :meth:`ClipRetriever.retrieve_text`).
-Audio-only entries of a ``foley prepare`` folder are indexed beside its video clips
-(:func:`library_parts`).
+extend and query a retrieval index (by video, by audio, or by text:
+:meth:`ClipRetriever.retrieve_text`). Audio-only entries of a ``foley prepare`` folder are
+indexed beside its video clips (:func:`library_parts`).
 
-A retriever folder (what a pipeline folder holds)::
+A pipeline component: ``model_index.json`` lists it as ``retriever`` and diffusers loads and
+saves it through :meth:`ClipRetriever.from_pretrained` / :meth:`ClipRetriever.save_pretrained`.
+A retriever folder (``PIPELINE/retriever``; pipelines saved before it was a component hold the
+same three folders at their top level, and still load)::
 
     DIR/mc3/       MC3Model (save_pretrained)
     DIR/index/     retrieval_index.ClipIndex (versioned, atomic rebuilds)
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from diffusers import ModelMixin  # diffusers finds a component's loader by its base class here
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError, ModelMismatchError
@@ -192,16 +196,17 @@ def library_parts(
         open_dataset(data, split)  # the one-line error for a missing / empty split
 
 
-class ClipRetriever:
+class ClipRetriever(ModelMixin):
     """MC3 + a ClipIndex (+ the folder its relative clip paths resolve against).
 
-    mc3: an :class:`~foley.models.mc3.MC3Model` (its video tower embeds queries); index: a
-    :class:`retrieval_index.ClipIndex` of MC3 audio embeddings, or None (nothing to retrieve
-    from yet); root: the folder relative ``clip_path`` metadata is resolved against (default:
-    the index folder's parent, a pipeline folder).
+    mc3: an :class:`~foley.models.mc3.MC3Model` (its video and audio towers embed queries; a
+    submodule, so ``pipe.to(device)`` moves it); index: a :class:`retrieval_index.ClipIndex` of
+    MC3 audio embeddings, or None (nothing to retrieve from yet); root: the folder relative
+    ``clip_path`` metadata is resolved against (default: the index folder's parent).
     """
 
     def __init__(self, mc3, index=None, root: str | os.PathLike | None = None) -> None:
+        super().__init__()
         if index is not None and mc3 is not None and index.dim != mc3.config.embed_dim:
             raise ModelMismatchError(
                 f"the index holds {index.dim}-d vectors, the MC3 model gives "
@@ -213,20 +218,32 @@ class ClipRetriever:
 
     # ---- save / load ----------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **mc3_kwargs) -> ClipRetriever:
-        """``path/mc3`` and ``path/index`` (the index may be absent)."""
+    def from_pretrained(cls, path: str | os.PathLike, index=None, **mc3_kwargs) -> ClipRetriever:
+        """``path/mc3`` and ``path/index`` (the index may be absent); ``index``: another index
+        (a ClipIndex or its folder) instead. ``mc3_kwargs`` (diffusers' loading arguments, such
+        as ``torch_dtype``) go to ``MC3Model.from_pretrained``."""
         from foley.models.mc3 import MC3Model
 
         path = Path(path)
         mc3 = MC3Model.from_pretrained(path / MC3_SUBFOLDER, **mc3_kwargs).eval()
+        if index is not None:
+            index = open_index(index) if isinstance(index, (str, os.PathLike)) else index
+            return cls(mc3, index)
         index = open_index(path / INDEX_SUBFOLDER) if (path / INDEX_SUBFOLDER).is_dir() else None
         return cls(mc3, index, root=path)
 
-    def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Write ``path/mc3`` and copy the index (with packed clips) to ``path/index``."""
+    def save_pretrained(self, path: str | os.PathLike, **_: Any) -> None:
+        """Write ``path/mc3`` and copy the index (with packed clips) to ``path/index``.
+        (diffusers' saving arguments, such as ``safe_serialization``, are not needed.)"""
         path = Path(path)
         self.mc3.save_pretrained(path / MC3_SUBFOLDER)
         self.save_index(path)
+
+    def with_index(self, index) -> ClipRetriever:
+        """A retriever sharing this MC3 over another index (a ClipIndex, its folder or None)."""
+        if isinstance(index, (str, os.PathLike)):
+            index = open_index(index)
+        return ClipRetriever(self.mc3, index, root=self.root if index is self.index else None)
 
     def save_index(self, path: str | os.PathLike) -> None:
         """Copy the index to ``path/index`` and packed clips to ``path/clips``."""
@@ -317,37 +334,69 @@ class ClipRetriever:
     def embed_videos(self, frames: list[torch.Tensor], frames_per_clip: int) -> np.ndarray:
         """Per video (T, 3, S, S) float frames in [0, 1] -> (videos, D) float32 queries: the
         normalised mean MC3 video embedding of its clip-length windows."""
+        return self._embed_windows(frames, frames_per_clip, self.mc3.encode_video)
+
+    @torch.no_grad()
+    def embed_audios(self, waves: list, samples_per_clip: int) -> np.ndarray:
+        """Per sound (N,) float wave at the config's sample rate -> (sounds, D) float32 queries:
+        the normalised mean MC3 audio embedding of its clip-length windows."""
+        waves = [torch.as_tensor(np.asarray(w, dtype=np.float32)).reshape(-1) for w in waves]
+        return self._embed_windows(waves, samples_per_clip, self.mc3.encode_audio)
+
+    def _embed_windows(self, items: list[torch.Tensor], size: int, encode) -> np.ndarray:
+        """(items, D): per item (time, ...) the normalised mean of ``encode`` over its windows
+        of ``size`` steps along time (one shorter window when the item is shorter)."""
         device = self.mc3.device
         queries = []
-        for f in frames:
-            w = frames_per_clip
-            starts = range(0, max(1, f.shape[0] - w + 1), w)
-            wins = torch.stack([f[s : s + w] for s in starts]).to(device)
-            emb = self.mc3.encode_video(wins).mean(0)
+        for x in items:
+            starts = range(0, max(1, x.shape[0] - size + 1), size)
+            wins = torch.stack([x[s : s + size] for s in starts]).to(device)
+            emb = encode(wins).mean(0)
             queries.append(torch.nn.functional.normalize(emb, dim=-1))
         return torch.stack(queries).float().cpu().numpy()
 
     def retrieve(
         self,
-        frames: list[torch.Tensor],
+        frames: list[torch.Tensor] | None = None,
         mode: str = "ambient_joint",
         *,
+        audio: list | None = None,
         ambient_db_max: float = -45.0,
         where: dict | None = None,
         cfg: AVConfig = DEFAULT_CONFIG,
         with_audio: bool = True,
     ) -> list[Retrieved]:
-        """The conditioning clip of each video: ``ambient_joint`` the nearest clip by MC3
-        video-to-audio similarity, ``action_focused`` the nearest among clips whose ambient
-        level is at most ``ambient_db_max`` dBFS; ``where``: extra index filters."""
+        """The conditioning clip of each video (``frames``: per video (T, 3, S, S) float in
+        [0, 1]) or each sound (``audio``: per sound an (N,) wave at ``cfg.sample_rate``):
+        ``ambient_joint`` the nearest clip by MC3 cosine similarity to the clips' audio,
+        ``action_focused`` the nearest among clips whose ambient level is at most
+        ``ambient_db_max`` dBFS; ``where``: extra index filters. Give one of frames or audio."""
+        if (frames is None) == (audio is None):
+            raise InputError("retrieve by video (frames) or by audio: give exactly one")
         if self.index is None:
             raise InputError("this retriever has no index: build one (foley index build)")
-        q = self.embed_videos(frames, cfg.frames_per_clip)
+        if frames is not None:
+            queries = self.embed_videos(frames, cfg.frames_per_clip)
+        else:
+            queries = self.embed_audios(audio, cfg.samples_per_clip)
+        return self.search(queries, mode, ambient_db_max, where, cfg, with_audio)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        mode: str = "ambient_joint",
+        ambient_db_max: float = -45.0,
+        where: dict | None = None,
+        cfg: AVConfig = DEFAULT_CONFIG,
+        with_audio: bool = True,
+    ) -> list[Retrieved]:
+        """The nearest clip to each MC3 query (queries, D), with its metadata and audio: what
+        every kind of query (video, audio, and text beside them) ends in."""
         flt = dict(where or {})
         if mode == "action_focused":
             flt["ambient_db_max"] = ambient_db_max
         with index_errors():
-            results = self.index.search(q, k=1, where=flt or None)
+            results = self.index.search(queries, k=1, where=flt or None)
         out = []
         for hits in results:
             if not hits:
@@ -356,8 +405,8 @@ class ClipRetriever:
                     + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
                 )
             hit = hits[0]
-            audio = self.clip_audio(hit.metadata, cfg.sample_rate) if with_audio else None
-            out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), audio))
+            wave = self.clip_audio(hit.metadata, cfg.sample_rate) if with_audio else None
+            out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), wave))
         return out
 
     @torch.no_grad()
@@ -398,12 +447,11 @@ class ClipRetriever:
 
     def has_quiet_clip(self, ambient_db_max: float) -> bool:
         """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS
-        (action-focused retrieval needs one)."""
+        (action-focused retrieval needs one); a metadata count, no query."""
         if self.index is None:
             return False
-        probe = np.ones((1, self.index.dim), np.float32)  # any query: only the filter matters
         with index_errors():
-            return bool(self.index.search(probe, 1, where={"ambient_db_max": ambient_db_max})[0])
+            return self.index.count({"ambient_db_max": ambient_db_max}) > 0
 
     def clip_path(self, metadata: dict) -> Path:
         """A clip's file from its index metadata: absolute, or relative to the retriever's

@@ -153,6 +153,11 @@ class ClipIndex:
     def __len__(self) -> int:
         return self._v.manifest["count"]
 
+    def count(self, where: dict[str, Any] | None = None) -> int:
+        """How many clips pass ``where`` (the filters of :meth:`search`); all without one."""
+        v = self._v
+        return int(len(v.allowed(where).labels)) if where else int(v.manifest["count"])
+
     def __contains__(self, clip_id: object) -> bool:
         return isinstance(clip_id, str) and self._v.meta.label_of(clip_id) is not None
 

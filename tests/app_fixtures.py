@@ -31,15 +31,17 @@ def tiny_pipeline(seed: int = 0, with_mc3: bool = True) -> FoleyPipeline:
 
 
 def write_model_dir(root: Path, data: Path, *, avs: bool = True, index: bool = True) -> Path:
-    """Save the tiny pipeline to ``root`` (+ ``avs/``, + ``index/`` built from ``data``)."""
+    """Save the tiny pipeline to ``root`` (+ ``avs/``, + ``retriever/index/`` built from
+    ``data``)."""
     pipe = tiny_pipeline()
     if avs:  # an optional component: listed in model_index.json, saved to avs/
         torch.manual_seed(1)
         pipe.set_avs(AVSModel(**AVS_TINY, av_config=CFG.to_dict()).eval())
     pipe.save_pretrained(root)
     if index:
-        mc3 = MC3Model.from_pretrained(root / "mc3").eval()
-        build_index(data, "train", root / "index", mc3, model_id(root / "mc3"), CFG)
+        mc3_dir = root / "retriever" / "mc3"
+        mc3 = MC3Model.from_pretrained(mc3_dir).eval()
+        build_index(data, "train", root / "retriever" / "index", mc3, model_id(mc3_dir), CFG)
     return root
 
 

@@ -387,7 +387,7 @@ def test_trainer_frame_diff_caches_predecessors(tmp_path):
     data = run_tiny_trainer(tmp_path, "--save-every", "2", "--frame-diff", num_clips=2)
     assert AVSModel.from_pretrained(tmp_path / "run" / "model").config.frame_diff is True
     cache = tmp_path / "run" / train_avs.FEATURES_DIR
-    arrays = train_avs.extract_split(data, "train", cache, predecessors=True)
+    arrays = train_avs.extract_avs_clips(data, "train", cache, predecessors=True)
     keep = arrays["frame_index"]
     assert arrays["prev_frames"].shape == arrays["frames"].shape
     # kept frame 0 is its own predecessor; the others are the frame before in the decoded clip
@@ -398,9 +398,12 @@ def test_trainer_frame_diff_caches_predecessors(tmp_path):
     want = (decoded.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     assert np.array_equal(arrays["prev_frames"][1, 1], want)
     # the cache with predecessors also serves a request without them (not decoded again)
-    stamp = (cache / "train.npz").stat().st_mtime_ns
-    plain = train_avs.extract_split(data, "train", cache)
-    assert "prev_frames" not in plain and (cache / "train.npz").stat().st_mtime_ns == stamp
+    stamp = (cache / "avs_train" / "manifest.json").stat().st_mtime_ns
+    plain = train_avs.extract_avs_clips(data, "train", cache)
+    assert (
+        "prev_frames" not in plain
+        and (cache / "avs_train" / "manifest.json").stat().st_mtime_ns == stamp
+    )
     batch = train_avs.sample_batch(arrays, np.random.default_rng(0), 2, 3)
     assert batch["prev_frames"].shape == batch["frames"].shape
     assert "prev_frames" not in train_avs.sample_batch(plain, np.random.default_rng(0), 2, 3)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_arrays(n: int, seed: int, size: int = 32, tc: int = 12) -> dict[str, np.ndarray]:
-    """Cached clips as ``extract_split`` returns them: 3 s, ``tc`` frames 0.25 s apart.
+    """Cached clips as ``extract_avs_clips`` returns them: 3 s, ``tc`` frames 0.25 s apart.
 
     A grey square lights up red during 3 consecutive frames, and a 1 kHz tone sounds during
     exactly those frames' quarter seconds (plus a faint noise bed): the square is the sounding

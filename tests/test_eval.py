@@ -248,7 +248,7 @@ def test_eval_without_mc3_scores_the_unconditioned_model(tiny_setup):
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
     pipe = FoleyPipeline.from_pretrained(tiny_setup / "model")
-    pipe.mc3, pipe.index = None, None
+    pipe.set_retrieval(None)
     with pytest.raises(InputError, match="retrieve"):
         evaluate(tiny_setup / "fw", "test", pipe, n=2, progress=False)
     report = evaluate(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -214,11 +216,15 @@ def test_retrieval_modes_pick_the_nearest_clip_and_survive_save_load(tmp_path):
     # an explicit condition overrides retrieval
     assert gen(pipe, frames, condition_audio=waves[0]).condition_ids == ["user"]
 
-    # one directory holds everything: mc3/ and index/ come back with the pipeline
+    # one directory holds everything: the retriever (mc3/ and index/) comes back with the
+    # pipeline, listed in model_index.json as one component
     pipe.save_pretrained(tmp_path / "p")
     loaded = FoleyPipeline.from_pretrained(tmp_path / "p")
     loaded.set_progress_bar_config(disable=True)
-    assert (tmp_path / "p" / "index").is_dir() and loaded.index is not None
+    listed = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert listed["retriever"] == ["foley.retrieval", "ClipRetriever"] and "mc3" not in listed
+    assert (tmp_path / "p" / "retriever" / "index").is_dir() and loaded.index is not None
+    assert not (tmp_path / "p" / "mc3").exists() and not (tmp_path / "p" / "index").exists()
     again = gen(loaded, frames, mode="action_focused", ambient_db_max=-50.0)
     assert again.condition_ids == focused.condition_ids
     np.testing.assert_allclose(again.audios[0], focused.audios[0], atol=1e-5)

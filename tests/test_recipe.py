@@ -16,7 +16,7 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert all(s["seconds"] >= 0 for s in state["stages"].values())
 
     pipeline = out / "pipeline"
-    for part in ("codec", "video_encoder", "denoiser", "scheduler", "mc3", "avs", "sync", "index"):
+    for part in ("codec", "video_encoder", "denoiser", "scheduler", "retriever", "avs", "sync"):
         assert (pipeline / part).is_dir(), part
     card = (pipeline / "MODEL_CARD.md").read_text()
     assert "foley eval, split test" in card and "| model_ambient_joint |" in card
@@ -33,7 +33,9 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
 
     # --denoiser-video mc3 (default): MC3's video tower feeds the denoiser, sync/ the shaping
     assert isinstance(pipe.sync, SyncModel) and not isinstance(pipe.video_encoder, SyncModel)
-    assert pipe.index is not None and len(pipe.index) == len(list((pipeline / "clips").iterdir()))
+    assert pipe.index is not None and len(pipe.index) == len(
+        list((pipeline / "retriever" / "clips").iterdir())
+    )
 
     # a second run finds every stage done and only rewrites the model card
     capsys.readouterr()

@@ -174,11 +174,11 @@ def test_service_accepts_files_only_from_its_input_roots(world, tmp_path):
 
 # ---- 2. index rebuilds: opt-in, confined, never into the package -------------------------------
 def test_rebuild_is_off_without_allow_rebuild(served, world):
-    before = digest(world["model"] / "index")
+    before = digest(world["model"] / "retriever" / "index")
     text = call_api(served["url"], "rebuild_index", [str(world["data"]), "train"])
     assert "event: error" in text and "rebuilds are off" in text
     assert str(world["data"]) not in text
-    assert digest(world["model"] / "index") == before
+    assert digest(world["model"] / "retriever" / "index") == before
 
 
 def poison(data: Path, target: Path, name: str) -> Path:
@@ -192,7 +192,7 @@ def test_rebuild_is_confined_to_the_data_root(world, tmp_path):
     import shutil
 
     shutil.copytree(world["model"], tmp_path / "model")
-    index = tmp_path / "model" / "index"
+    index = tmp_path / "model" / "retriever" / "index"
     root = tmp_path / "root"
     shutil.copytree(world["data"], root / "data")
     service = FoleyService(
@@ -282,7 +282,7 @@ def test_read_only_index_folder_is_one_line(world, tmp_path, capsys):
     import shutil
 
     index = tmp_path / "index"
-    shutil.copytree(world["model"] / "index", index)
+    shutil.copytree(world["model"] / "retriever" / "index", index)
     for p in [index, *index.rglob("*")]:
         p.chmod(p.stat().st_mode & ~0o222)
     try:

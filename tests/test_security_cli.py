@@ -259,13 +259,14 @@ def test_index_query_uses_the_first_seconds_of_a_longer_video(model, tmp_path, c
     rows = [{"clip_path": f"v/c{i}.mp4", "video_uid": "v", "narration": f"n{i}",
              "ambient_db": -40.0, "split": "train"} for i in range(6)]  # fmt: skip
     index = tmp_path / "index"
-    with ClipIndex.rebuild(index, model_id(model / "mc3"), 16, progress=False) as builder:
+    mc3_dir = model / "retriever" / "mc3"
+    with ClipIndex.rebuild(index, model_id(mc3_dir), 16, progress=False) as builder:
         builder.add([f"c{i}" for i in range(6)], rng.standard_normal((6, 16)), rows)
     hits = {}
     for seconds in (5.0, 3.0):
         clip = write_clip(tmp_path / f"{seconds:g}s.mp4", seconds=seconds)
         rc = main(["index", "query", "--index", str(index), "--video", str(clip), "--model",
-                   str(model / "mc3"), "--seconds", "3", "-k", "6", "--json"])  # fmt: skip
+                   str(mc3_dir), "--seconds", "3", "-k", "6", "--json"])  # fmt: skip
         out = capsys.readouterr()
         assert rc == 0, out.err
         hits[seconds] = json.loads(out.out)

@@ -10,6 +10,7 @@ from foley.models.denoiser import FoleyDenoiser
 from foley.models.mc3 import MC3Model
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.foley_pipeline import FoleyPipeline
+from foley.retrieval import ClipRetriever
 
 # a CPU-sized MC3Model: MC3Model(**MC3_TINY)
 MC3_TINY = dict(
@@ -117,9 +118,8 @@ def tiny_pipeline(
         video_encoder=video_encoder,
         denoiser=denoiser,
         scheduler=FlowMatchEulerDiscreteScheduler(),
-        mc3=mc3 or None,
+        retriever=ClipRetriever(mc3, index) if mc3 else None,
         av_config=cfg.to_dict(),
-        index=index,
         sync=sync,
         avs=avs,
     )

@@ -7,11 +7,16 @@ Training then reads arrays, never decodes mp4 in the loop (MMAudio's practice). 
     FEAT/<split>/video_feats.npy  (num_clips, frames_per_clip, dim) float16, only with a frozen
                                video encoder (``--video-encoder``: a VideoEncoder or MC3 folder,
                                copied to FEAT/video_encoder so training and export use it)
-    FEAT/<split>/index.json    clip ids, video_uid, clip paths, neighbour candidates, done count
+    FEAT/<split>/sync_curves.npy  (num_clips, latents_per_clip, 2) float16, added by
+                               ``foley train sync`` (with its video_feats.npy)
+    FEAT/<split>/manifest.json the :mod:`training.store` manifest: invalidation key (data, split,
+                               count, AV config, codec and video encoder settings), arrays,
+                               clips written; meta: clip ids, video_uid, clip paths, neighbours
     FEAT/features.json         the AVConfig, the codec used and the splits
 
-Extraction is resumable: ``index.json`` records how many clips are written, and a re-run
-continues from there (the arrays are opened in place).
+Each split is a :mod:`training.store` feature store written resumably: the manifest records how
+many clips are written, and a re-run with the same settings continues from there (the arrays
+are opened in place); other settings start the split again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.errors import InputError
+from training.store import MANIFEST, FeatureStore, StoreWriter
 
 FEATURES_JSON = "features.json"
 
@@ -36,19 +42,17 @@ class SplitFeatures:
 
     def __init__(self, root: str | os.PathLike, split: str) -> None:
         self.dir = Path(root) / split
-        index_path = self.dir / "index.json"
-        if not index_path.is_file():
-            raise InputError(f"{self.dir}: no extracted features (run training/features.py)")
-        self.index = json.loads(index_path.read_text())
-        if self.index["done"] < len(self.index["clips"]):
+        if not (self.dir / MANIFEST).is_file():
+            old = " in the old layout (index.json)" if (self.dir / "index.json").is_file() else ""
+            raise InputError(f"{self.dir}: no extracted features{old} (run training/features.py)")
+        self.store = FeatureStore.open(self.dir)
+        if self.store is None:
             raise InputError(f"{self.dir}: extraction is incomplete, re-run it to finish")
-        self.latents = np.load(self.dir / "latents.npy", mmap_mode="r")
-        self.frames = np.load(self.dir / "frames.npy", mmap_mode="r")
-        feats = self.dir / "video_feats.npy"
-        self.video_feats = np.load(feats, mmap_mode="r") if feats.is_file() else None
-        curves = self.dir / "sync_curves.npy"  # written with sync features (train_sync.py)
-        self.sync_curves = np.load(curves, mmap_mode="r") if curves.is_file() else None
-        self.clips: list[dict] = self.index["clips"]
+        self.latents = self.store["latents"]
+        self.frames = self.store["frames"]
+        self.video_feats = self.store.get("video_feats")
+        self.sync_curves = self.store.get("sync_curves")  # added by train_sync.py
+        self.clips: list[dict] = self.store.meta["clips"]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -84,24 +88,17 @@ def extract_split(
     if count == 0:
         raise InputError(f"{data_root}: split {split!r} has no clips")
     out = Path(out_root) / split
-    out.mkdir(parents=True, exist_ok=True)
-    index_path = out / "index.json"
     latent_dim = int(codec.config.latent_dim)
     lat_shape = (count, cfg.latents_per_clip, latent_dim)
     frm_shape = (count, cfg.frames_per_clip, cfg.frame_size, cfg.frame_size, 3)
-    done = 0
-    if index_path.is_file():
-        previous = json.loads(index_path.read_text())
-        if previous.get("count") == count and previous.get("latent_dim") == latent_dim:
-            done = previous["done"]
-    mode = "r+" if done else "w+"
-    latents = np.lib.format.open_memmap(out / "latents.npy", mode, np.float16, lat_shape)
-    frames = np.lib.format.open_memmap(out / "frames.npy", mode, np.uint8, frm_shape)
-    feats = None
-    if video_encoder is not None:
-        video_encoder = video_encoder.to(device).eval()
-        feat_shape = (count, cfg.frames_per_clip, int(video_encoder.config.dim))
-        feats = np.lib.format.open_memmap(out / "video_feats.npy", mode, np.float16, feat_shape)
+    settings = {
+        "data": str(Path(data_root).resolve()),
+        "split": split,
+        "count": count,
+        "cfg": cfg.to_dict(),
+        "codec": _settings_of(codec),
+        "video_encoder": None if video_encoder is None else _settings_of(video_encoder),
+    }
     clips = []
     kept = set(range(count))
     for i in range(count):
@@ -116,13 +113,16 @@ def extract_split(
                 "neighbours": [j for j in ds.neighbour_candidates(i) if j in kept],
             }
         )
+    writer = StoreWriter(out, settings, count, resume=True, meta={"clips": clips})
+    done = writer.rows_done
+    latents = writer.array("latents", np.float16, lat_shape)
+    frames = writer.array("frames", np.uint8, frm_shape)
+    feats = None
+    if video_encoder is not None:
+        video_encoder = video_encoder.to(device).eval()
+        feat_shape = (count, cfg.frames_per_clip, int(video_encoder.config.dim))
+        feats = writer.array("video_feats", np.float16, feat_shape)
     codec = codec.to(device).eval()
-
-    def write_index(n_done: int) -> None:
-        meta = {"count": count, "latent_dim": latent_dim, "done": n_done, "clips": clips}
-        tmp = index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, index_path)
 
     bar = tqdm(total=count, initial=done, desc=f"features {split}", unit="clip")
     for start in range(done, count, batch_size):
@@ -143,11 +143,16 @@ def extract_split(
         latents[start:stop] = lat[:, : cfg.latents_per_clip]
         latents.flush()
         frames.flush()
-        write_index(stop)
+        writer.checkpoint(stop)
         bar.update(stop - start)
     bar.close()
-    write_index(count)
+    writer.commit()
     return out
+
+
+def _settings_of(model) -> dict:
+    """A model's config without diffusers' bookkeeping (``_name_or_path`` etc.)."""
+    return {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
 
 
 def extract(

@@ -1,21 +1,18 @@
 """MC3 feature cache: clips decoded once, read as memory-mapped arrays by the training loop.
 
+A :mod:`training.store` feature store (written atomically; its invalidation key covers the
+source metadata file (size, mtime), the tower settings and the count)::
+
     CACHE/<split>-<size>px-s<stride>-n<count>/
-      manifest.json        source metadata file (size, mtime), tower settings, count
+      manifest.json        the store's manifest; meta: clip ids, video_uids, narrations, positive
       frames.npy           (n, T', S, S, 3) uint8, the video tower's frames (stride, size applied)
       mel.npy              (n, n_mels, mel_frames) float16, the audio tower's log-mel input
       text_features.npy    (n, text_dim) float32, frozen MiniLM sentence features
-      clips.json           clip ids, video_uids, narrations, positive flags
-
-A cache is written to a temporary folder and renamed into place, so a killed extraction is
-never mistaken for a finished one; it is rebuilt when the metadata file or settings change.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from tqdm.auto import tqdm
 from foley.data.ego4d import ClipDataset
 from foley.errors import InputError
 from foley.models.mc3 import MC3Model, prepare_frames
+from training.store import FeatureStore, StoreWriter
 
 
 @dataclass
@@ -46,13 +44,13 @@ class FeatureCache:
         return len(self.clip_ids)
 
 
-def open_cache(path: Path) -> FeatureCache:
-    clips = json.loads((path / "clips.json").read_text())
+def open_cache(store: FeatureStore) -> FeatureCache:
+    clips = store.meta
     return FeatureCache(
-        path=path,
-        frames=np.load(path / "frames.npy", mmap_mode="r"),
-        mel=np.load(path / "mel.npy", mmap_mode="r"),
-        text_features=np.load(path / "text_features.npy", mmap_mode="r"),
+        path=store.path,
+        frames=store["frames"],
+        mel=store["mel"],
+        text_features=store["text_features"],
         clip_ids=clips["clip_ids"],
         video_uids=clips["video_uids"],
         texts=clips["texts"],
@@ -98,21 +96,16 @@ def build_cache(
         "cfg": dataset.cfg.to_dict(),
     }
     path = Path(cache_root) / f"{Path(split).stem}-{size}px-s{stride}-n{count}"
-    if (path / "manifest.json").is_file():
-        if json.loads((path / "manifest.json").read_text()) == manifest:
-            return open_cache(path)
-        shutil.rmtree(path)
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    store = FeatureStore.open(path, manifest)
+    if store is not None:
+        return open_cache(store)
+    writer = StoreWriter(path, manifest, count)
 
     cfg = dataset.cfg
     num_frames = len(range(0, cfg.frames_per_clip, stride))
-    frames = np.lib.format.open_memmap(
-        tmp / "frames.npy", "w+", np.uint8, (count, num_frames, size, size, 3)
-    )
+    frames = writer.array("frames", np.uint8, (count, num_frames, size, size, 3))
     mel_shape = (model.config.n_mels, model.av_config.num_mel_frames(cfg.samples_per_clip))
-    mel = np.lib.format.open_memmap(tmp / "mel.npy", "w+", np.float16, (count, *mel_shape))
+    mel = writer.array("mel", np.float16, (count, *mel_shape))
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     metas: list[dict] = []
@@ -130,14 +123,11 @@ def build_cache(
     mel.flush()
     del frames, mel
     texts = [m["clip_text"] for m in metas]
-    np.save(tmp / "text_features.npy", model.text_features(texts).numpy().astype(np.float32))
+    writer.save("text_features", model.text_features(texts).numpy().astype(np.float32))
     clips = {
         "clip_ids": [m["clip_id"] for m in metas],
         "video_uids": [m["video_uid"] for m in metas],
         "texts": texts,
         "positive": [float(m["positive"]) for m in metas],
     }
-    (tmp / "clips.json").write_text(json.dumps(clips))
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, path)
-    return open_cache(path)
+    return open_cache(writer.commit(clips))

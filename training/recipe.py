@@ -227,14 +227,15 @@ class Recipe:
         extra = {"avs": AVSModel.from_pretrained(self.out / "avs" / "model").eval()}
         if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
             extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
-        # every component saved through the pipeline: model_index.json lists avs and sync
-        FoleyPipeline.from_pipe(pipe, **extra).save_pretrained(self.pipeline)
-        pack_index(
+        extra["retriever"] = pack_index(
             self.data,
             self.out / "mc3" / "model",
-            self.pipeline,
+            self.pipeline / "retriever",
             max_clips=self.preset.index_max_clips,
         )
+        # every component saved through the pipeline: model_index.json lists retriever, avs
+        # and sync (the retriever's index and clips are already in place)
+        FoleyPipeline.from_pipe(pipe, **extra).save_pretrained(self.pipeline)
         return 0
 
     def evaluate(self) -> int:
@@ -289,10 +290,11 @@ class Recipe:
         return 0
 
 
-def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Path:
-    """Index the train split with MC3, its conditioning clips copied beside it as ogg.
+def pack_index(data: Path, mc3_dir: Path, folder: Path, max_clips: int):
+    """A ClipRetriever over the train split, its index in ``folder/index`` and its conditioning
+    clips copied beside it as ogg (``folder/clips``).
 
-    Clip paths are stored relative (``clips/<id>.ogg``), resolved against the pipeline folder,
+    Clip paths are stored relative (``clips/<id>.ogg``), resolved against the retriever folder,
     so the folder can move (and ship inside the package). At most ``max_clips`` clips, spread
     evenly over the split, keep the shipped folder small.
     """
@@ -303,14 +305,13 @@ def pack_index(data: Path, mc3_dir: Path, pipeline: Path, max_clips: int) -> Pat
 
     total = len(open_dataset(data, "train"))
     keep = np.unique(np.linspace(0, total - 1, min(max_clips, total)).astype(int))
-    index_dir = pipeline / "index"
+    index_dir = folder / "index"
     if index_dir.exists():
         shutil.rmtree(index_dir)
-    retriever = ClipRetriever.build(
+    return ClipRetriever.build(
         load_mc3(mc3_dir), model_id(mc3_dir), data, "train", index_dir,
         subset=keep.tolist(), pack_clips=True,
     )  # fmt: skip
-    return Path(retriever.index.path)
 
 
 OBJECTIVE_WHY = (

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---- pre-extraction --------------------------------------------------------------------------
-def extract_split(
+def extract_avs_clips(
     data: str | Path,
     split: str,
     cache_dir: str | Path,
@@ -115,44 +114,48 @@ def extract_split(
     max_clips: int = 0,
     predecessors: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Decode a split once into ``cache_dir/<split>.npz`` (reused when its settings match).
+    """Decode a split once into the feature store ``cache_dir/avs_<split>`` (reused when its
+    settings match; :mod:`training.store`).
 
     Returns ``frames`` (n, Tc, S, S, 3) uint8, ``audio`` (n, N) float32 (the clip's track),
     ``action`` (n, N) float32 (ground-truth action-only audio), ``masks``
     (n, Tc, S, S) bool, ``frame_index`` (Tc,) int (index of each kept frame at ``cfg.fps``),
     ``sources`` (n,) int (distinct visible sounding objects per clip), ``clip_id`` (n,) str and
-    ``material`` (n,) str (:func:`clip_materials`; read from the ground truth, not cached).
-    With ``predecessors``, also ``prev_frames`` (n, Tc, S, S, 3) uint8: the frame before each
-    kept one at ``cfg.fps`` (the first frame of the clip is its own predecessor); a cache with
-    them also serves a request without.
+    ``material`` (n,) str (:func:`clip_materials`; read from the ground truth, not cached);
+    arrays memory-mapped. With ``predecessors``, also ``prev_frames`` (n, Tc, S, S, 3) uint8:
+    the frame before each kept one at ``cfg.fps`` (the first frame of the clip is its own
+    predecessor); a store with them also serves a request without.
     """
     from foley.data.ego4d import ClipDataset
+    from training.store import FeatureStore, StoreWriter
 
-    cache = Path(cache_dir) / f"{split}.npz"
-    want = {"stride": frame_stride, "max_clips": max_clips, "cfg": cfg.to_dict()}
-    if predecessors:
-        want["predecessors"] = True
-    settings = json.dumps(want)
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            stored = json.loads(str(z["settings"]))
-            if not predecessors:
-                stored.pop("predecessors", None)
-            if stored == json.loads(settings):
-                skip = {"settings"} if predecessors else {"settings", "prev_frames"}
-                arrays = {k: z[k] for k in z.files if k not in skip}
-                arrays["material"] = clip_materials(data, split, arrays["clip_id"])
-                return arrays
-    ds = ClipDataset(data, split, cfg, ground_truth=True)
-    n = len(ds) if not max_clips else min(max_clips, len(ds))
-    if n == 0:
-        raise InputError(f"{data}: split {split!r} has no clips")
+    path = Path(cache_dir) / f"avs_{Path(split).stem}"
+    settings = {"stride": frame_stride, "max_clips": max_clips, "cfg": cfg.to_dict()}
+    store = FeatureStore.open(path, settings)
+    if store is None or (predecessors and "prev_frames" not in store):
+        ds = ClipDataset(data, split, cfg, ground_truth=True)
+        n = len(ds) if not max_clips else min(max_clips, len(ds))
+        if n == 0:
+            raise InputError(f"{data}: split {split!r} has no clips")
+        store = _decode_avs_clips(ds, n, StoreWriter(path, settings, n), frame_stride, predecessors)
+    names = ("frames", "audio", "action", "masks", "sources", "frame_index")
+    names += ("prev_frames",) if predecessors else ()
+    arrays = {k: store[k] for k in names}
+    arrays["clip_id"] = np.array(store.meta["clip_id"])
+    arrays["material"] = clip_materials(data, split, arrays["clip_id"])
+    return arrays
+
+
+def _decode_avs_clips(ds, n: int, writer, frame_stride: int, predecessors: bool):
+    """The first ``n`` clips of ``ds`` (with ground truth) into the store ``writer`` makes."""
+    cfg = ds.cfg
     keep = np.arange(0, cfg.frames_per_clip, frame_stride)
     prev = np.maximum(keep - 1, 0)
-    keys = ("frames", "audio", "action", "masks", "sources", "clip_id")
+    keys = ("frames", "audio", "action", "masks", "sources")
     keys += ("prev_frames",) if predecessors else ()
     out: dict[str, list] = {k: [] for k in keys}
-    for i in tqdm(range(n), desc=f"decoding {split}", leave=False):
+    clip_ids = []
+    for i in tqdm(range(n), desc=f"decoding {Path(writer.path).name}", leave=False):
         item = ds[i]
         frames = (item["frames"][keep].permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
         out["frames"].append(frames.numpy())
@@ -163,15 +166,11 @@ def extract_split(
         out["action"].append(item["gt"]["action"].numpy())
         out["masks"].append(item["gt"]["masks"][keep].numpy().astype(bool))
         out["sources"].append(count_sources(json.loads(item["gt"]["events_json"])))
-        out["clip_id"].append(item["meta"]["clip_id"])
-    arrays = {k: np.stack(v) if k != "clip_id" else np.array(v) for k, v in out.items()}
-    arrays["frame_index"] = keep
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # concurrent extractions
-    np.savez(tmp, settings=np.array(settings), **arrays)
-    tmp.replace(cache)
-    arrays["material"] = clip_materials(data, split, arrays["clip_id"])
-    return arrays
+        clip_ids.append(item["meta"]["clip_id"])
+    for k, v in out.items():
+        writer.save(k, np.stack(v))
+    writer.save("frame_index", keep)
+    return writer.commit({"clip_id": clip_ids})
 
 
 def visible_materials(events: list[dict]) -> str:
@@ -363,7 +362,7 @@ def run(args: AVSConfig | argparse.Namespace) -> int:
     out = Path(args.out)
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     with accelerator.main_process_first():  # one process extracts, the others read its cache
-        arrays = extract_split(
+        arrays = extract_avs_clips(
             args.data,
             args.split,
             out / FEATURES_DIR,

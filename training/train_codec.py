@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,24 +144,29 @@ def cache_audio(
     items, desc = _sources(data, split, max_clips)
     if not items:
         raise InputError(f"{data}: no {split}.tsv and no audio files to train the codec on")
-    cache_dir = Path(cache_dir)
-    flat, meta = cache_dir / f"codec_{split}.f32", cache_dir / f"codec_{split}.json"
+    from training.store import FeatureStore, StoreWriter
+
+    path = Path(cache_dir) / f"codec_{split}"
     settings = {"source": desc, "sample_rate": cfg.sample_rate, "clip": cfg.samples_per_clip}
-    if flat.exists() and meta.exists():
-        saved = json.loads(meta.read_text())
-        if saved["settings"] == settings:
-            return np.memmap(flat, np.float32, "r"), np.asarray(saved["offsets"], np.int64)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore.open(path, settings)
+    if store is None:
+        store = _decode_audio(data, split, items, StoreWriter(path, settings, len(items)), cfg)
+    return store["audio"], np.asarray(store["offsets"], np.int64)
+
+
+def _decode_audio(data: Path, split: str, items: list, writer, cfg: AVConfig):
+    """Stream every item's audio into the store ``writer`` makes: ``audio`` (total,) float32,
+    ``offsets`` (n + 1,) int64 (unreadable files of an audio folder are skipped)."""
+    from foley.io import load_audio
+
     dataset = None
     if items[0][0] == "clip":
         from foley.data.ego4d import ClipDataset
 
         dataset = ClipDataset(data, split, cfg)
-    from foley.io import load_audio
-
     offsets = [0]
-    tmp = flat.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
+    raw = writer.work / "audio.f32"
+    with open(raw, "wb") as f:
         for kind, item in tqdm(items, desc=f"decoding {split} audio", leave=False):
             if kind == "clip":
                 wave = dataset.load_clip(item, with_frames=False)[1]
@@ -176,9 +180,13 @@ def cache_audio(
             offsets.append(offsets[-1] + len(wave))
     if len(offsets) < 2:
         raise InputError(f"{data}: none of the audio files could be read")
-    tmp.replace(flat)
-    meta.write_text(json.dumps({"settings": settings, "offsets": offsets}))
-    return np.memmap(flat, np.float32, "r"), np.asarray(offsets, np.int64)
+    audio = writer.array("audio", np.float32, (offsets[-1],))
+    audio[:] = np.memmap(raw, np.float32, "r")  # (total,) the clips one after another
+    audio.flush()
+    del audio
+    raw.unlink()
+    writer.save("offsets", np.asarray(offsets, np.int64))
+    return writer.commit()
 
 
 def sample_crops(

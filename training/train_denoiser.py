@@ -140,21 +140,22 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
     from foley.models.codec import FoleyCodec
     from foley.pipelines.foley_pipeline import FoleyPipeline
 
-    mc3, avs = None, None
+    retriever, avs = None, None
     if args.init_from and (Path(args.init_from) / "avs").is_dir():
         from foley.models.avs import AVSModel
 
         avs = AVSModel.from_pretrained(Path(args.init_from) / "avs")
     if args.mc3:
         from foley.models.mc3 import MC3Model
+        from foley.retrieval import ClipRetriever
 
-        mc3 = MC3Model.from_pretrained(args.mc3)
+        retriever = ClipRetriever(MC3Model.from_pretrained(args.mc3))
     pipe = FoleyPipeline(
         codec=FoleyCodec.from_pretrained(args.codec),
         video_encoder=copy.deepcopy(model.video_encoder).cpu().eval(),
         denoiser=copy.deepcopy(model.denoiser).cpu().eval(),
         scheduler=Objective(args.objective, args.flow_shift).sampler(),
-        mc3=mc3,
+        retriever=retriever,
         av_config=cfg.to_dict(),
         avs=avs,
     )

@@ -99,8 +99,7 @@ def write_features(model, feat_root: Path, splits: list[str], device, batch: int
             "video_feats": (len(feats), feats.frames.shape[1], int(model.config.dim)),
             "sync_curves": (len(feats), lat, 2),
         }
-        tmp = {k: feats.dir / f"{k}.tmp.npy" for k in shapes}
-        out = {k: np.lib.format.open_memmap(tmp[k], "w+", np.float16, v) for k, v in shapes.items()}
+        out = {k: feats.store.new_array(k, np.float16, v) for k, v in shapes.items()}
         for lo in tqdm(range(0, len(feats), batch), desc=f"sync features {split}", unit="batch"):
             idx = list(range(lo, min(len(feats), lo + batch)))
             f, c = model.encode(frames_batch(feats, idx).to(device), lat)
@@ -108,7 +107,7 @@ def write_features(model, feat_root: Path, splits: list[str], device, batch: int
             out["sync_curves"][idx[0] : idx[-1] + 1] = c.cpu().numpy()
         for k in list(out):
             out.pop(k).flush()
-            tmp[k].replace(feats.dir / f"{k}.npy")
+        feats.store.publish(*shapes)
     target = feat_root / "video_encoder"
     if target.exists():
         shutil.rmtree(target)

@@ -25,7 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from foley.defaults import model_dir_or_default
+from foley.defaults import mc3_dir_or_default
 from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.paths import check_outputs
 
@@ -182,7 +182,7 @@ def _check_index_model(pipe, model: str | None) -> None:
     from foley.models.mc3_embed import WEIGHTS_NAME, model_id
 
     index = getattr(pipe, "index", None)
-    mc3_dir = model_dir_or_default(model) / "mc3"
+    mc3_dir = mc3_dir_or_default(model)
     if index is None or pipe.mc3 is None or not (mc3_dir / WEIGHTS_NAME).is_file():
         return
     mid = model_id(mc3_dir)

@@ -257,8 +257,8 @@ def _rows_for_batch(
             hit = pipeline.retrieve(
                 [truth.frames], mode, ambient_db_max, where={"exclude_video_uid": truth.video_uid}
             )[0]
-            conditions[mode].append(hit[0])
-            retrieved[k][mode] = {"id": hit[1], "score": hit[2]}
+            conditions[mode].append(hit.audio)
+            retrieved[k][mode] = {"id": hit.id, "score": hit.score}
     if "retrieval" in row_names:
         audios["retrieval"] = conditions["ambient_joint"]
     frames = [t.frames for t in truths]

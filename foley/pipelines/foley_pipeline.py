@@ -8,10 +8,10 @@ Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
   per-frame features;
 * ``denoiser`` (:class:`~foley.models.denoiser.FoleyDenoiser`);
 * ``scheduler``: any diffusers scheduler the denoiser was trained for (flow matching, DDIM...);
-* ``mc3`` (optional, :class:`~foley.models.mc3.MC3Model`) and ``index`` (optional, a
-  :class:`retrieval_index.ClipIndex`, kept in the ``index/`` subfolder): retrieval of the
-  audio-conditioning clip. Both are needed to retrieve; an explicit ``condition_audio`` works
-  without either.
+* ``retriever`` (optional, :class:`~foley.retrieval.ClipRetriever`: MC3, the index and its
+  clips, in ``retriever/``): retrieval of the audio-conditioning clip; an explicit
+  ``condition_audio`` works without one. Folders saved before the retriever was a component
+  (``mc3/``, ``index/``, ``clips/`` at the top level) still load.
 * ``avs`` (optional, :class:`~foley.models.avs.AVSModel`, in ``avs/``): with
   ``return_masks=True`` the output adds, per video, the sounding-object masks of the generated
   audio and its alignment score (:mod:`foley.analysis.masks`); :meth:`FoleyPipeline.set_avs`
@@ -43,12 +43,11 @@ from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.models.avs import AVSModel
 from foley.models.codec import FoleyCodec
 from foley.models.denoiser import FoleyDenoiser
-from foley.models.mc3 import MC3Model
 from foley.models.sync import SyncModel
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
-from foley.retrieval import INDEX_SUBFOLDER, ClipRetriever
+from foley.retrieval import MC3_SUBFOLDER, ClipRetriever, Retrieved, open_index
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
 
@@ -65,6 +64,8 @@ class FoleyPipelineOutput(BaseOutput):
     condition_audios: the (clip-length) conditioning audio used, None for ``no_condition``.
     condition_ids: index id of the retrieved clip; ``"user"`` for ``condition_audio``.
     condition_scores: MC3 video-to-audio cosine similarity of the retrieved clip (else None).
+    retrieved: the retrieved clip (:class:`~foley.retrieval.Retrieved`: id, score, index
+        metadata such as narration and ambient level, audio); None where none was retrieved.
     latents: with ``output_type="latent"``, the denoised window latents of each video
         ((windows, latents_per_clip, latent_dim) tensors) and ``audios`` is None.
     masks: with ``return_masks=True``, per video (T, S, S) float32 in [0, 1]: the AVS model's
@@ -81,6 +82,7 @@ class FoleyPipelineOutput(BaseOutput):
     condition_audios: list[np.ndarray | None]
     condition_ids: list[str | None]
     condition_scores: list[float | None]
+    retrieved: list[Retrieved | None] | None = None
     latents: list[torch.Tensor] | None = None
     masks: list[np.ndarray] | None = None
     alignment_scores: list[float] | None = None
@@ -97,7 +99,7 @@ class FoleyPipeline(DiffusionPipeline):
     """Video-to-audio generation; see the module docstring for components and modes."""
 
     model_cpu_offload_seq = "video_encoder->denoiser->codec"
-    _optional_components = ["mc3", "avs", "sync"]
+    _optional_components = ["retriever", "avs", "sync"]
 
     def __init__(
         self,
@@ -105,29 +107,23 @@ class FoleyPipeline(DiffusionPipeline):
         video_encoder: VideoEncoder | SyncModel,
         denoiser: FoleyDenoiser,
         scheduler: SchedulerMixin,
-        mc3: MC3Model | None = None,
+        retriever: ClipRetriever | None = None,
         av_config: dict | None = None,
-        index: object = None,  # a retrieval_index.ClipIndex
         avs: AVSModel | None = None,
         sync: SyncModel | None = None,
-        retriever: ClipRetriever | None = None,
     ) -> None:
         super().__init__()
-        if retriever is not None:  # a ClipRetriever: its MC3 is the pipeline's component
-            mc3, index = retriever.mc3, retriever.index
         self.register_modules(
             codec=codec,
             video_encoder=video_encoder,
             denoiser=denoiser,
             scheduler=scheduler,
-            mc3=mc3,
+            retriever=retriever,
             avs=avs,
             sync=sync,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
-        self._index = index
-        self._retrieval_root = getattr(retriever, "root", None)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
             raise ModelMismatchError(
@@ -141,37 +137,22 @@ class FoleyPipeline(DiffusionPipeline):
             )
 
     @property
-    def retriever(self):
-        """The :class:`~foley.retrieval.ClipRetriever` (MC3 + index) or None without MC3."""
-        if self.mc3 is None:
-            return None
-        return ClipRetriever(self.mc3, self._index, root=self._retrieval_root)
+    def mc3(self):
+        """The retriever's :class:`~foley.models.mc3.MC3Model`, or None without a retriever."""
+        return None if self.retriever is None else self.retriever.mc3
 
     @property
     def index(self):
-        """The retrieval index (a ``retrieval_index.ClipIndex``) or None."""
-        return self._index
-
-    @index.setter
-    def index(self, index) -> None:
-        self._index = index
-        self._retrieval_root = None
+        """The retriever's index (a ``retrieval_index.ClipIndex``), or None."""
+        return None if self.retriever is None else self.retriever.index
 
     def set_retrieval(self, mc3=None, index=None) -> FoleyPipeline:
-        """Attach (or detach, with None) the MC3 model and the ClipIndex used for retrieval.
-
-        Use this rather than assigning ``pipe.mc3``: it registers MC3 as a component, so that
-        ``save_pretrained`` writes it to ``mc3/`` (and the index to ``index/``).
-        """
-        if mc3 is not None and index is not None and index.dim != mc3.config.embed_dim:
-            raise ModelMismatchError(
-                f"the index holds {index.dim}-d vectors, the MC3 model gives "
-                f"{mc3.config.embed_dim}-d: rebuild the index with this model"
-            )
-        from foley.retrieval import open_index
-
-        self.register_modules(mc3=mc3)
-        self.index = open_index(index) if isinstance(index, (str, os.PathLike)) else index
+        """Attach (or detach, with ``mc3=None``) a :class:`~foley.retrieval.ClipRetriever` of
+        ``mc3`` over ``index`` (a ClipIndex, its folder, or None); ``save_pretrained`` writes
+        it to ``retriever/``."""
+        if isinstance(index, (str, os.PathLike)):
+            index = open_index(index)
+        self.register_modules(retriever=None if mc3 is None else ClipRetriever(mc3, index))
         return self
 
     def set_avs(self, avs=None) -> FoleyPipeline:
@@ -190,51 +171,51 @@ class FoleyPipeline(DiffusionPipeline):
         return self
 
     # ---- save / load ----------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """diffusers' layout, plus the retrieval index (if any) copied to ``index/``."""
-        super().save_pretrained(save_directory, **kwargs)
-        if self.retriever is not None:
-            self.retriever.save_index(save_directory)
-
     @classmethod
     def from_pretrained(
         cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs
     ):
         """Load the components model_index.json lists (diffusers' loading: the optional
-        ``mc3``, ``avs`` and ``sync`` are loaded when listed; pass ``avs=None`` to leave one out,
-        ``avs=model`` to replace it); ``index`` (a ClipIndex or a folder) defaults to
-        ``DIR/index``. With no folder, the default model shipped inside the package
-        (``DEFAULT_MODEL_DIR``). To add a component to a loaded pipeline, use
-        ``FoleyPipeline.from_pipe(pipe, avs=model)`` or :meth:`set_avs`.
+        ``retriever``, ``avs`` and ``sync`` are loaded when listed; pass ``avs=None`` to leave
+        one out, ``avs=model`` to replace it); ``index`` (a ClipIndex or a folder) replaces the
+        retriever's index. A folder saved before the retriever was a component (``mc3`` listed,
+        ``mc3/``, ``index/`` and ``clips/`` beside it) gets its retriever from those. With no
+        folder, the default model shipped inside the package (``DEFAULT_MODEL_DIR``). To add
+        a component to a loaded pipeline, use ``FoleyPipeline.from_pipe(pipe, avs=model)``.
         """
         if pretrained_model_name_or_path is None:
             if not (DEFAULT_MODEL_DIR / "model_index.json").is_file():
                 raise InputError(f"the default model is not installed ({DEFAULT_MODEL_DIR})")
             pretrained_model_name_or_path = DEFAULT_MODEL_DIR
+        root = Path(pretrained_model_name_or_path)
         index = kwargs.pop("index", None)
+        legacy = "retriever" not in kwargs and _lists_legacy_mc3(root)
         # (diffusers only loads components from modules already imported: this module imports
         # every component class for the typed arguments above)
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        local = Path(pretrained_model_name_or_path) / INDEX_SUBFOLDER
-        if index is None and local.is_dir():
-            index = local
-        from foley.retrieval import open_index
+        if legacy:  # its "mc3" entry is expected to go unused: no warning about it
+            from diffusers.utils import logging as diffusers_logging
 
-        if isinstance(index, (str, os.PathLike)):
-            pipe._retrieval_root = Path(pretrained_model_name_or_path)
-            index = open_index(index)
-        pipe._index = index
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()
+        try:
+            pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        finally:
+            if legacy:
+                diffusers_logging.set_verbosity(verbosity)
+        if legacy:  # mc3/, index/ and clips/ at the top level: a retriever folder in itself
+            pipe.register_modules(retriever=ClipRetriever.from_pretrained(root).eval())
+        if index is not None and pipe.retriever is not None:
+            pipe.register_modules(retriever=pipe.retriever.with_index(index))
         return pipe
 
     @classmethod
     def from_pipe(cls, pipeline: FoleyPipeline, **kwargs) -> FoleyPipeline:
         """diffusers' ``from_pipe`` (a pipeline sharing ``pipeline``'s components, with those in
-        ``kwargs`` added or replaced), keeping its retrieval index unless ``index=`` is given."""
-        index = kwargs.pop("index", pipeline._index)
-        new = super().from_pipe(pipeline, **kwargs)
-        new._index = index
-        new._retrieval_root = pipeline._retrieval_root if index is pipeline._index else None
-        return new
+        ``kwargs`` added or replaced); ``index=`` gives the retriever another index."""
+        index = kwargs.pop("index", None)
+        if index is not None and kwargs.get("retriever", pipeline.retriever) is not None:
+            kwargs["retriever"] = kwargs.get("retriever", pipeline.retriever).with_index(index)
+        return super().from_pipe(pipeline, **kwargs)
 
     # ---- inputs ---------------------------------------------------------------------------
     def check_inputs(
@@ -348,8 +329,9 @@ class FoleyPipeline(DiffusionPipeline):
         mode: str,
         ambient_db_max: float = -45.0,
         where: dict | None = None,
-    ) -> list[tuple[np.ndarray, str, float]]:
-        """Conditioning clip per video: (clip audio, index id, MC3 similarity).
+    ) -> list[Retrieved]:
+        """Conditioning clip per video (:class:`~foley.retrieval.Retrieved`; its audio made
+        clip-length by :meth:`_prepare_condition`).
 
         frames: per video (T, 3, S, S) float, or any form ``__call__`` accepts. The query is
         the mean MC3 video embedding of its clip-length windows; ``action_focused`` only
@@ -365,7 +347,9 @@ class FoleyPipeline(DiffusionPipeline):
         found = self.retriever.retrieve(
             frames, mode, ambient_db_max=ambient_db_max, where=where, cfg=cfg
         )
-        return [(self._prepare_condition(r.audio), r.id, r.score) for r in found]
+        for r in found:
+            r.audio = self._prepare_condition(r.audio)
+        return found
 
     # ---- generation -----------------------------------------------------------------------
     @torch.no_grad()
@@ -443,6 +427,7 @@ class FoleyPipeline(DiffusionPipeline):
         cfg = self.av_config
         device = self.denoiser.device
         prepared = [self._prepare_video(v) for v in videos]
+        found: list[Retrieved | None] = [None] * len(videos)
 
         # conditioning clip per video
         if mode == "no_condition":
@@ -452,9 +437,10 @@ class FoleyPipeline(DiffusionPipeline):
             waves = waves * len(videos) if len(waves) == 1 else waves
             cond = [(w, "user", None) for w in waves]
         else:
-            cond = self.retrieve(
+            found = self.retrieve(
                 [p.frames for p in prepared], mode, ambient_db_max, retrieval_where
             )
+            cond = [(r.audio, r.id, r.score) for r in found]
 
         # windows of every video, denoised in batches
         overlap_frames = round(overlap_seconds * cfg.fps)
@@ -536,6 +522,7 @@ class FoleyPipeline(DiffusionPipeline):
             condition_audios=[c[0] for c in cond],
             condition_ids=[c[1] for c in cond],
             condition_scores=[c[2] for c in cond],
+            retrieved=found,
             masks=masks,
             alignment_scores=scores,
         )
@@ -722,3 +709,16 @@ class FoleyPipeline(DiffusionPipeline):
             latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
             bar.update()
         return latents
+
+
+def _lists_legacy_mc3(root: Path) -> bool:
+    """Whether ``root`` is a pipeline folder saved before the retriever was a component:
+    its model_index.json lists ``mc3`` (and no ``retriever``) and ``mc3/`` is beside it."""
+    import json
+
+    try:
+        listed = json.loads((root / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    mc3 = listed.get("mc3") or [None]
+    return "retriever" not in listed and mc3[0] is not None and (root / MC3_SUBFOLDER).is_dir()
