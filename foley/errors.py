@@ -15,3 +15,11 @@ class ModelMismatchError(FoleyError, ValueError):
 
 class MissingNetworkError(FoleyError, FileNotFoundError):
     """A pretrained evaluation network (requirements-weights.lock) that is not installed."""
+
+
+def one_line(err: BaseException) -> str:
+    """A user-facing line for any error: a FoleyError's text, else its type and first line."""
+    if isinstance(err, FoleyError):
+        return str(err)
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
