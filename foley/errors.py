@@ -17,9 +17,11 @@ class MissingNetworkError(FoleyError, FileNotFoundError):
     """A pretrained evaluation network (requirements-weights.lock) that is not installed."""
 
 
-def one_line(err: BaseException) -> str:
-    """A user-facing line for any error: a FoleyError's text, else its type and first line."""
+def one_line(err: BaseException, hide: str = "") -> str:
+    """A user-facing line for any error: a FoleyError's text, else its type and first line;
+    ``hide``: a text (such as a data folder's path) taken out of it."""
+    text = str(err).replace(hide, "") if hide else str(err)
     if isinstance(err, FoleyError):
-        return str(err)
-    first = (str(err).strip().splitlines() or [""])[0][:200]
+        return text
+    first = (text.strip().splitlines() or [""])[0][:200]
     return f"{type(err).__name__}: {first}" if first else type(err).__name__

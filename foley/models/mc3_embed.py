@@ -42,14 +42,13 @@ class ClipEmbeddings:
         return len(self.ids)
 
 
-def clip_name(dataset: Dataset, index: int) -> str:
-    """The file name of item ``index`` of a ClipDataset (or a Subset of one), for messages."""
+def clip_path(dataset: Dataset, index: int) -> tuple[Path, Path] | None:
+    """(file, data folder) of item ``index`` of a ClipDataset (or a Subset of one); None for
+    other datasets."""
     while isinstance(dataset, Subset):
         dataset, index = dataset.dataset, dataset.indices[index]
     records, root = getattr(dataset, "records", None), getattr(dataset, "root", None)
-    if records is None or root is None:
-        return f"item {index}"
-    return records[index].clip_path(root).name
+    return None if records is None or root is None else (records[index].clip_path(root), root)
 
 
 class SkipFailed(Dataset):
@@ -68,7 +67,12 @@ class SkipFailed(Dataset):
         try:
             return self.dataset[index]
         except Exception as err:  # noqa: BLE001 - one line per clip, the batch goes on
-            return {"failed": clip_name(self.dataset, index), "error": one_line(err)}
+            where = clip_path(self.dataset, index)
+            if where is None:
+                return {"failed": f"item {index}", "error": one_line(err)}
+            # the file's name, and paths inside the message relative to the data folder
+            path, root = where
+            return {"failed": path.name, "error": one_line(err, hide=str(root) + os.sep)}
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
