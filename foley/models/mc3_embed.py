@@ -67,12 +67,17 @@ class SkipFailed(Dataset):
         try:
             return self.dataset[index]
         except Exception as err:  # noqa: BLE001 - one line per clip, the batch goes on
-            where = clip_path(self.dataset, index)
-            if where is None:
-                return {"failed": f"item {index}", "error": one_line(err)}
-            # the file's name, and paths inside the message relative to the data folder
-            path, root = where
-            return {"failed": path.name, "error": one_line(err, hide=str(root) + os.sep)}
+            return failure(self.dataset, index, err)
+
+
+def failure(dataset: Dataset, index: int, err: BaseException) -> dict[str, str]:
+    """``{"failed": file name, "error": one line}`` for item ``index`` that raised ``err``
+    (paths inside the message are made relative to the data folder)."""
+    where = clip_path(dataset, index)
+    if where is None:
+        return {"failed": f"item {index}", "error": one_line(err)}
+    path, root = where
+    return {"failed": path.name, "error": one_line(err, hide=str(root) + os.sep)}
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
