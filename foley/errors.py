@@ -15,3 +15,13 @@ class ModelMismatchError(FoleyError, ValueError):
 
 class MissingNetworkError(FoleyError, FileNotFoundError):
     """A pretrained evaluation network (requirements-weights.lock) that is not installed."""
+
+
+def one_line(err: BaseException, hide: str = "") -> str:
+    """A user-facing line for any error: a FoleyError's text, else its type and first line;
+    ``hide``: a text (such as a data folder's path) taken out of it."""
+    text = str(err).replace(hide, "") if hide else str(err)
+    if isinstance(err, FoleyError):
+        return text
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

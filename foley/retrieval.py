@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,21 +121,45 @@ def embedded_parts(
     on_progress: ProgressFn | None = None,
 ) -> Iterator[tuple[list[str], np.ndarray, list[dict]]]:
     """(ids, audio embeddings (n, D), metadata rows) per batch of a split (or of ``dataset``,
-    a subset of it), in clip order."""
+    a subset of it), in clip order.
+
+    A clip that fails to load is skipped with one line naming its file (see
+    :func:`~foley.models.mc3_embed.iter_embeddings`), and a summary line ends the run; if no
+    clip loads, an :class:`InputError` (raised inside a build, it leaves the previous index)."""
     from foley.models.mc3_embed import iter_embeddings
 
     dataset = dataset if dataset is not None else open_dataset(data, split)
     split_name = Path(str(split)).stem
-    total, done = len(dataset), 0
+    total, done, skipped = len(dataset), 0, []
     if on_progress:
         on_progress(0, total)
     for part in iter_embeddings(
         mc3, dataset, batch_size=batch_size, workers=workers, with_text=False, progress=progress
     ):
-        yield part.ids, part.audio, clip_metadata(part, Path(data).expanduser(), split_name)
-        done += len(part)
+        skipped += part.skipped
+        if len(part):
+            yield part.ids, part.audio, clip_metadata(part, Path(data).expanduser(), split_name)
+        done += len(part) + len(part.skipped)
         if on_progress:
             on_progress(done, total)
+    if skipped and len(skipped) == total:
+        raise InputError(
+            f"{data} ({split_name}): none of its {total} clips could be read "
+            f"({_names(skipped)}); nothing was indexed"
+        )
+    if skipped:
+        print(
+            f"foley: indexed {total - len(skipped)} clips, skipped {len(skipped)}: "
+            f"{_names(skipped)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    """``a.mp4, b.mp4, ... (+3 more)``: a list of file names that stays one line."""
+    more = f" (+{len(names) - most} more)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def audio_only_parts(

@@ -309,3 +309,34 @@ def test_eval_missing_network_is_one_line(tiny_setup, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("foley eval: error: evaluation network missing") and "\n" not in err
     assert not (tiny_setup / "never").exists()
+
+
+def test_eval_skips_a_clip_that_cannot_be_decoded(tiny_setup, tmp_path, capsys):
+    """A truncated clip: one line naming it, the others evaluated, the report counts it."""
+    import shutil
+
+    from foley.cli.main import main
+    from foley.data.ego4d import read_metadata
+
+    data = tmp_path / "fw"
+    shutil.copytree(tiny_setup / "fw", data)
+    records = read_metadata(data / "train.tsv")
+    bad = records[1].clip_path(data)
+    bad.write_bytes(bad.read_bytes()[:300])
+    out = tmp_path / "out"
+    argv = ["eval", "--data", str(data), "--split", "train", "--model", str(tiny_setup / "model")]
+    argv += ["--n", "3", "--steps", "1", "--modes", "no_condition", "--no-pretrained"]
+    assert main([*argv, "--out", str(out), "--quiet", "--device", "cpu", "--examples", "1"]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if f"skipped {bad.name}:" in ln]
+    assert "Traceback" not in err and str(tmp_path) not in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["clips"] == 2 and report["settings"]["skipped"] == [bad.name]
+    clips = [json.loads(line) for line in (out / "per_clip.jsonl").read_text().splitlines()]
+    assert [c["clip_id"] for c in clips] == [records[0].clip_id, records[2].clip_id]
+    assert f"skipped 1 that could not be decoded: {bad.name}" in (out / "report.md").read_text()
+    # too few clips left for FD: one line, no traceback
+    first = records[0].clip_path(data)
+    first.write_bytes(first.read_bytes()[:300])
+    assert main([*argv, "--out", str(tmp_path / "out2"), "--quiet", "--device", "cpu"]) == 1
+    assert "only 1 of 3 clips could be decoded" in capsys.readouterr().err

@@ -130,25 +130,71 @@ def test_other_model_is_refused(world, tmp_path, capsys) -> None:
     assert rc == 1 and "model" in err
 
 
-def test_failed_rebuild_leaves_the_previous_index(world, tmp_path, capsys) -> None:
+def _broken_copy(world, dest: Path, how_many: int) -> list[Path]:
+    """A copy of the data whose last ``how_many`` train clips are truncated to 300 bytes."""
+    shutil.copytree(world["data"], dest)
+    paths = [r.clip_path(dest) for r in read_metadata(dest / "train.tsv")[-how_many:]]
+    for path in paths:
+        path.write_bytes(path.read_bytes()[:300])
+    return paths
+
+
+def test_a_corrupt_clip_is_skipped_and_the_rest_indexed(world, tmp_path, capsys) -> None:
+    (bad,) = _broken_copy(world, tmp_path / "broken", 1)
+    train = read_metadata(world["data"] / "train.tsv")
+    index_dir = tmp_path / "idx"
+    rc, out, err = _run(
+        capsys, "index", "build", "--data", tmp_path / "broken", "--out", index_dir,
+        "--model", world["model"], "--batch-size", "2", "--quiet",
+    )  # fmt: skip
+    assert rc == 0, err
+    index = ClipIndex.open(index_dir)
+    assert len(index) == len(train) - 1
+    assert train[-1].clip_id not in {h.id for h in index.search(np.ones((1, 16)), k=99)[0]}
+    lines = err.strip().splitlines()
+    assert [ln for ln in lines if "skipped " + bad.name + ":" in ln], err  # one line, its name
+    assert str(tmp_path) not in err  # the file name only, not the path
+    assert f"indexed {len(train) - 1} clips, skipped 1: {bad.name}" in err
+    assert "Traceback" not in err and f"indexed {len(train) - 1} clips" in out
+    # add goes on past the corrupt clip too (a split with one: val of a broken copy)
+    val = read_metadata(world["data"] / "val.tsv")
+    broken_val = val[0].clip_path(tmp_path / "broken")
+    broken_val.write_bytes(broken_val.read_bytes()[:300])
+    rc, out, err = _run(
+        capsys, "index", "add", "--index", index_dir, "--data", tmp_path / "broken",
+        "--split", "val", "--model", world["model"], "--batch-size", "2", "--quiet",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert f"added {len(val) - 1} clips" in out and broken_val.name in err
+    assert len(ClipIndex.open(index_dir)) == len(train) - 1 + len(val) - 1
+
+
+def test_an_all_corrupt_split_leaves_the_previous_index(world, tmp_path, capsys) -> None:
     index_dir = tmp_path / "idx"
     _build(capsys, world, index_dir)
     first = ClipIndex.open(index_dir)
     version, count = first.version, len(first)
-    # a copy of the data whose last train clip is truncated: decoding fails mid-build
+    train = read_metadata(world["data"] / "train.tsv")
     broken = tmp_path / "broken"
-    shutil.copytree(world["data"], broken)
-    last = read_metadata(broken / "train.tsv")[-1].clip_path(broken)
-    last.write_bytes(last.read_bytes()[:300])
+    _broken_copy(world, broken, len(train))
     rc, _, err = _run(
         capsys, "index", "build", "--data", broken, "--out", index_dir,
         "--model", world["model"], "--batch-size", "2", "--quiet",
     )  # fmt: skip
-    assert rc == 1 and last.name in err
+    assert rc == 1 and "Traceback" not in err
+    assert f"none of its {len(train)} clips could be read" in err
+    assert len([ln for ln in err.splitlines() if "error" in ln.lower()]) == 1
     after = ClipIndex.open(index_dir)
     assert (after.version, len(after)) == (version, count)
     # the reader opened before the failed build still answers
     assert len(first.search(np.ones((1, 16), np.float32), k=2)[0]) == 2
+    # add of an all-corrupt split changes nothing either
+    rc, _, err = _run(
+        capsys, "index", "add", "--index", index_dir, "--data", broken, "--split", "train",
+        "--model", world["model"], "--quiet",
+    )  # fmt: skip
+    assert rc == 1 and "could be read" in err
+    assert (ClipIndex.open(index_dir).version, len(ClipIndex.open(index_dir))) == (version, count)
     # and a good rebuild switches to a new version
     _build(capsys, world, index_dir)
     assert ClipIndex.open(index_dir).version != version

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from foley.defaults import mc3_dir_or_default
-from foley.errors import FoleyError, InputError, ModelMismatchError
+from foley.errors import FoleyError, InputError, ModelMismatchError, one_line
 from foley.paths import check_outputs
 
 MAX_GUIDANCE = 100.0
@@ -265,11 +265,3 @@ def main(args: argparse.Namespace) -> int:
         seconds = audio.size / result.sample_rate
         print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
     return 1 if failed else 0
-
-
-def one_line(err: BaseException) -> str:
-    """A user-facing line for any error: a FoleyError's text, else its type and first line."""
-    if isinstance(err, FoleyError):
-        return str(err)
-    first = (str(err).strip().splitlines() or [""])[0][:200]
-    return f"{type(err).__name__}: {first}" if first else type(err).__name__

@@ -9,6 +9,7 @@ against the split's ground-truth mixes.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,39 @@ def _truth(dataset: ClipDataset, index: int) -> ClipTruth:
         onsets=audible_onsets(gt["events"]),
         ambient_db=float(gt["ambient_db"]),
     )
+
+
+def _decode(
+    dataset: ClipDataset, indices: range, skipped: list[str]
+) -> tuple[list[ClipTruth], list[int]]:
+    """The clips of ``indices`` that decode, and their indices; each one that does not is
+    skipped with one line on stderr and its file name appended to ``skipped``."""
+    from foley.models.mc3_embed import failure
+
+    truths, kept = [], []
+    for i in indices:
+        try:
+            truths.append(_truth(dataset, i))
+        except Exception as err:  # noqa: BLE001 - one line per clip, the evaluation goes on
+            bad = failure(dataset, i, err)
+            print(f"foley eval: skipped {bad['failed']}: {bad['error']}", file=sys.stderr)
+            skipped.append(bad["failed"])
+            continue
+        kept.append(i)
+    return truths, kept
+
+
+def _partner_audio(dataset: ClipDataset, i: int, partner: int, total: int) -> np.ndarray:
+    """``(N,)`` audio of clip ``i``'s random partner; if that clip does not decode, of the next
+    one that does (silence if none does)."""
+    for j in (partner + k for k in range(total)):
+        if j % total == i and total > 1:
+            continue
+        try:
+            return dataset.load_clip(j % total, with_frames=False)[1]
+        except Exception:  # noqa: BLE001 - a corrupt partner: skipped already (one line)
+            continue
+    return np.zeros(dataset.cfg.samples_per_clip, np.float32)
 
 
 def random_partners(video_uids: list[str], seed: int) -> list[int]:
@@ -139,6 +173,7 @@ def evaluate(
     partners = random_partners([r.video_uid for r in dataset.records[:total]], seed)
 
     per_clip: list[dict] = []
+    skipped: list[str] = []  # file names of clips that could not be decoded
     embeddings: dict[str, dict[str, list[np.ndarray]]] = {r: {} for r in row_names}
     examples: list[dict] = []
     bar_config = dict(getattr(pipeline, "_progress_bar_config", {}))
@@ -146,8 +181,10 @@ def evaluate(
     bar = tqdm(total=total, desc=f"foley eval {split}", unit="clip", disable=not progress)
     try:
         for lo in range(0, total, batch_size):
-            idx = list(range(lo, min(lo + batch_size, total)))
-            truths = [_truth(dataset, i) for i in idx]
+            truths, idx = _decode(dataset, range(lo, min(lo + batch_size, total)), skipped)
+            if not truths:
+                bar.update(min(lo + batch_size, total) - lo)
+                continue
             audios, retrieved = _rows_for_batch(
                 pipeline,
                 dataset,
@@ -193,15 +230,25 @@ def evaluate(
                             },
                         }
                     )
-            bar.update(len(idx))
+            bar.update(min(lo + batch_size, total) - lo)
     finally:
         bar.close()
         pipeline.set_progress_bar_config(**bar_config)
 
+    if len(per_clip) < 2:
+        raise InputError(
+            f"{data_dir} ({split}): only {len(per_clip)} of {total} clips could be decoded; "
+            "the evaluation needs at least 2"
+        )
+    if skipped:
+        print(
+            f"foley eval: evaluated {len(per_clip)} clips, skipped {len(skipped)}", file=sys.stderr
+        )
     settings = {
         "data": str(Path(data_dir)),
         "split": split,
-        "clips": total,
+        "clips": len(per_clip),
+        "skipped": skipped,
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
         "guidance_scale": float(guidance_scale),
@@ -241,7 +288,7 @@ def _rows_for_batch(
         "gt_mix": [t.mix for t in truths],
         "gt_action": [t.action for t in truths],
         "silence": [np.zeros(n, np.float32) for _ in truths],
-        "random_clip": [dataset.load_clip(partners[i], with_frames=False)[1] for i in idx],
+        "random_clip": [_partner_audio(dataset, i, partners[i], len(partners)) for i in idx],
     }
     retrieved: list[dict] = [{} for _ in truths]
     conditions: dict[str, list[np.ndarray]] = {}

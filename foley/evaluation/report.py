@@ -107,7 +107,8 @@ class EvalReport:
     def to_markdown(self) -> str:
         s = self.settings
         lines = [
-            f"FoleyWorld `{s['split']}`, {s['clips']} clips, {s['num_inference_steps']} steps, "
+            f"FoleyWorld `{s['split']}`, {s['clips']} clips{_skipped(s)}, "
+            f"{s['num_inference_steps']} steps, "
             f"guidance {s['guidance_scale']:g}, seed {s['seed']}",
             "",
         ]
@@ -262,3 +263,9 @@ def targets(rows: dict[str, dict[str, float]], per_clip: list[dict]) -> list[dic
                 )
             )
     return out
+
+
+def _skipped(settings: dict) -> str:
+    """`` (skipped 2 that could not be decoded: a.mp4, b.mp4)`` or nothing."""
+    names = settings.get("skipped") or []
+    return f" (skipped {len(names)} that could not be decoded: {', '.join(names)})" if names else ""

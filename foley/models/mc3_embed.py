@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from foley.errors import InputError
+from foley.errors import InputError, one_line
 from foley.metrics.audio import ambient_level_db
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
@@ -35,17 +36,59 @@ class ClipEmbeddings:
     text: np.ndarray | None  # (n, D) or None when not asked for
     ambient_db: np.ndarray  # (n,) float64 dBFS
     meta: list[dict[str, Any]]  # the dataset's per-clip metadata (ClipRecord columns)
+    skipped: list[str] = field(default_factory=list)  # file names of clips that failed to load
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
+def clip_path(dataset: Dataset, index: int) -> tuple[Path, Path] | None:
+    """(file, data folder) of item ``index`` of a ClipDataset (or a Subset of one); None for
+    other datasets."""
+    while isinstance(dataset, Subset):
+        dataset, index = dataset.dataset, dataset.indices[index]
+    records, root = getattr(dataset, "records", None), getattr(dataset, "root", None)
+    return None if records is None or root is None else (records[index].clip_path(root), root)
+
+
+class SkipFailed(Dataset):
+    """A dataset whose items that fail to load become ``{"failed": name, "error": line}``
+    markers instead of exceptions (any error: a corrupt, truncated or unreadable clip), so one
+    bad file does not stop a batch; :func:`_collate` drops them and lists them under
+    ``skipped``. Works across DataLoader worker processes (the marker travels in the batch)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return self.dataset[index]
+        except Exception as err:  # noqa: BLE001 - one line per clip, the batch goes on
+            return failure(self.dataset, index, err)
+
+
+def failure(dataset: Dataset, index: int, err: BaseException) -> dict[str, str]:
+    """``{"failed": file name, "error": one line}`` for item ``index`` that raised ``err``
+    (paths inside the message are made relative to the data folder)."""
+    where = clip_path(dataset, index)
+    if where is None:
+        return {"failed": f"item {index}", "error": one_line(err)}
+    path, root = where
+    return {"failed": path.name, "error": one_line(err, hide=str(root) + os.sep)}
+
+
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [it for it in items if "failed" not in it]
+    failed = [it for it in items if "failed" in it]
     return {
-        "frames": torch.stack([it["frames"] for it in items]),  # (b, T, 3, S, S)
-        "audio": torch.stack([it["audio"] for it in items]),  # (b, N)
-        "text": [it["text"] for it in items],
-        "meta": [it["meta"] for it in items],
+        "frames": torch.stack([it["frames"] for it in good]) if good else None,  # (b, T, 3, S, S)
+        "audio": torch.stack([it["audio"] for it in good]) if good else None,  # (b, N)
+        "text": [it["text"] for it in good],
+        "meta": [it["meta"] for it in good],
+        "skipped": [(it["failed"], it["error"]) for it in failed],
     }
 
 
@@ -93,22 +136,39 @@ def iter_embeddings(
     with_text: bool = True,
     progress: bool = True,
 ) -> Iterator[ClipEmbeddings]:
-    """Embed the clips of a :class:`foley.data.ego4d.ClipDataset` batch by batch, in order."""
+    """Embed the clips of a :class:`foley.data.ego4d.ClipDataset` batch by batch, in order.
+
+    A clip that fails to load is skipped with one line on stderr naming its file; its batch
+    comes back without it (``skipped`` lists it; a batch may then hold no clips at all)."""
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate
+        SkipFailed(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
     )
     sample_rate = model.config.sample_rate
+    dim = model.config.embed_dim
     bar = tqdm(total=len(dataset), desc="embedding clips", unit="clip", disable=not progress)
     for batch in loader:
-        yield ClipEmbeddings(
-            ids=[m["clip_id"] for m in batch["meta"]],
-            audio=model.encode_audio(batch["audio"]).float().cpu().numpy(),
-            video=model.encode_video(batch["frames"]).float().cpu().numpy(),
-            text=model.encode_text(batch["text"]).float().cpu().numpy() if with_text else None,
-            ambient_db=np.array([_ambient(w.numpy(), sample_rate) for w in batch["audio"]]),
-            meta=batch["meta"],
-        )
-        bar.update(len(batch["meta"]))
+        for name, message in batch["skipped"]:
+            print(f"foley: skipped {name}: {message}", file=sys.stderr, flush=True)
+        skipped = [name for name, _ in batch["skipped"]]
+        if not batch["meta"]:
+            empty = np.zeros((0, dim), np.float32)
+            yield ClipEmbeddings([], empty, empty, empty if with_text else None, np.zeros(0), [],
+                                 skipped)  # fmt: skip
+        else:
+            yield ClipEmbeddings(
+                ids=[m["clip_id"] for m in batch["meta"]],
+                audio=model.encode_audio(batch["audio"]).float().cpu().numpy(),
+                video=model.encode_video(batch["frames"]).float().cpu().numpy(),
+                text=model.encode_text(batch["text"]).float().cpu().numpy() if with_text else None,
+                ambient_db=np.array([_ambient(w.numpy(), sample_rate) for w in batch["audio"]]),
+                meta=batch["meta"],
+                skipped=skipped,
+            )
+        bar.update(len(batch["meta"]) + len(skipped))
     bar.close()
 
 
@@ -123,6 +183,7 @@ def concat(parts: list[ClipEmbeddings], dim: int) -> ClipEmbeddings:
         text=(np.concatenate([p.text for p in parts]) if parts else empty) if with_text else None,
         ambient_db=np.concatenate([p.ambient_db for p in parts]) if parts else np.zeros(0),
         meta=[m for p in parts for m in p.meta],
+        skipped=[name for p in parts for name in p.skipped],
     )
 
 
