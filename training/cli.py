@@ -15,6 +15,7 @@ TRAINERS: dict[str, str] = {
     "denoiser": "training.train_denoiser",
     "codec": "training.train_codec",
     "sync": "training.train_sync",
+    "denseav": "training.train_denseav",
     "all": "training.recipe",
 }
 
