@@ -173,6 +173,9 @@ def save_ground_truth(
     events: list[dict],
     ambient_type: str,
     ambient_db: float,
+    speech: np.ndarray | None = None,
+    spoken_masks: np.ndarray | None = None,
+    speech_span: tuple[float, float] | None = None,
 ) -> Path:
     """Write a ``.gt.npz`` whose bytes depend only on the arrays (no zip timestamps).
 
@@ -187,6 +190,10 @@ def save_ground_truth(
         "ambient_type": np.array(str(ambient_type)),
         "ambient_db": np.array(float(ambient_db), np.float64),
     }
+    if speech is not None:  # make-dataset --speech: the spoken narration and the named object
+        arrays["speech"] = np.asarray(speech, np.float32)
+        arrays["spoken_masks"] = np.asarray(spoken_masks, bool)
+        arrays["speech_span"] = np.asarray(speech_span, np.float64)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -206,7 +213,8 @@ def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise InputError(f"{p}: no ground-truth file (only FoleyWorld clips have one)")
     with np.load(p, allow_pickle=False) as data:
-        return {
+        spoken = {k: data[k] for k in ("speech", "spoken_masks", "speech_span") if k in data}
+        return spoken | {
             "action": data["action"],
             "ambient": data["ambient"],
             "masks": data["masks"],

@@ -69,6 +69,10 @@ class Clip:
     ambient_db: float
     gap: np.ndarray  # (T,) contact distance in pixels (for tests; not written)
     plan: ClipPlan
+    # --speech only: the spoken narration (N,), the named object's masks (T, S, S), span (s)
+    speech: np.ndarray | None = None
+    spoken_masks: np.ndarray | None = None
+    speech_span: tuple[float, float] | None = None
 
 
 def clip_record(video: VideoPlan, plan: ClipPlan, cfg: AVConfig) -> ClipRecord:
@@ -109,10 +113,23 @@ def make_clip(
     rendered = render_clip(plan, cfg)
     masks = sounding_masks(plan, rendered, cfg)
     events = sorted((e.to_json(cfg.fps) for e in plan.events), key=lambda e: e["onset"])
+    spoken = {}
+    if settings.speech:
+        from foley.data.foleyworld.speech import speech_track, spoken_masks
+
+        rng = np.random.default_rng([plan.synth_seed, 5107])
+        track, on, off = speech_track(plan.text, cfg, rng)
+        spoken = dict(
+            speech=track,
+            spoken_masks=spoken_masks(
+                rendered.labels, rendered.regions, plan.target, (on, off), cfg.fps
+            ),
+            speech_span=(on, off),
+        )
     return Clip(
         record=clip_record(video, plan, cfg),
         frames=rendered.frames,
-        mixture=action + ambient,
+        mixture=action + ambient + spoken.get("speech", 0.0),
         action=action,
         ambient=ambient,
         masks=masks,
@@ -121,6 +138,7 @@ def make_clip(
         ambient_db=round(dbfs(ambient), 3),
         gap=rendered.gap,
         plan=plan,
+        **spoken,
     )
 
 
@@ -129,6 +147,11 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
 
     record = clip.record
     write_video(record.clip_path(root), clip.frames, cfg.fps, clip.mixture, cfg.sample_rate)
+    spoken = {}
+    if clip.speech is not None:
+        spoken = dict(
+            speech=clip.speech, spoken_masks=clip.spoken_masks, speech_span=clip.speech_span
+        )
     save_ground_truth(
         record.gt_path(root),
         action=clip.action,
@@ -137,6 +160,7 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
         events=clip.events,
         ambient_type=clip.ambient_type,
         ambient_db=clip.ambient_db,
+        **spoken,
     )
 
 
@@ -206,6 +230,11 @@ def generate_dataset(
         raise InputError("--workers must be at least 1")
     if settings.shifted_test_videos < 0:
         raise InputError("--shifted-test-videos must be 0 or more")
+    if settings.speech:
+        from foley.data.foleyworld.speech import ESPEAK, espeak_available
+
+        if not espeak_available():
+            raise InputError(f"--speech needs {ESPEAK}: install it (apt-get install -y espeak-ng)")
     out = Path(out_dir)
     bank_key = (str(Path(sound_bank).resolve()) if sound_bank else None, shippable_only)
     bank = _bank(*bank_key)  # scan (and fail) before any work
@@ -281,6 +310,13 @@ def generate_dataset(
             "visible pixels while a visible event sounds; events_json: list of {onset, offset "
             "(s), frames [on, off), verb, material, visible, object, source}; ambient_type; "
             "ambient_db (dBFS of the ambient track)"
+            + (
+                "; --speech: speech (N,) float32 (the narration spoken by espeak-ng, so mixture "
+                "= action + ambient + speech), spoken_masks (T, S, S) bool (the named object's "
+                "visible pixels while the words sound), speech_span (onset, offset) in s"
+                if settings.speech
+                else ""
+            )
         ),
         "licence": "synthetic; no third-party media unless listed under sound_bank",
         "sound_bank": bank.describe(used) if bank else None,
