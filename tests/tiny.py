@@ -32,9 +32,7 @@ AVS_TINY = dict(
 )
 
 # a CPU-sized DenseAVModel (two heads): DenseAVModel(**DENSEAV_TINY)
-DENSEAV_TINY = dict(
-    dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 16), input_size=32
-)
+DENSEAV_TINY = dict(dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 16), input_size=32)
 
 
 def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0) -> FoleyDenoiser:

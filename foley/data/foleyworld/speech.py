@@ -57,7 +57,9 @@ def speech_track(
     """The narration spoken at a random time: ``(N,)`` float32 track and its (onset, offset)
     in seconds (offset <= clip length; speech longer than the clip is cut)."""
     n = cfg.samples_per_clip
-    voice = synthesize(spoken_text(narration), cfg.sample_rate, int(rng.integers(*WORDS_PER_MINUTE)))
+    voice = synthesize(
+        spoken_text(narration), cfg.sample_rate, int(rng.integers(*WORDS_PER_MINUTE))
+    )
     loud = np.flatnonzero(np.abs(voice) > 1e-3)
     voice = voice[loud[0] : loud[-1] + 1] if loud.size else voice  # trim espeak's silences
     voice = voice[:n]
