@@ -12,8 +12,8 @@ F (``foley.metrics.avs``). Rows:
 ``--masks spoken_masks`` scores the same rows against the spoken object's masks of a
 ``make-dataset --speech`` set (the language head's test).
 
-    python benchmarks/denseav_eval.py --data DATA --denseav RUN/model [--avs foley/assets/default/avs]
-        [--split test] [--masks masks|spoken_masks] [--frame-stride 4] [--limit 0]
+    python benchmarks/denseav_eval.py --data DATA --denseav RUN/model
+        [--avs foley/assets/default/avs] [--split test] [--masks masks|spoken_masks] [--frame-stride 4] [--limit 0]
 """
 
 from __future__ import annotations
@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(every {args.frame_stride}th with a non-empty {args.masks}), positive rate "
         f"{np.mean([x[1].mean() for x in rows['TPAVI (supervised)']]):.3f}"
     )
-    print(
-        f"| row | pixel AP | AP/class | best IoU | J | F |\n| --- | --- | --- | --- | --- | --- |"
-    )
+    print("| row | pixel AP | AP/class | best IoU | J | F |\n| --- | --- | --- | --- | --- | --- |")
     for name, items in rows.items():
         h = np.concatenate([x[0].numpy() for x in items])
         y = np.concatenate([x[1] for x in items])

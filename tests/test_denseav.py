@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from foley.analysis import sound_heatmaps
+from foley.errors import InputError
 from foley.models.denseav import DenseAVModel, aggregate, denseav_loss, similarity_volume
 from tests.tiny import DENSEAV_TINY, TINY_CONFIG
 
@@ -57,16 +60,24 @@ def test_tiny_model_loss_falls():
     model = DenseAVModel(**DENSEAV_TINY, av_config=TINY_CONFIG.to_dict())
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     frames, waves = _toy_batch(TINY_CONFIG, 6, rng)
-    first, _ = denseav_loss(model, frames, waves)
+    first = denseav_loss(model, frames, waves)[0].detach()
     for _ in range(40):
         loss, parts = denseav_loss(model, frames, waves)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    last, _ = denseav_loss(model, frames, waves)
+    last = denseav_loss(model, frames, waves)[0].detach()
     assert set(parts) == {"nce", "neg", "silence", "tv", "calib", "heads"}
     # 3 colours in 6 clips: same-colour pairs stay indistinguishable, so ln 2 is the floor
     assert float(last) < 0.7 * float(first)
+    # the trained heatmaps point at the square whose colour the sound names
+    model.eval()
+    inside = []
+    for i in range(frames.shape[0]):
+        maps, _ = model.heatmaps(frames[i : i + 1], waves[i])
+        square = frames[i].max(0).values > 0.5
+        inside.append(float(maps[0][square].mean() - maps[0][~square].mean()))
+    assert np.mean(inside) > 0.2
 
 
 def test_save_load_round_trip(tmp_path):
@@ -81,3 +92,19 @@ def test_save_load_round_trip(tmp_path):
     assert maps.shape == (2, TINY_CONFIG.frame_size, TINY_CONFIG.frame_size)
     assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
     assert peak.shape == (2,)
+
+
+def test_sound_heatmaps_and_alignment_score():
+    torch.manual_seed(2)
+    cfg = TINY_CONFIG
+    model = DenseAVModel(**DENSEAV_TINY, av_config=cfg.to_dict()).eval()
+    frames, waves = _toy_batch(cfg, 1, np.random.default_rng(2))
+    video = frames.expand(cfg.frames_per_clip, -1, -1, -1)
+    maps, score = sound_heatmaps(model, video, waves[0].numpy(), cfg, num_shuffles=4)
+    assert maps.shape == (cfg.frames_per_clip, cfg.frame_size, cfg.frame_size)
+    assert maps.dtype == np.float32 and 0.0 <= maps.min() and maps.max() <= 1.0
+    assert score in {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0}
+    again = sound_heatmaps(model, video, waves[0].numpy(), cfg, num_shuffles=4)
+    assert again[1] == score and np.array_equal(again[0], maps)
+    with pytest.raises(InputError):
+        sound_heatmaps(model, video[0], waves[0].numpy(), cfg)
