@@ -13,7 +13,8 @@ F (``foley.metrics.avs``). Rows:
 ``make-dataset --speech`` set (the language head's test).
 
     python benchmarks/denseav_eval.py --data DATA --denseav RUN/model
-        [--avs foley/assets/default/avs] [--split test] [--masks masks|spoken_masks] [--frame-stride 4] [--limit 0]
+        [--avs foley/assets/default/avs] [--split test] [--masks masks|spoken_masks]
+        [--frame-stride 4] [--limit 0]
 """
 
 from __future__ import annotations

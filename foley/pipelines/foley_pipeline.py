@@ -41,6 +41,7 @@ from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.defaults import DEFAULT_MODEL_DIR
 from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.models.avs import AVSModel
+from foley.models.denseav import DenseAVModel
 from foley.models.codec import FoleyCodec
 from foley.models.denoiser import FoleyDenoiser
 from foley.models.mc3 import MC3Model
@@ -73,6 +74,9 @@ class FoleyPipelineOutput(BaseOutput):
     alignment_scores: with ``return_masks=True``, per video the no-ground-truth alignment
         score of the generated audio in [0, 1] (:func:`foley.metrics.avs.alignment_score`;
         0.5: no better than the same audio mistimed).
+    heatmaps, heatmap_scores: with ``return_heatmaps=True``, per video DenseAV's "where the
+        sound comes from" heatmaps (T, S, S) float32 in [0, 1] and its alignment score against
+        the same audio shuffled in time (:func:`foley.analysis.sound_heatmaps`).
     """
 
     audios: list[np.ndarray]
@@ -84,6 +88,8 @@ class FoleyPipelineOutput(BaseOutput):
     latents: list[torch.Tensor] | None = None
     masks: list[np.ndarray] | None = None
     alignment_scores: list[float] | None = None
+    heatmaps: list[np.ndarray] | None = None
+    heatmap_scores: list[float] | None = None
 
 
 @dataclass
@@ -97,7 +103,7 @@ class FoleyPipeline(DiffusionPipeline):
     """Video-to-audio generation; see the module docstring for components and modes."""
 
     model_cpu_offload_seq = "video_encoder->denoiser->codec"
-    _optional_components = ["mc3", "avs", "sync"]
+    _optional_components = ["mc3", "avs", "sync", "denseav"]
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class FoleyPipeline(DiffusionPipeline):
         avs: AVSModel | None = None,
         sync: SyncModel | None = None,
         retriever: ClipRetriever | None = None,
+        denseav: DenseAVModel | None = None,
     ) -> None:
         super().__init__()
         if retriever is not None:  # a ClipRetriever: its MC3 is the pipeline's component
@@ -123,6 +130,7 @@ class FoleyPipeline(DiffusionPipeline):
             mc3=mc3,
             avs=avs,
             sync=sync,
+            denseav=denseav,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
@@ -180,6 +188,12 @@ class FoleyPipeline(DiffusionPipeline):
         Registers it as a component, so that ``save_pretrained`` writes it to ``avs/``.
         """
         self.register_modules(avs=avs)
+        return self
+
+    def set_denseav(self, denseav=None) -> FoleyPipeline:
+        """Attach (or detach, with None) the DenseAV model that ``return_heatmaps`` and
+        :meth:`sound_heatmaps` use. Saved to ``denseav/``."""
+        self.register_modules(denseav=denseav)
         return self
 
     def set_sync(self, sync=None) -> FoleyPipeline:
@@ -387,6 +401,7 @@ class FoleyPipeline(DiffusionPipeline):
         return_masks: bool = False,
         mask_shuffles: int = 8,
         sync_shaping: float | None = None,
+        return_heatmaps: bool = False,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -414,6 +429,10 @@ class FoleyPipeline(DiffusionPipeline):
                 sync encoder's onset/level curves (:mod:`foley.pipelines.shaping`; per-mode
                 settings times this factor, 0 = the denoiser's audio as it is). Default: 1
                 when the video encoder is a :class:`~foley.models.sync.SyncModel`, else 0.
+            return_heatmaps: also return, per video, DenseAV's heatmaps of the generated audio
+                and their alignment score (``heatmaps``, ``heatmap_scores``; see
+                :meth:`sound_heatmaps`). Needs a DenseAV model (``denseav/``, or
+                :meth:`set_denseav`).
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -439,6 +458,8 @@ class FoleyPipeline(DiffusionPipeline):
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         if return_masks:
             self._check_mask_inputs(mask_shuffles, output_type)
+        if return_heatmaps:
+            self._check_heatmap_inputs(mask_shuffles, output_type)
         sync_shaping = self.resolve_sync_shaping(sync_shaping)
         cfg = self.av_config
         device = self.denoiser.device
@@ -528,6 +549,14 @@ class FoleyPipeline(DiffusionPipeline):
         masks, scores = None, None
         if return_masks:
             masks, scores = self._masks_of(prepared, audios, mask_shuffles, max_batch_windows)
+        heat = (
+            [
+                self.sound_heatmaps(p, a, num_shuffles=mask_shuffles)
+                for p, a in zip(prepared, audios)
+            ]
+            if return_heatmaps
+            else None
+        )
         out = FoleyPipelineOutput(
             audios=audios if output_type != "latent" else None,
             latents=window_latents if output_type == "latent" else None,
@@ -538,6 +567,8 @@ class FoleyPipeline(DiffusionPipeline):
             condition_scores=[c[2] for c in cond],
             masks=masks,
             alignment_scores=scores,
+            heatmaps=[h[0] for h in heat] if heat is not None else None,
+            heatmap_scores=[h[1] for h in heat] if heat is not None else None,
         )
         self.maybe_free_model_hooks()
         return out if return_dict else out.to_tuple()
@@ -619,6 +650,47 @@ class FoleyPipeline(DiffusionPipeline):
                 max_batch_windows=max_batch_windows,
                 bar=bar,
             )
+
+    # ---- where the sound comes from (DenseAV) ------------------------------------------
+    def _check_heatmap_inputs(self, num_shuffles: int, output_type: str) -> None:
+        if self.denseav is None:
+            raise InputError(
+                "return_heatmaps needs a DenseAV model: load a pipeline folder that has "
+                "denseav/, or attach one with pipe.set_denseav(model)"
+            )
+        if output_type != "np":
+            raise InputError("return_heatmaps needs the audio: use output_type='np'")
+        if int(num_shuffles) < 1:
+            raise InputError(f"mask_shuffles must be >= 1, got {num_shuffles}")
+
+    @torch.no_grad()
+    def sound_heatmaps(
+        self,
+        video: VideoLike,
+        audio: AudioLike,
+        *,
+        num_shuffles: int = 8,
+        max_seconds: float | None = None,
+        head: int | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """DenseAV's heatmaps (T, S, S) float32 in [0, 1] of ``audio`` on ``video`` and its
+        alignment score in [0, 1] (0.5: no better than the audio shuffled in time); video and
+        audio as for :meth:`sounding_masks` (:func:`foley.analysis.sound_heatmaps`)."""
+        from foley.analysis import sound_heatmaps
+        from foley.io import load_audio
+
+        self._check_heatmap_inputs(num_shuffles, "np")
+        cfg = self.av_config
+        p = video if isinstance(video, _Prepared) else self._prepare_video(video)
+        num_frames = p.num_frames or p.frames.shape[0]
+        if max_seconds is not None:
+            num_frames = min(num_frames, max(1, cfg.num_frames(max_seconds)))
+        if isinstance(audio, (str, os.PathLike)):
+            audio = load_audio(audio, cfg.sample_rate)
+        frames = p.frames[:num_frames].to(self.denseav.device, self.denseav.dtype)
+        return sound_heatmaps(
+            self.denseav, frames, audio, cfg, head=head, num_shuffles=num_shuffles
+        )
 
     def _encode_conditions(
         self, waves: list[np.ndarray | None], device: torch.device
