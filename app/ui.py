@@ -93,6 +93,18 @@ def _condition_md(result: GenerateResult) -> str:
     )
 
 
+def _heatmap_md(result: GenerateResult) -> str:
+    if result.heatmap is None:
+        return "No DenseAV model loaded (no denseav/ in the model folder): no heatmap."
+    text = (
+        f"**DenseAV alignment {result.heatmap.score:.2f}** for the generated soundtrack (0.5: "
+        "no better than the same audio shuffled in time). Bright: where the sound comes from."
+    )
+    if result.own_heatmap is not None:
+        text += f" The video's own soundtrack: **{result.own_heatmap.score:.2f}** (lower strip)."
+    return text
+
+
 def _avs_md(result: GenerateResult) -> str:
     if result.avs is None:
         return result.avs_note
@@ -224,6 +236,11 @@ def build_ui(
                     avs_md = gr.Markdown(elem_id="avs-note")
                     overlay_img = gr.Image(label="Mask overlay", type="filepath", elem_id="overlay")
                     overlay_video = gr.Video(label="Mask overlay with the audio", height=320)
+                with gr.Column():
+                    gr.Markdown("### Where the sound comes from (DenseAV)")
+                    heat_md = gr.Markdown(elem_id="denseav-note")
+                    heat_img = gr.Image(label="Generated soundtrack", type="filepath")
+                    own_img = gr.Image(label="The video's own soundtrack", type="filepath")
             cand_title = gr.Markdown("### Candidates", visible=False)
             cand_audio, cand_img = [], []
             with gr.Row():
@@ -293,6 +310,9 @@ def build_ui(
                 _avs_md(result),
                 result.avs.strip_path if result.avs else None,
                 result.avs.video_path if result.avs else None,
+                _heatmap_md(result),
+                result.heatmap.strip_path if result.heatmap else None,
+                result.own_heatmap.strip_path if result.own_heatmap else None,
                 gr.update(visible=many),
             ]
             for k in range(lim.max_candidates):
@@ -329,7 +349,8 @@ def build_ui(
 
         generate_outputs = [
             out_video, out_audio, spectrogram, details, cond_md, cond_audio, avs_md,
-            overlay_img, overlay_video, cand_title, *cand_audio, *cand_img,
+            overlay_img, overlay_video, heat_md, heat_img, own_img, cand_title, *cand_audio,
+            *cand_img,
         ]  # fmt: skip
         video_in.change(
             on_check, video_in, video_note, api_name="check_video", concurrency_limit=None

@@ -41,9 +41,9 @@ from foley.config import DEFAULT_CONFIG, AVConfig
 from foley.defaults import DEFAULT_MODEL_DIR
 from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.models.avs import AVSModel
-from foley.models.denseav import DenseAVModel
 from foley.models.codec import FoleyCodec
 from foley.models.denoiser import FoleyDenoiser
+from foley.models.denseav import DenseAVModel
 from foley.models.mc3 import MC3Model
 from foley.models.sync import SyncModel
 from foley.models.video_encoder import VideoEncoder
