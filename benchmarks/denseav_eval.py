@@ -14,7 +14,10 @@ F (``foley.metrics.avs``). Rows:
 
     python benchmarks/denseav_eval.py --data DATA --denseav RUN/model
         [--avs foley/assets/default/avs] [--split test] [--masks masks|spoken_masks]
-        [--frame-stride 4] [--limit 0]
+        [--frame-stride 4] [--limit 0] [--png DIR [--png-clips 3]]
+
+``--png DIR`` writes overlay strips (``foley.analysis.write_overlay``) of the first
+``--png-clips`` scored clips: ``clipN_denseav.png``, ``clipN_tpavi.png``, ``clipN_truth.png``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def clip_class(gt: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from foley.analysis import sounding_masks
+    from foley.analysis import sounding_masks, write_overlay
     from foley.data.ego4d import load_ground_truth, read_metadata, split_path
     from foley.io import frames_to_tensor, load_video
     from foley.models.denseav import DenseAVModel
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masks", default="masks", choices=("masks", "spoken_masks"))
     p.add_argument("--frame-stride", type=int, default=4)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--png", default=None, help="folder for overlay strips")
+    p.add_argument("--png-clips", type=int, default=3)
     args = p.parse_args(argv)
     torch.manual_seed(0)
     start = time.time()
@@ -89,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         rows["DenseAV, silence"].append((dense.heatmaps(f[keep], silence)[0], y, cls))
         tp, _ = sounding_masks(avs, f, audio, CFG, num_shuffles=1)
         rows["TPAVI (supervised)"].append((torch.from_numpy(tp[keep]), y, cls))
+        drawn = len(rows["TPAVI (supervised)"])
+        if args.png and drawn <= args.png_clips:
+            out = Path(args.png)
+            out.mkdir(parents=True, exist_ok=True)
+            rgb = (f[keep].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+            heat = rows["DenseAV (max over heads)"][-1][0].numpy()
+            for tag, m in (("denseav", heat), ("tpavi", tp[keep]), ("truth", y.astype(float))):
+                write_overlay(out / f"clip{drawn}_{tag}.png", rgb, m, None, CFG, min_size=160)
         tp_other, _ = sounding_masks(avs, f, clips[other[i]][1], CFG, num_shuffles=1)
         rows["TPAVI, other clip's audio"].append((torch.from_numpy(tp_other[keep]), y, cls))
     frames_scored = sum(len(x[1]) for x in rows["TPAVI (supervised)"])
