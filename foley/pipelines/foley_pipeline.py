@@ -457,9 +457,9 @@ class FoleyPipeline(DiffusionPipeline):
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         if return_masks:
-            self._check_mask_inputs(mask_shuffles, output_type)
+            self._check_analysis_inputs("return_masks", mask_shuffles, output_type)
         if return_heatmaps:
-            self._check_heatmap_inputs(mask_shuffles, output_type)
+            self._check_analysis_inputs("return_heatmaps", mask_shuffles, output_type)
         sync_shaping = self.resolve_sync_shaping(sync_shaping)
         cfg = self.av_config
         device = self.denoiser.device
@@ -574,14 +574,19 @@ class FoleyPipeline(DiffusionPipeline):
         return out if return_dict else out.to_tuple()
 
     # ---- sounding-object masks (AVS) ------------------------------------------------------
-    def _check_mask_inputs(self, mask_shuffles: int, output_type: str) -> None:
-        if self.avs is None:
+    def _check_analysis_inputs(self, flag: str, mask_shuffles: int, output_type: str) -> None:
+        """``flag``: ``"return_masks"`` (needs ``avs``) or ``"return_heatmaps"`` (``denseav``)."""
+        model, name, what = {
+            "return_masks": (self.avs, "avs", "an AVS model"),
+            "return_heatmaps": (self.denseav, "denseav", "a DenseAV model"),
+        }[flag]
+        if model is None:
             raise InputError(
-                "return_masks needs an AVS model: load a pipeline folder that has avs/, "
-                "or attach one with pipe.set_avs(model)"
+                f"{flag} needs {what}: load a pipeline folder that has {name}/, "
+                f"or attach one with pipe.set_{name}(model)"
             )
         if output_type != "np":
-            raise InputError("return_masks needs the audio: use output_type='np'")
+            raise InputError(f"{flag} needs the audio: use output_type='np'")
         if int(mask_shuffles) < 1:
             raise InputError(f"mask_shuffles must be >= 1, got {mask_shuffles}")
 
@@ -628,7 +633,7 @@ class FoleyPipeline(DiffusionPipeline):
         from foley.analysis import sounding_masks, window_frames
         from foley.io import load_audio
 
-        self._check_mask_inputs(num_shuffles, "np")
+        self._check_analysis_inputs("return_masks", num_shuffles, "np")
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         cfg = self.av_config
@@ -652,17 +657,6 @@ class FoleyPipeline(DiffusionPipeline):
             )
 
     # ---- where the sound comes from (DenseAV) ------------------------------------------
-    def _check_heatmap_inputs(self, num_shuffles: int, output_type: str) -> None:
-        if self.denseav is None:
-            raise InputError(
-                "return_heatmaps needs a DenseAV model: load a pipeline folder that has "
-                "denseav/, or attach one with pipe.set_denseav(model)"
-            )
-        if output_type != "np":
-            raise InputError("return_heatmaps needs the audio: use output_type='np'")
-        if int(num_shuffles) < 1:
-            raise InputError(f"mask_shuffles must be >= 1, got {num_shuffles}")
-
     @torch.no_grad()
     def sound_heatmaps(
         self,
@@ -679,7 +673,7 @@ class FoleyPipeline(DiffusionPipeline):
         from foley.analysis import sound_heatmaps
         from foley.io import load_audio
 
-        self._check_heatmap_inputs(num_shuffles, "np")
+        self._check_analysis_inputs("return_heatmaps", num_shuffles, "np")
         cfg = self.av_config
         p = video if isinstance(video, _Prepared) else self._prepare_video(video)
         num_frames = p.num_frames or p.frames.shape[0]
