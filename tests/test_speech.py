@@ -43,6 +43,7 @@ def test_speech_written_where_ground_truth_says(tmp_path):
         assert active[0] >= int(np.floor(on * CFG.fps)) and active[-1] < np.ceil(off * CFG.fps)
         assert spoken.shape == gt["masks"].shape
     assert len(spans) == len(records)  # a random time per clip
+    assert all(r.speech == 1.0 for r in records)
 
 
 def test_without_speech_no_speech_fields(tmp_path):

@@ -126,8 +126,11 @@ def make_clip(
             ),
             speech_span=(on, off),
         )
+    record = clip_record(video, plan, cfg)
+    if settings.speech:  # Ego4D-Sounds' speech column: someone talks in the clip
+        record = dataclasses.replace(record, speech=1.0)
     return Clip(
-        record=clip_record(video, plan, cfg),
+        record=record,
         frames=rendered.frames,
         mixture=action + ambient + spoken.get("speech", 0.0),
         action=action,
