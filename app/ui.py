@@ -310,9 +310,6 @@ def build_ui(
                 _avs_md(result),
                 result.avs.strip_path if result.avs else None,
                 result.avs.video_path if result.avs else None,
-                _heatmap_md(result),
-                result.heatmap.strip_path if result.heatmap else None,
-                result.own_heatmap.strip_path if result.own_heatmap else None,
                 gr.update(visible=many),
             ]
             for k in range(lim.max_candidates):
@@ -329,6 +326,11 @@ def build_ui(
                 outs.append(
                     gr.update(value=c.spectrogram_path if c else None, visible=c is not None)
                 )
+            outs += [  # DenseAV, last: the earlier outputs keep their API positions
+                _heatmap_md(result),
+                result.heatmap.strip_path if result.heatmap else None,
+                result.own_heatmap.strip_path if result.own_heatmap else None,
+            ]
             return outs
 
         def on_index_info():
@@ -349,8 +351,8 @@ def build_ui(
 
         generate_outputs = [
             out_video, out_audio, spectrogram, details, cond_md, cond_audio, avs_md,
-            overlay_img, overlay_video, heat_md, heat_img, own_img, cand_title, *cand_audio,
-            *cand_img,
+            overlay_img, overlay_video, cand_title, *cand_audio, *cand_img,
+            heat_md, heat_img, own_img,
         ]  # fmt: skip
         video_in.change(
             on_check, video_in, video_note, api_name="check_video", concurrency_limit=None
