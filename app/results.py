@@ -2,7 +2,8 @@
 
 Each function writes into a per-request folder: candidate wavs and spectrograms (onsets
 marked), the muxed video, the conditioning clip, the AVS mask overlay (PNG strip and MP4) with
-the alignment score.
+the alignment score, and DenseAV's "where the sound comes from" heatmaps of the generated
+soundtrack and of the upload's own soundtrack.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class GenerateResult:
     index_version: str | None = None
     sync_shaping: float = 0.0  # the factor used (0: the denoiser's audio as it is)
     warnings: list[str] = field(default_factory=list)  # e.g. "decoded 1.9 s of 5.3 s"
+    # DenseAV heatmaps (score: its alignment score) of the generated and the upload's own audio
+    heatmap: AVSResult | None = None
+    own_heatmap: AVSResult | None = None
 
     def details(self) -> dict:
         """JSON-able summary (the app's details panel and the API's ``details`` output)."""
@@ -77,6 +81,10 @@ class GenerateResult:
             else {k: v for k, v in asdict(self.condition).items() if k != "audio_path"},
             "alignment_score": None if self.avs is None else round(self.avs.score, 3),
             "avs_note": self.avs_note or None,
+            "denseav_score": None if self.heatmap is None else round(self.heatmap.score, 3),
+            "denseav_score_own_audio": None
+            if self.own_heatmap is None
+            else round(self.own_heatmap.score, 3),
             "index_version": self.index_version,
             "warnings": self.warnings,
         }
@@ -173,3 +181,22 @@ def avs_overlay(
     strip = write_overlay(out_dir / "avs_overlay.png", frames, masks, None, cfg, min_size=160)
     clip = write_overlay(out_dir / "avs_overlay.mp4", frames, masks, wave, cfg)
     return AVSResult(score, str(strip), str(clip), len(frames) / cfg.fps), ""
+
+
+def heatmap_overlay(
+    pipe, decoded, wave: np.ndarray | None, out_dir: Path, limits, name: str
+) -> AVSResult | None:
+    """DenseAV's heatmaps of ``wave`` on the upload (``name``: file stem) and their alignment
+    score; None without a DenseAV model or without audio."""
+    if getattr(pipe, "denseav", None) is None or wave is None or not np.any(wave):
+        return None
+    from foley.analysis import write_overlay
+
+    cfg = pipe.av_config
+    heat, score = pipe.sound_heatmaps(
+        decoded, wave, num_shuffles=limits.avs_shuffles, max_seconds=limits.avs_max_seconds
+    )  # (T, S, S) in [0, 1]
+    frames = decoded.frames[: len(heat)]  # (T, S, S, 3) uint8
+    strip = write_overlay(out_dir / f"{name}.png", frames, heat, None, cfg, min_size=160)
+    clip = write_overlay(out_dir / f"{name}.mp4", frames, heat, wave, cfg)
+    return AVSResult(score, str(strip), str(clip), len(frames) / cfg.fps)

@@ -25,6 +25,7 @@ from app.results import (
     GenerateResult,
     avs_overlay,
     condition_clip,
+    heatmap_overlay,
     mux_result,
     write_candidate,
 )
@@ -410,6 +411,12 @@ class FoleyService:
         condition = condition_clip(out_dir, first, cond_wave, condition_audio, sr)
         report(0.9, "segmenting the sounding object (AVS)")
         avs, note = avs_overlay(pipe, decoded, audios[0], sr, out_dir, self.limits)
+        heat = own = None
+        if getattr(pipe, "denseav", None) is not None:
+            report(0.95, "where the sound comes from (DenseAV)")
+            heat = heatmap_overlay(pipe, decoded, audios[0], out_dir, self.limits, "denseav")
+            own_audio = _own_audio(video, cfg, self.limits.max_video_seconds)
+            own = heatmap_overlay(pipe, decoded, own_audio, out_dir, self.limits, "denseav_own")
         report(1.0, "done")
         return GenerateResult(
             video_path=str(muxed),
@@ -423,6 +430,8 @@ class FoleyService:
             index_version=None if index is None else index.version,
             sync_shaping=shaping,
             warnings=list(decoded.warnings),
+            heatmap=heat,
+            own_heatmap=own,
         )
 
     @staticmethod
@@ -498,6 +507,7 @@ class FoleyService:
             av_config=dict(p.config.av_config),
             avs=self.models.avs,
             sync=getattr(p, "sync", None),
+            denseav=getattr(p, "denseav", None),
         )
         pipe.set_progress_bar_config(desc="denoising", leave=False)
         return pipe
@@ -511,6 +521,16 @@ class FoleyService:
             except OSError:
                 pass
         return Path(tempfile.mkdtemp(prefix="req-", dir=self.work_dir))
+
+
+def _own_audio(video, cfg, max_seconds: float) -> np.ndarray | None:
+    """The upload's own soundtrack (N,) at ``cfg.sample_rate``, None when it has none."""
+    from foley.io import load_audio
+
+    try:
+        return load_audio(video, cfg.sample_rate, max_seconds=max_seconds)
+    except InputError:  # a silent upload (no audio stream)
+        return None
 
 
 def _is_pipeline(obj) -> bool:

@@ -93,6 +93,18 @@ def _condition_md(result: GenerateResult) -> str:
     )
 
 
+def _heatmap_md(result: GenerateResult) -> str:
+    if result.heatmap is None:
+        return "No DenseAV model loaded (no denseav/ in the model folder): no heatmap."
+    text = (
+        f"**DenseAV alignment {result.heatmap.score:.2f}** for the generated soundtrack (0.5: "
+        "no better than the same audio shuffled in time). Bright: where the sound comes from."
+    )
+    if result.own_heatmap is not None:
+        text += f" The video's own soundtrack: **{result.own_heatmap.score:.2f}** (lower strip)."
+    return text
+
+
 def _avs_md(result: GenerateResult) -> str:
     if result.avs is None:
         return result.avs_note
@@ -241,6 +253,11 @@ def build_ui(
                     avs_md = gr.Markdown(elem_id="avs-note")
                     overlay_img = gr.Image(label="Mask overlay", type="filepath", elem_id="overlay")
                     overlay_video = gr.Video(label="Mask overlay with the audio", height=320)
+                with gr.Column():
+                    gr.Markdown("### Where the sound comes from (DenseAV)")
+                    heat_md = gr.Markdown(elem_id="denseav-note")
+                    heat_img = gr.Image(label="Generated soundtrack", type="filepath")
+                    own_img = gr.Image(label="The video's own soundtrack", type="filepath")
             cand_title = gr.Markdown("### Candidates", visible=False)
             cand_audio, cand_img = [], []
             with gr.Row():
@@ -342,6 +359,11 @@ def build_ui(
                 outs.append(
                     gr.update(value=c.spectrogram_path if c else None, visible=c is not None)
                 )
+            outs += [  # DenseAV, last: the earlier outputs keep their API positions
+                _heatmap_md(result),
+                result.heatmap.strip_path if result.heatmap else None,
+                result.own_heatmap.strip_path if result.own_heatmap else None,
+            ]
             return outs
 
         def on_index_info():
@@ -375,6 +397,7 @@ def build_ui(
         generate_outputs = [
             out_video, out_audio, spectrogram, details, cond_md, cond_audio, avs_md,
             overlay_img, overlay_video, cand_title, *cand_audio, *cand_img,
+            heat_md, heat_img, own_img,
         ]  # fmt: skip
         video_in.change(
             on_check, video_in, video_note, api_name="check_video", concurrency_limit=None

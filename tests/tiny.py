@@ -32,6 +32,9 @@ AVS_TINY = dict(
     audio_window=16,
 )
 
+# a CPU-sized DenseAVModel (two heads): DenseAVModel(**DENSEAV_TINY)
+DENSEAV_TINY = dict(dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 16), input_size=32)
+
 
 def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0) -> FoleyDenoiser:
     """A 2-layer denoiser (latent 8, video 12) whose output depends on video and condition.

@@ -16,6 +16,7 @@ TRAINERS: dict[str, str] = {
     "codec": "training.train_codec",
     "sync": "training.train_sync",
     "audioscope": "training.train_audioscope",
+    "denseav": "training.train_denseav",
     "all": "training.recipe",
 }
 

@@ -6,10 +6,12 @@
   (:mod:`foley.analysis.overlay`), the one writer the CLI and the app use.
 
 ``FoleyPipeline(..., return_masks=True)`` and ``FoleyPipeline.sounding_masks`` call these;
-DenseAV heatmaps are to plug in here beside the AVS masks.
+* :func:`sound_heatmaps`: DenseAV's "where the sound comes from" heatmaps and its alignment
+  score against time-shuffled audio, no masks needed (:mod:`foley.analysis.heatmaps`).
 """
 
+from foley.analysis.heatmaps import sound_heatmaps
 from foley.analysis.masks import sounding_masks, window_frames
 from foley.analysis.overlay import write_overlay
 
-__all__ = ["sounding_masks", "window_frames", "write_overlay"]
+__all__ = ["sound_heatmaps", "sounding_masks", "window_frames", "write_overlay"]

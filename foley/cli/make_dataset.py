@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of videos in val")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share of videos in test")
+    p.add_argument(
+        "--speech",
+        action="store_true",
+        help="speak each narration over its clip (needs espeak-ng); the ground truth gains the "
+        "speech track and the spoken object's masks",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
@@ -70,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         shifted_test_videos=args.shifted_test_videos,
         bank_probability=args.bank_probability,
+        speech=args.speech,
     )
     summary = generate_dataset(
         args.out,

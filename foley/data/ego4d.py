@@ -174,6 +174,9 @@ def save_ground_truth(
     ambient_type: str,
     ambient_db: float,
     offscreen: np.ndarray | None = None,
+    speech: np.ndarray | None = None,
+    spoken_masks: np.ndarray | None = None,
+    speech_span: tuple[float, float] | None = None,
 ) -> Path:
     """Write a ``.gt.npz`` whose bytes depend only on the arrays (no zip timestamps).
 
@@ -192,6 +195,10 @@ def save_ground_truth(
     }
     if offscreen is not None:
         arrays["offscreen"] = np.asarray(offscreen, np.float32)
+    if speech is not None:  # make-dataset --speech: the spoken narration and the named object
+        arrays["speech"] = np.asarray(speech, np.float32)
+        arrays["spoken_masks"] = np.asarray(spoken_masks, bool)
+        arrays["speech_span"] = np.asarray(speech_span, np.float64)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
@@ -211,7 +218,8 @@ def load_ground_truth(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise InputError(f"{p}: no ground-truth file (only FoleyWorld clips have one)")
     with np.load(p, allow_pickle=False) as data:
-        return {
+        spoken = {k: data[k] for k in ("speech", "spoken_masks", "speech_span") if k in data}
+        return spoken | {
             "action": data["action"],
             "ambient": data["ambient"],
             "masks": data["masks"],

@@ -43,6 +43,7 @@ from foley.errors import FoleyError, InputError, ModelMismatchError
 from foley.models.avs import AVSModel
 from foley.models.codec import FoleyCodec
 from foley.models.denoiser import FoleyDenoiser
+from foley.models.denseav import DenseAVModel
 from foley.models.sync import SyncModel
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
@@ -74,6 +75,9 @@ class FoleyPipelineOutput(BaseOutput):
     alignment_scores: with ``return_masks=True``, per video the no-ground-truth alignment
         score of the generated audio in [0, 1] (:func:`foley.metrics.avs.alignment_score`;
         0.5: no better than the same audio mistimed).
+    heatmaps, heatmap_scores: with ``return_heatmaps=True``, per video DenseAV's "where the
+        sound comes from" heatmaps (T, S, S) float32 in [0, 1] and its alignment score against
+        the same audio shuffled in time (:func:`foley.analysis.sound_heatmaps`).
     """
 
     audios: list[np.ndarray]
@@ -86,6 +90,8 @@ class FoleyPipelineOutput(BaseOutput):
     latents: list[torch.Tensor] | None = None
     masks: list[np.ndarray] | None = None
     alignment_scores: list[float] | None = None
+    heatmaps: list[np.ndarray] | None = None
+    heatmap_scores: list[float] | None = None
 
 
 @dataclass
@@ -99,7 +105,7 @@ class FoleyPipeline(DiffusionPipeline):
     """Video-to-audio generation; see the module docstring for components and modes."""
 
     model_cpu_offload_seq = "video_encoder->denoiser->codec"
-    _optional_components = ["retriever", "avs", "sync"]
+    _optional_components = ["retriever", "avs", "sync", "denseav"]
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class FoleyPipeline(DiffusionPipeline):
         av_config: dict | None = None,
         avs: AVSModel | None = None,
         sync: SyncModel | None = None,
+        denseav: DenseAVModel | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -121,6 +128,7 @@ class FoleyPipeline(DiffusionPipeline):
             retriever=retriever,
             avs=avs,
             sync=sync,
+            denseav=denseav,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
         self.av_config = AVConfig(**self.config.av_config)
@@ -161,6 +169,12 @@ class FoleyPipeline(DiffusionPipeline):
         Registers it as a component, so that ``save_pretrained`` writes it to ``avs/``.
         """
         self.register_modules(avs=avs)
+        return self
+
+    def set_denseav(self, denseav=None) -> FoleyPipeline:
+        """Attach (or detach, with None) the DenseAV model that ``return_heatmaps`` and
+        :meth:`sound_heatmaps` use. Saved to ``denseav/``."""
+        self.register_modules(denseav=denseav)
         return self
 
     def set_sync(self, sync=None) -> FoleyPipeline:
@@ -371,6 +385,7 @@ class FoleyPipeline(DiffusionPipeline):
         return_masks: bool = False,
         mask_shuffles: int = 8,
         sync_shaping: float | None = None,
+        return_heatmaps: bool = False,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -398,6 +413,10 @@ class FoleyPipeline(DiffusionPipeline):
                 sync encoder's onset/level curves (:mod:`foley.pipelines.shaping`; per-mode
                 settings times this factor, 0 = the denoiser's audio as it is). Default: 1
                 when the video encoder is a :class:`~foley.models.sync.SyncModel`, else 0.
+            return_heatmaps: also return, per video, DenseAV's heatmaps of the generated audio
+                and their alignment score (``heatmaps``, ``heatmap_scores``; see
+                :meth:`sound_heatmaps`). Needs a DenseAV model (``denseav/``, or
+                :meth:`set_denseav`).
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -422,7 +441,9 @@ class FoleyPipeline(DiffusionPipeline):
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         if return_masks:
-            self._check_mask_inputs(mask_shuffles, output_type)
+            self._check_analysis_inputs("return_masks", mask_shuffles, output_type)
+        if return_heatmaps:
+            self._check_analysis_inputs("return_heatmaps", mask_shuffles, output_type)
         sync_shaping = self.resolve_sync_shaping(sync_shaping)
         cfg = self.av_config
         device = self.denoiser.device
@@ -514,6 +535,14 @@ class FoleyPipeline(DiffusionPipeline):
         masks, scores = None, None
         if return_masks:
             masks, scores = self._masks_of(prepared, audios, mask_shuffles, max_batch_windows)
+        heat = (
+            [
+                self.sound_heatmaps(p, a, num_shuffles=mask_shuffles)
+                for p, a in zip(prepared, audios)
+            ]
+            if return_heatmaps
+            else None
+        )
         out = FoleyPipelineOutput(
             audios=audios if output_type != "latent" else None,
             latents=window_latents if output_type == "latent" else None,
@@ -525,19 +554,26 @@ class FoleyPipeline(DiffusionPipeline):
             retrieved=found,
             masks=masks,
             alignment_scores=scores,
+            heatmaps=[h[0] for h in heat] if heat is not None else None,
+            heatmap_scores=[h[1] for h in heat] if heat is not None else None,
         )
         self.maybe_free_model_hooks()
         return out if return_dict else out.to_tuple()
 
     # ---- sounding-object masks (AVS) ------------------------------------------------------
-    def _check_mask_inputs(self, mask_shuffles: int, output_type: str) -> None:
-        if self.avs is None:
+    def _check_analysis_inputs(self, flag: str, mask_shuffles: int, output_type: str) -> None:
+        """``flag``: ``"return_masks"`` (needs ``avs``) or ``"return_heatmaps"`` (``denseav``)."""
+        model, name, what = {
+            "return_masks": (self.avs, "avs", "an AVS model"),
+            "return_heatmaps": (self.denseav, "denseav", "a DenseAV model"),
+        }[flag]
+        if model is None:
             raise InputError(
-                "return_masks needs an AVS model: load a pipeline folder that has avs/, "
-                "or attach one with pipe.set_avs(model)"
+                f"{flag} needs {what}: load a pipeline folder that has {name}/, "
+                f"or attach one with pipe.set_{name}(model)"
             )
         if output_type != "np":
-            raise InputError("return_masks needs the audio: use output_type='np'")
+            raise InputError(f"{flag} needs the audio: use output_type='np'")
         if int(mask_shuffles) < 1:
             raise InputError(f"mask_shuffles must be >= 1, got {mask_shuffles}")
 
@@ -584,7 +620,7 @@ class FoleyPipeline(DiffusionPipeline):
         from foley.analysis import sounding_masks, window_frames
         from foley.io import load_audio
 
-        self._check_mask_inputs(num_shuffles, "np")
+        self._check_analysis_inputs("return_masks", num_shuffles, "np")
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         cfg = self.av_config
@@ -606,6 +642,36 @@ class FoleyPipeline(DiffusionPipeline):
                 max_batch_windows=max_batch_windows,
                 bar=bar,
             )
+
+    # ---- where the sound comes from (DenseAV) ------------------------------------------
+    @torch.no_grad()
+    def sound_heatmaps(
+        self,
+        video: VideoLike,
+        audio: AudioLike,
+        *,
+        num_shuffles: int = 8,
+        max_seconds: float | None = None,
+        head: int | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """DenseAV's heatmaps (T, S, S) float32 in [0, 1] of ``audio`` on ``video`` and its
+        alignment score in [0, 1] (0.5: no better than the audio shuffled in time); video and
+        audio as for :meth:`sounding_masks` (:func:`foley.analysis.sound_heatmaps`)."""
+        from foley.analysis import sound_heatmaps
+        from foley.io import load_audio
+
+        self._check_analysis_inputs("return_heatmaps", num_shuffles, "np")
+        cfg = self.av_config
+        p = video if isinstance(video, _Prepared) else self._prepare_video(video)
+        num_frames = p.num_frames or p.frames.shape[0]
+        if max_seconds is not None:
+            num_frames = min(num_frames, max(1, cfg.num_frames(max_seconds)))
+        if isinstance(audio, (str, os.PathLike)):
+            audio = load_audio(audio, cfg.sample_rate)
+        frames = p.frames[:num_frames].to(self.denseav.device, self.denseav.dtype)
+        return sound_heatmaps(
+            self.denseav, frames, audio, cfg, head=head, num_shuffles=num_shuffles
+        )
 
     def _encode_conditions(
         self, waves: list[np.ndarray | None], device: torch.device

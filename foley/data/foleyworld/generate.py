@@ -70,6 +70,10 @@ class Clip:
     gap: np.ndarray  # (T,) contact distance in pixels (for tests; not written)
     plan: ClipPlan
     offscreen: np.ndarray | None = None  # (N,) float32: the off-screen events in ``action``
+    # --speech only: the spoken narration (N,), the named object's masks (T, S, S), span (s)
+    speech: np.ndarray | None = None
+    spoken_masks: np.ndarray | None = None
+    speech_span: tuple[float, float] | None = None
 
 
 def clip_record(video: VideoPlan, plan: ClipPlan, cfg: AVConfig) -> ClipRecord:
@@ -110,10 +114,26 @@ def make_clip(
     rendered = render_clip(plan, cfg)
     masks = sounding_masks(plan, rendered, cfg)
     events = sorted((e.to_json(cfg.fps) for e in plan.events), key=lambda e: e["onset"])
+    spoken = {}
+    if settings.speech:
+        from foley.data.foleyworld.speech import speech_track, spoken_masks
+
+        rng = np.random.default_rng([plan.synth_seed, 5107])
+        track, on, off = speech_track(plan.text, cfg, rng)
+        spoken = dict(
+            speech=track,
+            spoken_masks=spoken_masks(
+                rendered.labels, rendered.regions, plan.target, (on, off), cfg.fps
+            ),
+            speech_span=(on, off),
+        )
+    record = clip_record(video, plan, cfg)
+    if settings.speech:  # Ego4D-Sounds' speech column: someone talks in the clip
+        record = dataclasses.replace(record, speech=1.0)
     return Clip(
-        record=clip_record(video, plan, cfg),
+        record=record,
         frames=rendered.frames,
-        mixture=action + ambient,
+        mixture=action + ambient + spoken.get("speech", 0.0),
         action=action,
         ambient=ambient,
         masks=masks,
@@ -123,6 +143,7 @@ def make_clip(
         gap=rendered.gap,
         plan=plan,
         offscreen=plan.offscreen,
+        **spoken,
     )
 
 
@@ -131,6 +152,11 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
 
     record = clip.record
     write_video(record.clip_path(root), clip.frames, cfg.fps, clip.mixture, cfg.sample_rate)
+    spoken = {}
+    if clip.speech is not None:
+        spoken = dict(
+            speech=clip.speech, spoken_masks=clip.spoken_masks, speech_span=clip.speech_span
+        )
     save_ground_truth(
         record.gt_path(root),
         action=clip.action,
@@ -140,6 +166,7 @@ def write_clip(root: str | os.PathLike, clip: Clip, cfg: AVConfig = DEFAULT_CONF
         ambient_type=clip.ambient_type,
         ambient_db=clip.ambient_db,
         offscreen=clip.offscreen,
+        **spoken,
     )
 
 
@@ -209,6 +236,11 @@ def generate_dataset(
         raise InputError("--workers must be at least 1")
     if settings.shifted_test_videos < 0:
         raise InputError("--shifted-test-videos must be 0 or more")
+    if settings.speech:
+        from foley.data.foleyworld.speech import ESPEAK, espeak_available
+
+        if not espeak_available():
+            raise InputError(f"--speech needs {ESPEAK}: install it (apt-get install -y espeak-ng)")
     out = Path(out_dir)
     bank_key = (str(Path(sound_bank).resolve()) if sound_bank else None, shippable_only)
     bank = _bank(*bank_key)  # scan (and fail) before any work
@@ -286,6 +318,13 @@ def generate_dataset(
             "ambient_db (dBFS of the ambient track); offscreen (N,) float32: the off-screen "
             "events' part of action (on screen = action - offscreen, off screen = offscreen "
             "+ ambient)"
+            + (
+                "; --speech: speech (N,) float32 (the narration spoken by espeak-ng, so mixture "
+                "= action + ambient + speech), spoken_masks (T, S, S) bool (the named object's "
+                "visible pixels while the words sound), speech_span (onset, offset) in s"
+                if settings.speech
+                else ""
+            )
         ),
         "licence": "synthetic; no third-party media unless listed under sound_bank",
         "sound_bank": bank.describe(used) if bank else None,

@@ -50,6 +50,7 @@ class FoleyWorldSettings:
     extra_verbs: tuple[str, ...] = ()
     extra_ambients: tuple[str, ...] = ()
     bank_variety: bool = True  # random pitch, EQ and gain for each use of a recording
+    speech: bool = False  # speak each narration over the clip (``speech.py``, espeak-ng)
 
     @property
     def sounding_verbs(self) -> tuple[str, ...]:

@@ -1,0 +1,110 @@
+"""DenseAV: the vectorised similarity aggregation, learning, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from foley.analysis import sound_heatmaps
+from foley.errors import InputError
+from foley.models.denseav import DenseAVModel, aggregate, denseav_loss, similarity_volume
+from tests.tiny import DENSEAV_TINY, TINY_CONFIG
+
+
+def test_aggregation_equals_naive_loop():
+    g = torch.Generator().manual_seed(0)
+    A, V, K, D, h, w, T = 3, 4, 2, 5, 3, 2, 6
+    audio = torch.randn(A, K, D, T, generator=g)
+    visual = torch.randn(V, K, D, h, w, generator=g)
+    voiced = torch.rand(A, T, generator=g) > 0.4
+    voiced[:, 0] = True
+    fast = aggregate(similarity_volume(audio, visual), voiced)
+    naive = torch.zeros(A, V)
+    for a in range(A):
+        for v in range(V):
+            best = -float("inf")
+            for k in range(K):
+                steps = []
+                for t in range(T):
+                    if not voiced[a, t]:
+                        continue
+                    peak = max(
+                        float(audio[a, k, :, t] @ visual[v, k, :, i, j])
+                        for i in range(h)
+                        for j in range(w)
+                    )
+                    steps.append(peak)
+                best = max(best, sum(steps) / len(steps))
+            naive[a, v] = best
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
+
+
+def _toy_batch(cfg, n: int, rng: np.random.Generator):
+    """Clips whose sound pitch names the colour of a square at a random place."""
+    size, samples = cfg.frame_size, cfg.samples_per_clip
+    frames = torch.full((n, 3, size, size), 0.2)
+    t = torch.arange(samples) / cfg.sample_rate
+    waves = torch.zeros(n, samples)
+    for i in range(n):
+        c = int(rng.integers(3))
+        y, x = rng.integers(0, size - 12, 2)
+        frames[i, c, y : y + 12, x : x + 12] = 1.0
+        waves[i] = 0.3 * torch.sin(2 * np.pi * (400.0 * 2**c) * t)
+    return frames, waves
+
+
+def test_tiny_model_loss_falls():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = DenseAVModel(**DENSEAV_TINY, av_config=TINY_CONFIG.to_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    frames, waves = _toy_batch(TINY_CONFIG, 6, rng)
+    first = denseav_loss(model, frames, waves)[0].detach()
+    for _ in range(40):
+        loss, parts = denseav_loss(model, frames, waves)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = denseav_loss(model, frames, waves)[0].detach()
+    assert set(parts) == {"nce", "neg", "silence", "tv", "calib", "heads"}
+    # 3 colours in 6 clips: same-colour pairs stay indistinguishable, so ln 2 is the floor
+    assert float(last) < 0.7 * float(first)
+    # the trained heatmaps point at the square whose colour the sound names
+    model.eval()
+    inside = []
+    for i in range(frames.shape[0]):
+        maps, _ = model.heatmaps(frames[i : i + 1], waves[i])
+        square = frames[i].max(0).values > 0.5
+        inside.append(float(maps[0][square].mean() - maps[0][~square].mean()))
+    assert np.mean(inside) > 0.2
+
+
+def test_save_load_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = DenseAVModel(**DENSEAV_TINY, av_config=TINY_CONFIG.to_dict()).eval()
+    frames, waves = _toy_batch(TINY_CONFIG, 2, np.random.default_rng(1))
+    model.save_pretrained(tmp_path / "denseav")
+    loaded = DenseAVModel.from_pretrained(tmp_path / "denseav").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(frames, waves), loaded(frames, waves))
+    maps, peak = loaded.heatmaps(frames, waves[0])
+    assert maps.shape == (2, TINY_CONFIG.frame_size, TINY_CONFIG.frame_size)
+    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+    assert peak.shape == (2,)
+
+
+def test_sound_heatmaps_and_alignment_score():
+    torch.manual_seed(2)
+    cfg = TINY_CONFIG
+    model = DenseAVModel(**DENSEAV_TINY, av_config=cfg.to_dict()).eval()
+    frames, waves = _toy_batch(cfg, 1, np.random.default_rng(2))
+    video = frames.expand(cfg.frames_per_clip, -1, -1, -1)
+    maps, score = sound_heatmaps(model, video, waves[0].numpy(), cfg, num_shuffles=4)
+    assert maps.shape == (cfg.frames_per_clip, cfg.frame_size, cfg.frame_size)
+    assert maps.dtype == np.float32 and 0.0 <= maps.min() and maps.max() <= 1.0
+    assert score in {0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0}
+    again = sound_heatmaps(model, video, waves[0].numpy(), cfg, num_shuffles=4)
+    assert again[1] == score and np.array_equal(again[0], maps)
+    with pytest.raises(InputError):
+        sound_heatmaps(model, video[0], waves[0].numpy(), cfg)
