@@ -618,24 +618,19 @@ class FoleyPipeline(DiffusionPipeline):
         from tqdm.auto import tqdm
 
         from foley.analysis import sounding_masks, window_frames
-        from foley.io import load_audio
 
         self._check_analysis_inputs("return_masks", num_shuffles, "np")
         if int(max_batch_windows) < 1:
             raise InputError(f"max_batch_windows must be >= 1, got {max_batch_windows}")
         cfg = self.av_config
-        p = video if isinstance(video, _Prepared) else self._prepare_video(video)
-        num_frames = p.num_frames or p.frames.shape[0]
-        if max_seconds is not None:
-            num_frames = min(num_frames, max(1, cfg.num_frames(max_seconds)))
-        if isinstance(audio, (str, os.PathLike)):
-            audio = load_audio(audio, cfg.sample_rate)
+        frames, audio = self._analysis_inputs(video, audio, max_seconds)
+        num_frames = frames.shape[0]
         windows = int(np.ceil(num_frames / window_frames(self.avs, cfg)))
         bar_config = {**getattr(self, "_progress_bar_config", {}), "desc": "AVS masks"}
         with tqdm(total=int(np.ceil(windows / max_batch_windows)), **bar_config) as bar:
             return sounding_masks(
                 self.avs,
-                p.frames[:num_frames],
+                frames,
                 audio,
                 cfg,
                 num_shuffles=num_shuffles,
@@ -658,9 +653,21 @@ class FoleyPipeline(DiffusionPipeline):
         alignment score in [0, 1] (0.5: no better than the audio shuffled in time); video and
         audio as for :meth:`sounding_masks` (:func:`foley.analysis.sound_heatmaps`)."""
         from foley.analysis import sound_heatmaps
-        from foley.io import load_audio
 
         self._check_analysis_inputs("return_heatmaps", num_shuffles, "np")
+        frames, audio = self._analysis_inputs(video, audio, max_seconds)
+        frames = frames.to(self.denseav.device, self.denseav.dtype)
+        return sound_heatmaps(
+            self.denseav, frames, audio, self.av_config, head=head, num_shuffles=num_shuffles
+        )
+
+    def _analysis_inputs(
+        self, video: VideoLike, audio: AudioLike, max_seconds: float | None
+    ) -> tuple[torch.Tensor, AudioLike]:
+        """What masks and heatmaps analyse: the video's frames (T, 3, S, S), cut to its first
+        ``max_seconds`` when given, and the audio (a path is decoded at the contract's rate)."""
+        from foley.io import load_audio
+
         cfg = self.av_config
         p = video if isinstance(video, _Prepared) else self._prepare_video(video)
         num_frames = p.num_frames or p.frames.shape[0]
@@ -668,10 +675,7 @@ class FoleyPipeline(DiffusionPipeline):
             num_frames = min(num_frames, max(1, cfg.num_frames(max_seconds)))
         if isinstance(audio, (str, os.PathLike)):
             audio = load_audio(audio, cfg.sample_rate)
-        frames = p.frames[:num_frames].to(self.denseav.device, self.denseav.dtype)
-        return sound_heatmaps(
-            self.denseav, frames, audio, cfg, head=head, num_shuffles=num_shuffles
-        )
+        return p.frames[:num_frames], audio
 
     def _encode_conditions(
         self, waves: list[np.ndarray | None], device: torch.device
