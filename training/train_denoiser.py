@@ -42,16 +42,26 @@ from training.loop import TrainLoop
 class FeatureDataset(Dataset):
     """Items: latents (L, C) float32, frames (T, S, S, 3) uint8 or pre-extracted video features
     (T, D) float32, condition latents (L, C) of a neighbour clip, has_condition, and with
-    ``curves`` the sync curves (L, 2) float32."""
+    ``curves`` the sync curves (L, 2) float32: the sync encoder's predictions, or with
+    probability ``teacher`` the clip's own audio curves (``teacher_curves``: the sync encoder's
+    training targets, ``training.train_sync.split_targets``)."""
 
     def __init__(
-        self, feats: SplitFeatures, seed: int = 0, frozen_video: bool = False, curves: bool = False
+        self,
+        feats: SplitFeatures,
+        seed: int = 0,
+        frozen_video: bool = False,
+        curves: bool = False,
+        teacher_curves: np.ndarray | None = None,
+        teacher: float = 0.0,
     ) -> None:
         self.feats = feats
         self.seed = seed
         self.epoch = 0
         self.frozen_video = frozen_video
         self.curves = curves
+        self.teacher_curves = teacher_curves
+        self.teacher = teacher if teacher_curves is not None else 0.0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -74,7 +84,10 @@ class FeatureDataset(Dataset):
             "has_condition": bool(neighbours),
         }
         if self.curves:
-            item["curves"] = torch.from_numpy(np.array(self.feats.sync_curves[i], np.float32))
+            source = self.feats.sync_curves
+            if self.teacher > 0 and rng.random() < self.teacher:
+                source = self.teacher_curves
+            item["curves"] = torch.from_numpy(np.array(source[i], np.float32))
         return item
 
 
@@ -109,6 +122,7 @@ class AVLDM(nn.Module):
 
 
 def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None, curve_dim: int = 0):
+    """The video encoder (frozen from ``frozen_dir``, MC3's, or new) and a new denoiser."""
     from foley.models.denoiser import FoleyDenoiser
     from foley.models.video_encoder import VideoEncoder
     from training.features import load_video_encoder
@@ -131,6 +145,7 @@ def build_models(args, latent_dim: int, cfg, frozen_dir: Path | None = None, cur
         num_heads=args.heads,
         latents_per_frame=cfg.latents_per_frame,
         curve_dim=curve_dim,
+        curve_input=args.curve_input if curve_dim else "raw",
     )
     return video_encoder, denoiser
 
@@ -236,6 +251,14 @@ class DenoiserConfig:
     no_curves: bool = opt(
         False, "ignore the sync curves of sync features (features from the video encoder only)"
     )
+    teacher_curves: float = opt(
+        0.0, "probability of giving the denoiser the clip's own audio curves (onset bumps and "
+        "level, the sync encoder's targets) instead of the sync encoder's predictions"
+    )  # fmt: skip
+    curve_input: str = opt(
+        "raw", "how the denoiser reads the onset curve: as given, or re-drawn as unit bumps at "
+        "its peaks (pair 'peaks' with --teacher-curves)", choices=("raw", "peaks")
+    )  # fmt: skip
     objective: str = opt("flow", choices=("flow", "v", "eps"))
     flow_shift: float = opt(1.0)
     steps: int = opt(20000)
@@ -289,7 +312,14 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
     trained = [p for p in model.parameters() if p.requires_grad]
     ema = EMAModel(trained, decay=args.ema_decay)
     optimizer = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
-    dataset = FeatureDataset(train, seed=args.seed, frozen_video=frozen, curves=use_curves)
+    teacher = None
+    if use_curves and args.teacher_curves > 0:
+        from training.train_sync import split_targets
+
+        teacher, _ = split_targets(train, cfg)  # (n, L, 2), cached beside the split
+    dataset = FeatureDataset(
+        train, args.seed, frozen, use_curves, teacher_curves=teacher, teacher=args.teacher_curves
+    )
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,

@@ -17,6 +17,10 @@ Conditioning (Action2Sound's AV-LDM):
   (:class:`~foley.models.sync.SyncModel`) predicts from the frames (onset, loudness), projected
   per token and added like the video stream, so a contact's sound lands on the latent frame
   where the sync encoder places it instead of being re-derived from 16 fps features.
+  With ``curve_input="peaks"`` the onset curve is first re-drawn as clean unit bumps at its
+  peaks (:func:`clean_onset_curve`), so a denoiser trained on the bumps of the audio's own
+  onsets (``--teacher-curves``) sees the same kind of input from the sync encoder's blurrier
+  predictions at inference.
 
 The network predicts whatever the training objective asked for (flow velocity, epsilon or v);
 the sampler is a diffusers scheduler that lives in the pipeline, not here.
@@ -32,6 +36,29 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+CURVE_INPUTS = ("raw", "peaks")
+ONSET_SIGMA_FRAMES = 1.0  # the sync targets' bump width (20 ms) in 50 Hz latent frames
+
+
+def clean_onset_curve(
+    onset: torch.Tensor, threshold: float = 0.5, sigma: float = ONSET_SIGMA_FRAMES
+) -> torch.Tensor:
+    """Re-draw an onset curve ``(batch, L)`` in [0, 1] as unit Gaussian bumps (``sigma`` latent
+    frames) at its peaks: local maxima at or above ``threshold`` that are the largest value
+    within +-2 frames (40 ms). Bumps do not add up: the result is their maximum, in [0, 1]."""
+    x = onset.float().unsqueeze(1)  # (batch, 1, L)
+    local_max = F.max_pool1d(x, 5, stride=1, padding=2)
+    right = F.pad(x[..., 1:], (0, 1), value=-1.0)  # plateaus: keep their last frame
+    peaks = (x >= threshold) & (x >= local_max) & (x > right)  # (batch, 1, L) bool
+    radius = max(1, int(math.ceil(4 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, device=onset.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)  # (2r + 1,), 1 at the centre
+    # max over peaks of kernel(t - p): a max-"convolution" via unfold
+    padded = F.pad(peaks.float(), (radius, radius))  # (batch, 1, L + 2r)
+    windows = padded.unfold(-1, 2 * radius + 1, 1)  # (batch, 1, L, 2r + 1)
+    bumps = (windows * kernel.flip(0)).amax(-1)  # (batch, 1, L)
+    return bumps.squeeze(1).to(onset.dtype)
 
 
 def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -132,6 +159,8 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
             ``condition_pool`` latent frames) before cross-attention.
         dropout: MLP dropout.
         curve_dim: channels of the optional sync curves at the latent rate (0: none).
+        curve_input: ``raw`` (the curves as given) or ``peaks`` (channel 0, the onset curve,
+            re-drawn by :func:`clean_onset_curve` first).
     """
 
     _supports_gradient_checkpointing = False
@@ -150,8 +179,11 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         condition_pool: int = 4,
         dropout: float = 0.0,
         curve_dim: int = 0,
+        curve_input: str = "raw",
     ) -> None:
         super().__init__()
+        if curve_input not in CURVE_INPUTS:
+            raise ValueError(f"curve_input must be one of {CURVE_INPUTS}, not {curve_input!r}")
         if hidden_dim % num_heads:
             raise ValueError("hidden_dim must be a multiple of num_heads")
         self.proj_in = nn.Linear(latent_dim * patch_size, hidden_dim)
@@ -215,6 +247,8 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
             raise ValueError("this denoiser was trained with sync curves: pass sync_curves")
         patch = self.config.patch_size
         curves = curves.to(dtype)
+        if self.config.curve_input == "peaks":
+            curves = torch.cat([clean_onset_curve(curves[..., 0])[..., None], curves[..., 1:]], -1)
         length = num_tokens * patch
         if curves.shape[1] < length:  # pad (repeat the edge) or crop to whole patches
             curves = F.pad(curves.transpose(1, 2), (0, length - curves.shape[1]), mode="replicate")

@@ -1,0 +1,100 @@
+"""Teacher-forced sync curves: the denoiser trains on its clip's own audio curves and reads the
+sync encoder's predictions at inference through the same clean onset bumps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from foley.config import AVConfig
+from foley.models.denoiser import FoleyDenoiser, clean_onset_curve
+from foley.models.sync import curve_onsets, sync_targets
+from tests.test_sync import _clicks
+
+CFG = AVConfig()
+
+
+def test_clean_onset_curve_redraws_peaks_as_unit_bumps():
+    """A blurred, low prediction (peak 0.6 at frame 30, a bump under threshold at 70) becomes
+    one unit bump at frame 30 of the sync targets' width; nothing at 70."""
+    t = torch.arange(100, dtype=torch.float32)
+    blurred = 0.6 * torch.exp(-0.5 * ((t - 30) / 3.0) ** 2) + 0.4 * torch.exp(
+        -0.5 * ((t - 70) / 3.0) ** 2
+    )
+    clean = clean_onset_curve(blurred[None])[0]
+    assert clean.argmax() == 30 and clean[30] == pytest.approx(1.0)
+    assert clean[29] == pytest.approx(np.exp(-0.5), abs=1e-6)  # sigma: one latent frame
+    assert clean[60:].max() == 0.0 and clean[:25].max() == 0.0
+
+
+def test_clean_onset_curve_keeps_the_audio_targets_onsets():
+    """The sync targets of a clip with clicks at 0.5 s, 1.3 s and 2.2 s, re-drawn: the same
+    onsets (within one latent frame), so teacher forcing and inference agree."""
+    wave = _clicks([0.5, 1.3, 2.2])
+    target = torch.from_numpy(sync_targets(wave, CFG)[:, 0])
+    clean = clean_onset_curve(target[None])[0].numpy()
+    before, after = curve_onsets(target.numpy(), CFG), curve_onsets(clean, CFG)
+    assert len(before) == 3 and len(after) == 3
+    assert np.abs(before - after).max() <= 0.02 + 1e-9
+    assert clean.max() == pytest.approx(1.0)
+
+
+def test_plateau_and_close_peaks_give_one_bump():
+    x = torch.zeros(1, 40)
+    x[0, 10:13] = 0.9  # a plateau: one peak (its last frame)
+    x[0, 25], x[0, 27] = 0.7, 0.8  # two peaks 40 ms apart: the stronger one
+    peaks = (clean_onset_curve(x)[0] == 1.0).nonzero().flatten().tolist()
+    assert peaks == [12, 27]
+
+
+def test_peaks_denoiser_reads_blurred_and_clean_curves_alike(tmp_path):
+    """With curve_input='peaks' a blurred prediction and the clean bump at its peak give the
+    same output; with 'raw' they differ. The setting survives save/load."""
+    torch.manual_seed(0)
+    kw = dict(latent_dim=8, video_dim=12, hidden_dim=16, num_layers=1, num_heads=4,
+              latents_per_frame=CFG.latents_per_frame, curve_dim=2)  # fmt: skip
+    L = CFG.latents_per_clip
+    t = torch.arange(L, dtype=torch.float32)
+    blurred, clean = torch.zeros(1, L, 2), torch.zeros(1, L, 2)
+    blurred[0, :, 0] = 0.7 * torch.exp(-0.5 * ((t - 100) / 3.0) ** 2)
+    clean[0, :, 0] = torch.exp(-0.5 * (t - 100) ** 2)
+    blurred[0, :, 1] = clean[0, :, 1] = 0.3
+    x, video = torch.randn(1, L, 8), torch.randn(1, CFG.frames_per_clip, 12)
+    outs = {}
+    for mode in ("raw", "peaks"):
+        den = FoleyDenoiser(**kw, curve_input=mode).eval()
+        torch.nn.init.normal_(den.proj_out.weight, std=0.1)
+        with torch.no_grad():
+            outs[mode] = [den(x, 500.0, video, None, sync_curves=c) for c in (blurred, clean)]
+    assert (outs["raw"][0] - outs["raw"][1]).abs().max() > 1e-4
+    assert torch.allclose(outs["peaks"][0], outs["peaks"][1], atol=1e-6)
+    den.save_pretrained(tmp_path / "den")
+    assert FoleyDenoiser.from_pretrained(tmp_path / "den").config.curve_input == "peaks"
+    with pytest.raises(ValueError, match="curve_input"):
+        FoleyDenoiser(**{**kw, "curve_input": "sharp"})
+
+
+def test_feature_dataset_gives_teacher_curves_at_the_asked_rate():
+    """teacher=1: always the audio curves; 0.5: about half the items; 0: the predictions."""
+    from training.train_denoiser import FeatureDataset
+
+    class Feats:  # the two arrays FeatureDataset reads for curves, plus what it always reads
+        def __init__(self, n):
+            self.sync_curves = np.zeros((n, 10, 2), np.float16)
+            self.latents = np.zeros((n, 10, 4), np.float16)
+            self.video_feats = np.zeros((n, 3, 5), np.float16)
+
+        def __len__(self):
+            return len(self.latents)
+
+        def neighbours(self, i):
+            return []
+
+    n = 200
+    teacher = np.ones((n, 10, 2), np.float32)
+    rates = {}
+    for p in (0.0, 0.5, 1.0):
+        ds = FeatureDataset(Feats(n), 0, True, True, teacher_curves=teacher, teacher=p)
+        rates[p] = np.mean([float(ds[i]["curves"].mean()) for i in range(n)])
+    assert rates[0.0] == 0.0 and rates[1.0] == 1.0 and 0.4 < rates[0.5] < 0.6
