@@ -134,3 +134,21 @@ def test_default_is_the_saved_scheduler_and_bad_solver_is_one_line(pipe):
         run(solver="rk4")
     with pytest.raises(InputError, match="shift must be"):
         run(shift=-1.0)
+
+
+def test_cli_generate_solver(pipe, tmp_path, capsys):
+    from foley.cli.main import main
+    from foley.io import load_audio, write_video
+
+    pipe.save_pretrained(tmp_path / "model")
+    frames = np.random.default_rng(2).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "in.mp4", frames, fps=8.0)
+    common = ["generate", str(tmp_path / "in.mp4"), "--model", str(tmp_path / "model")]
+    common += ["--mode", "no_condition", "--steps", "2", "--quiet"]
+    wav = tmp_path / "out.wav"
+    assert main(common + ["-o", str(tmp_path / "o.mp4"), "--wav", str(wav), "--solver", "dpm"]) == 0
+    assert np.isfinite(load_audio(wav)).all()
+    capsys.readouterr()
+    assert main(common + ["-o", str(tmp_path / "x.mp4"), "--shift", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shift must be" in err[0] and not (tmp_path / "x.mp4").exists()
