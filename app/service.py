@@ -32,6 +32,7 @@ from app.results import (
 from foley.defaults import mc3_dir_or_default
 from foley.errors import InputError
 from foley.paths import confined, is_within, resolved
+from foley.pipelines.solvers import check_solver
 
 MODES = ("action_focused", "ambient_joint")
 TEXT_HITS = 5  # players of the Index tab's text search
@@ -347,11 +348,13 @@ class FoleyService:
         ambient_db_max: float = -45.0,
         sync_shaping: float | None = None,
         progress: ProgressFn | None = None,
+        solver: str | None = None,
     ) -> GenerateResult:
         """Generate ``candidates`` soundtracks (seeds ``seed``, ``seed + 1``...) for ``video``.
 
         ``sync_shaping``: the pipeline's (None: its default, on when the model has a sync
-        model)."""
+        model); ``solver``: the sampler (:data:`foley.pipelines.solvers.SOLVERS`; None or
+        ``"model"``: the model folder's scheduler)."""
         import torch
 
         from foley.io import load_audio, load_video
@@ -379,6 +382,8 @@ class FoleyService:
         if cond_wave is None and mode == "action_focused":
             self._check_quiet_clips(pipe.retriever, float(ambient_db_max))
         shaping = pipe.resolve_sync_shaping(sync_shaping)
+        solver = None if solver in (None, "", "model") else solver
+        check_solver(solver, None)
         report(0.02, "decoding the video")
         decoded = load_video(
             video, cfg, with_audio=False, max_seconds=self.limits.max_video_seconds
@@ -398,6 +403,7 @@ class FoleyService:
                 ambient_db_max=float(ambient_db_max),
                 generator=torch.Generator().manual_seed(seed + k),
                 sync_shaping=shaping,
+                solver=solver,
             )
             first = first or out
             audios.append(out.audios[0])

@@ -20,6 +20,7 @@ from app.results import GenerateResult
 from app.service import MODES, TEXT_HITS, FoleyService, Limits
 from foley.errors import FoleyError
 from foley.paths import resolved
+from foley.pipelines.solvers import SOLVERS
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,11 @@ def build_ui(
                         steps = gr.Slider(
                             1, lim.max_steps, value=25, step=1, label="Steps", elem_id="steps"
                         )
+                        solver = gr.Dropdown(
+                            ["model", *SOLVERS], value="model", elem_id="solver",
+                            label="Solver (model: the model's own; dpm and unipc: second order, "
+                            "one model call per step, for few steps; heun: two calls per step)",
+                        )  # fmt: skip
                         guidance = gr.Slider(
                             0.0, lim.max_guidance, value=3.0, step=0.1, label="Guidance (video)"
                         )
@@ -317,7 +323,7 @@ def build_ui(
 
         def on_generate(
             video, mode_value, steps_v, guidance_v, seed_v, cands_v, cond_v, ambient_v,
-            shaping_v=1.0, progress=gr.Progress(track_tqdm=True),
+            shaping_v=1.0, solver_v="model", progress=gr.Progress(track_tqdm=True),
         ):  # fmt: skip
             with _shown_as_message(gr):
                 result = service.generate(
@@ -330,6 +336,7 @@ def build_ui(
                     condition_audio=cond_v,
                     ambient_db_max=ambient_v,
                     sync_shaping=shaping_v if service.has_sync_model else None,
+                    solver=solver_v,
                     progress=lambda f, d: progress(f, desc=d),
                 )
             c0, many = result.candidates[0], len(result.candidates) > 1
@@ -404,7 +411,18 @@ def build_ui(
         )
         generate_btn.click(
             on_generate,
-            [video_in, mode, steps, guidance, seed, candidates, condition, ambient_max, shaping],
+            [
+                video_in,
+                mode,
+                steps,
+                guidance,
+                seed,
+                candidates,
+                condition,
+                ambient_max,
+                shaping,
+                solver,
+            ],  # fmt: skip
             generate_outputs,
             api_name="generate",
             concurrency_limit=lim.concurrency,

@@ -2,6 +2,7 @@
 
     foley generate IN.mp4 -o OUT.mp4 [--mode ambient_joint|action_focused|no_condition]
                    [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
+                   [--solver euler|heun|dpm|unipc --shift S]  # default: the model's scheduler
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
                    [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
                    [--overwrite]               # replace outputs that exist
@@ -28,6 +29,7 @@ from pathlib import Path
 from foley.defaults import mc3_dir_or_default
 from foley.errors import FoleyError, InputError, ModelMismatchError, one_line
 from foley.paths import check_outputs
+from foley.pipelines.solvers import SOLVERS, check_solver
 
 MAX_GUIDANCE = 100.0
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
@@ -61,6 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep the scene's ambience (ambient_joint) or suppress it (action_focused)",
     )
     parser.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    parser.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        default=None,
+        help="sampler (default: the model folder's scheduler); dpm and unipc are second order "
+        "at one denoiser call per step, heun at two",
+    )
+    parser.add_argument(
+        "--shift",
+        type=float,
+        default=None,
+        help="time shift of the sampler's noise schedule (> 1: more steps at high noise; "
+        "default: the model's)",
+    )
     parser.add_argument("--guidance", type=float, default=3.0, help="video guidance scale")
     parser.add_argument(
         "--sync-shaping",
@@ -173,6 +189,7 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
         raise InputError(f"--guidance must be between 0 and {MAX_GUIDANCE:g}")
+    check_solver(args.solver, args.shift)
     if not 0 <= args.seed < 2**63:
         raise InputError("--seed must be between 0 and 2**63 - 1")
 
@@ -212,6 +229,8 @@ def _generate_one(pipe, args, condition, job: Job):
         ambient_db_max=args.ambient_max,
         return_masks=masks is not None,
         sync_shaping=args.sync_shaping,
+        solver=args.solver,
+        shift=args.shift,
     )
     audio = result.audios[0]
     mux_audio(src, audio, result.sample_rate, out)

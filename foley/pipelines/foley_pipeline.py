@@ -25,7 +25,6 @@ learned null condition (the "model without audio condition" baseline).
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from foley.models.denseav import DenseAVModel
 from foley.models.sync import SyncModel
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
+from foley.pipelines.solvers import check_solver, flow_scheduler, model_evaluations, sample
 from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 from foley.retrieval import MC3_SUBFOLDER, ClipRetriever, Retrieved, open_index
 
@@ -386,6 +386,8 @@ class FoleyPipeline(DiffusionPipeline):
         mask_shuffles: int = 8,
         sync_shaping: float | None = None,
         return_heatmaps: bool = False,
+        solver: str | None = None,
+        shift: float | None = None,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -417,6 +419,10 @@ class FoleyPipeline(DiffusionPipeline):
                 and their alignment score (``heatmaps``, ``heatmap_scores``; see
                 :meth:`sound_heatmaps`). Needs a DenseAV model (``denseav/``, or
                 :meth:`set_denseav`).
+            solver, shift: the ODE solver (``"euler"``, ``"heun"``, ``"dpm"``, ``"unipc"``;
+                :mod:`foley.pipelines.solvers`) and the schedule's time shift; None: the
+                pipeline's own scheduler as saved (Heun makes about two denoiser calls per
+                step, the others one).
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -445,6 +451,12 @@ class FoleyPipeline(DiffusionPipeline):
         if return_heatmaps:
             self._check_analysis_inputs("return_heatmaps", mask_shuffles, output_type)
         sync_shaping = self.resolve_sync_shaping(sync_shaping)
+        check_solver(solver, shift)
+        scheduler = (
+            self.scheduler
+            if solver is None and shift is None
+            else flow_scheduler(self.scheduler, solver, shift)
+        )
         cfg = self.av_config
         device = self.denoiser.device
         prepared = [self._prepare_video(v) for v in videos]
@@ -481,7 +493,8 @@ class FoleyPipeline(DiffusionPipeline):
         cond_latents = self._encode_conditions([c[0] for c in cond], device)
 
         waves: list[np.ndarray] = []
-        steps_total = int(num_inference_steps) * int(np.ceil(len(jobs) / max_batch_windows))
+        nfe = model_evaluations(scheduler, num_inference_steps)
+        steps_total = nfe * int(np.ceil(len(jobs) / max_batch_windows))
         with self.progress_bar(total=steps_total) as bar:
             for lo in range(0, len(jobs), max_batch_windows):
                 chunk = jobs[lo : lo + max_batch_windows]
@@ -495,6 +508,7 @@ class FoleyPipeline(DiffusionPipeline):
                 idx = torch.tensor([v for v, _ in chunk])
                 c_lat, c_keep = cond_latents[0][idx].to(device), cond_latents[1][idx].to(device)
                 latents = self._denoise(
+                    scheduler,
                     noise[lo : lo + len(chunk)].to(device),
                     video_feats,
                     c_lat,
@@ -732,6 +746,7 @@ class FoleyPipeline(DiffusionPipeline):
 
     def _denoise(
         self,
+        scheduler: SchedulerMixin,
         latents: torch.Tensor,
         video_feats: torch.Tensor,
         cond_latents: torch.Tensor,
@@ -743,14 +758,8 @@ class FoleyPipeline(DiffusionPipeline):
         curves: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The sampler loop for one batch of windows: (n, L, C) noise -> (n, L, C) latents."""
-        sched = self.scheduler
-        sched.set_timesteps(num_inference_steps, device=latents.device)
-        latents = latents * getattr(sched, "init_noise_sigma", 1.0)
         n = latents.shape[0]
         use_cfg = guidance_scale != 1.0
-        step_kwargs = {}
-        if "generator" in inspect.signature(sched.step).parameters:
-            step_kwargs["generator"] = generator
         if use_cfg:  # one batch: [with video; null video], same condition
             video_feats = torch.cat([video_feats, video_feats])
             cond_latents = torch.cat([cond_latents, cond_latents])
@@ -758,10 +767,8 @@ class FoleyPipeline(DiffusionPipeline):
             curves = None if curves is None else torch.cat([curves, curves])
         video_keep = torch.arange(video_feats.shape[0], device=latents.device) < n
         dtype = self.denoiser.dtype
-        for t in sched.timesteps:
-            model_in = latents
-            if hasattr(sched, "scale_model_input"):
-                model_in = sched.scale_model_input(model_in, t)
+
+        def velocity(model_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if use_cfg:
                 model_in = torch.cat([model_in, model_in])
             pred = self.denoiser(
@@ -776,9 +783,16 @@ class FoleyPipeline(DiffusionPipeline):
             if use_cfg:
                 p_cond, p_uncond = pred.chunk(2)
                 pred = p_uncond + guidance_scale * (p_cond - p_uncond)
-            latents = sched.step(pred, t, latents, **step_kwargs).prev_sample
-            bar.update()
-        return latents
+            return pred
+
+        return sample(
+            scheduler,
+            velocity,
+            latents,
+            num_inference_steps,
+            generator=generator,
+            on_step=bar.update,
+        )
 
 
 def _lists_legacy_mc3(root: Path) -> bool:
