@@ -12,6 +12,12 @@ truth). The result, ``OUT/pipeline``, is one folder: codec, video_encoder, denoi
 mc3, avs, sync, the retrieval index and its conditioning clips (``clips/*.ogg``), and
 MODEL_CARD.md.
 
+FoleyWorld takes its sounds from ``--sound-bank BANK`` (default: ``$FOLEY_SOUND_BANK`` or
+``~/.cache/foley/bank`` when it holds a bank; ``none``: procedural only). GPL recordings train
+but never ship: ``pack_index`` packs only clips whose recordings are all CC0/CC-BY/CC-BY-SA (or
+the clips of ``--index-data DIR``), credits them in ``pipeline/ATTRIBUTION.md``, and ``--ship``
+refuses anything else (``foley.data.soundbank.provenance``).
+
 ``--denoiser-video sync`` (the ``base`` preset's default) trains the denoiser on the sync
 encoder's features and curves: the sync encoder is the pipeline's video encoder and drives sync
 shaping. Trained long enough (24,000 steps), that denoiser places contacts by itself (the
