@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from foley.cli.main import main as foley_main
 from foley.config import DEFAULT_CONFIG as CFG
@@ -24,6 +23,7 @@ from foley.data.foleyworld.scene import assign_splits, plan_clip
 from foley.data.foleyworld.tracks import clip_audio
 from foley.data.soundbank import provenance
 from foley.errors import InputError
+from tests.test_soundbank import _hit, write_built_bank
 from tests.tiny import MC3_TINY
 from training import recipe
 
@@ -32,32 +32,15 @@ SR = 16000
 SETTINGS = FoleyWorldSettings(videos=12, clips_per_video=2, seed=5, offscreen_probability=0.0)
 
 
-def _hit(freq: float, seconds: float, seed: int) -> np.ndarray:
-    t = np.arange(int(seconds * SR)) / SR
-    noise = 0.01 * np.random.default_rng(seed).standard_normal(t.size)
-    return np.sin(2 * np.pi * freq * t) * np.exp(-t * 30) + noise
-
-
 def _write_bank(root: Path) -> list[dict]:
     """A built bank: a CC-BY and a GPL event recording, a CC-BY and a GPL water bed."""
     noise = np.random.default_rng(5).standard_normal
-    specs = {
+    return write_built_bank(root, {
         "wood_step": ("event", "wood", "step", None, _hit(350, 0.3, 1), "CC-BY-3.0"),
         "glass_step": ("event", "glass", "step", None, _hit(3100, 0.2, 4), "GPL-2+"),
         "water_cc": ("ambient", None, None, "water", 0.1 * noise(4 * SR), "CC-BY-3.0"),
         "waves_gpl": ("ambient", None, None, "waves", 0.1 * noise(5 * SR), "GPL-2+"),
-    }  # fmt: skip
-    rows = []
-    for name, (kind, material, verb, ambient, wave, licence) in specs.items():
-        rel = f"sounds/test/{name}.0.wav"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(root / rel), wave.astype(np.float32), SR, subtype="FLOAT")
-        rows.append({"file": rel, "package": "test", "source": f"{name}.ogg", "kind": kind,
-                     "material": material, "verb": verb, "ambient": ambient, "licence": licence,
-                     "shippable": licence != "GPL-2+", "attribution": f"{name} by T",
-                     "duration": wave.shape[0] / SR})  # fmt: skip
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
+    })  # fmt: skip
 
 
 def _truth(bank_dir: Path, summary: dict) -> dict[str, list[str]]:
