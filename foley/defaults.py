@@ -65,3 +65,24 @@ def mc3_dir_or_default(path: str | os.PathLike | None) -> Path:
             if sub.is_dir():
                 return sub
     return p
+
+
+SOUND_BANK_ENV = "FOLEY_SOUND_BANK"
+USER_SOUND_BANK = Path.home() / ".cache" / "foley" / "bank"
+
+
+def default_sound_bank() -> Path | None:
+    """The sound bank used when none is named: ``$FOLEY_SOUND_BANK``, else
+    ``~/.cache/foley/bank``, if it holds a built bank (``manifest.jsonl``); else None.
+
+    Not shipped (it holds GPL recordings and is 100s of MB): each user builds it once with
+    ``foley sound-bank fetch --out ~/.cache/foley/bank``. A set variable that names no bank
+    is an :class:`~foley.errors.InputError` rather than a silent fall back to synthesis."""
+    from foley.errors import InputError
+
+    named = os.environ.get(SOUND_BANK_ENV)
+    if named:
+        if not (Path(named) / "manifest.jsonl").is_file():
+            raise InputError(f"${SOUND_BANK_ENV}={named}: not a built sound bank (no manifest)")
+        return Path(named)
+    return USER_SOUND_BANK if (USER_SOUND_BANK / "manifest.jsonl").is_file() else None

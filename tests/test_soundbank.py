@@ -214,19 +214,25 @@ def _write_bank(root: Path) -> dict[str, np.ndarray]:
         "glass_step": ("event", "glass", "step", None, _hit(3100, 0.2, 4)),
         "water_bed": ("ambient", None, None, "water", bed),
     }  # fmt: skip
-    rows, waves = [], {}
-    for name, (kind, material, verb, ambient, wave) in specs.items():
+    licences = {name: "GPL-2+" if name == "glass_step" else "CC-BY-SA-3.0" for name in specs}
+    rows = write_built_bank(root, {n: (*spec, licences[n]) for n, spec in specs.items()})
+    return {r["file"]: spec[4].astype(np.float32) for r, spec in zip(rows, specs.values())}
+
+
+def write_built_bank(root: Path, specs: dict[str, tuple]) -> list[dict]:
+    """Write a built bank: ``specs`` name -> (kind, material, verb, ambient, wave, licence);
+    returns its manifest rows (also in ``root/manifest.jsonl``)."""
+    rows = []
+    for name, (kind, material, verb, ambient, wave, licence) in specs.items():
         rel = f"sounds/test/{name}.0.wav"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(root / rel), wave.astype(np.float32), SR, subtype="FLOAT")
-        waves[rel] = wave.astype(np.float32)
-        licence = "GPL-2+" if name == "glass_step" else "CC-BY-SA-3.0"
         rows.append({"file": rel, "package": "test", "source": f"{name}.ogg", "kind": kind,
                      "material": material, "verb": verb, "ambient": ambient, "licence": licence,
                      "shippable": licence != "GPL-2+", "attribution": f"{name} by T",
                      "duration": wave.shape[0] / SR})  # fmt: skip
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return waves
+    return rows
 
 
 def _bank_clips(bank: SoundBank, settings: FoleyWorldSettings):

@@ -14,6 +14,12 @@ truth). The result, ``OUT/pipeline``, is one folder: codec, video_encoder, denoi
 mc3, avs, sync, the retrieval index and its conditioning clips (``clips/*.ogg``), and
 MODEL_CARD.md.
 
+FoleyWorld takes its sounds from ``--sound-bank BANK`` (default: ``$FOLEY_SOUND_BANK`` or
+``~/.cache/foley/bank`` when it holds a bank; ``none``: procedural only). GPL recordings train
+but never ship: ``pack_index`` packs only clips whose recordings are all CC0/CC-BY/CC-BY-SA (or
+the clips of ``--index-data DIR``), credits them in ``pipeline/ATTRIBUTION.md``, and ``--ship``
+refuses anything else (``foley.data.soundbank.provenance``).
+
 ``--denoiser-video sync`` (the ``base`` preset's default) trains the denoiser on the sync
 encoder's features and curves: the sync encoder is the pipeline's video encoder and drives sync
 shaping. Trained long enough (24,000 steps), that denoiser places contacts by itself (the
@@ -33,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from foley.cli.main import main as foley_main
+from foley.defaults import SOUND_BANK_ENV, USER_SOUND_BANK, default_sound_bank
 from foley.errors import InputError
 from training import train_avs, train_codec, train_denoiser, train_mc3, train_sync
 from training.train_avs import AVSConfig
@@ -176,7 +183,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sound-bank",
         default=None,
         metavar="BANK",
-        help="folder of recordings FoleyWorld takes its sounds from (foley sound-bank)",
+        help="folder of recordings FoleyWorld takes its sounds from (foley sound-bank fetch; "
+        f"default: ${SOUND_BANK_ENV}, else {USER_SOUND_BANK} if it holds a bank; 'none': "
+        "procedural sounds only)",
+    )
+    parser.add_argument(
+        "--index-data",
+        default=None,
+        metavar="DIR",
+        help="dataset whose train clips become the shipped conditioning clips (default: the "
+        "training data's clips whose recordings may all ship; e.g. `foley make-dataset "
+        "--shippable-only`)",
     )
     parser.add_argument(
         "--denoiser-video",
@@ -210,6 +227,16 @@ class Recipe:
             )
         self.data = Path(args.data) if args.data else self.out / "data"
         self.pipeline = self.out / "pipeline"
+        self.bank = sound_bank(getattr(args, "sound_bank", None))
+        index_data = getattr(args, "index_data", None)
+        self.index_data = Path(index_data) if index_data else self.data
+        if args.ship and args.data and not (self.index_data / "foleyworld.json").is_file():
+            raise InputError(
+                f"--ship: {self.index_data} is not FoleyWorld, so its clips' licences are "
+                "unknown: pass --index-data DIR (foley make-dataset --shippable-only)"
+            )
+        if self.bank and not args.data:
+            print(f"[recipe] sound bank: {self.bank}")
 
     def stage(self, name: str, fn) -> None:
         if name in self.state["stages"]:
@@ -228,8 +255,7 @@ class Recipe:
         if self.args.data:
             return 0
         p = self.preset
-        sound_bank = getattr(self.args, "sound_bank", None)
-        bank = ["--sound-bank", str(sound_bank)] if sound_bank else []
+        bank = ["--sound-bank", str(self.bank)] if self.bank else []
         return foley_main(
             ["make-dataset", "--out", str(self.data), "--videos", str(p.videos),
              "--clips-per-video", str(p.clips_per_video), "--seed", str(self.args.seed),
@@ -268,10 +294,11 @@ class Recipe:
         if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
             extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
         extra["retriever"] = pack_index(
-            self.data,
+            self.index_data,
             self.out / "mc3" / "model",
             self.pipeline / "retriever",
             max_clips=self.preset.index_max_clips,
+            bank=self.bank,
         )
         # every component saved through the pipeline: model_index.json lists retriever, avs
         # and sync (the retriever's index and clips are already in place)
@@ -324,35 +351,67 @@ class Recipe:
         )  # fmt: skip
         self.stage("assemble", self.assemble)
         self.stage("eval", self.evaluate)
-        write_model_card(self.out, self.pipeline, self.state, self.preset, self.data)
+        write_model_card(
+            self.out, self.pipeline, self.state, self.preset, self.data, bank=self.bank
+        )
         print(f"[recipe] done: {self.pipeline} (model card: {self.pipeline / 'MODEL_CARD.md'})")
         if self.args.ship:
             ship(self.pipeline)
         return 0
 
 
-def pack_index(data: Path, mc3_dir: Path, folder: Path, max_clips: int):
+def pack_index(
+    data: Path, mc3_dir: Path, folder: Path, max_clips: int, *, bank: Path | None = None
+):
     """A ClipRetriever over the train split, its index in ``folder/index`` and its conditioning
     clips copied beside it as ogg (``folder/clips``).
 
     Clip paths are stored relative (``clips/<id>.ogg``), resolved against the retriever folder,
     so the folder can move (and ship inside the package). At most ``max_clips`` clips, spread
-    evenly over the split, keep the shipped folder small.
+    evenly over the split, keep the shipped folder small. Of FoleyWorld data only clips whose
+    every recording may ship (CC0/CC-BY/CC-BY-SA; procedural clips too) are packed; their
+    recordings are listed in ``folder/clip_recordings.json`` and credited in
+    ``folder/../ATTRIBUTION.md`` (the pipeline folder). Other data is packed whole, its clips of
+    unknown origin (``ship`` refuses it). ``bank``: the sound bank, to tell ambient beds apart.
     """
     import numpy as np
 
+    from foley.data.soundbank import provenance, write_attribution
     from foley.models.mc3_embed import load_mc3, model_id
     from foley.retrieval import ClipRetriever, open_dataset
 
-    total = len(open_dataset(data, "train"))
-    keep = np.unique(np.linspace(0, total - 1, min(max_clips, total)).astype(int))
+    records = open_dataset(data, "train").records
+    recordings, rows = provenance.clip_recordings(data, records, bank)
+    eligible = list(range(len(records)))
+    if provenance.foleyworld_meta(data) is not None:
+        eligible = [
+            i for i, files in enumerate(recordings)
+            if files is not None and all(provenance.is_shippable(rows[f]) for f in files)
+        ]  # fmt: skip
+        print(f"[recipe] index: {len(eligible)} of {len(records)} train clips may ship")
+        if not eligible:
+            raise InputError(
+                f"{data}: no train clip is free of training-only recordings: pass --index-data "
+                "DIR (a dataset made with `foley make-dataset --shippable-only`)"
+            )
+    spread = np.linspace(0, len(eligible) - 1, min(max_clips, len(eligible))).astype(int)
+    keep = [eligible[i] for i in np.unique(spread)]
     index_dir = folder / "index"
     if index_dir.exists():
         shutil.rmtree(index_dir)
-    return ClipRetriever.build(
+    retriever = ClipRetriever.build(
         load_mc3(mc3_dir), model_id(mc3_dir), data, "train", index_dir,
-        subset=keep.tolist(), pack_clips=True,
+        subset=keep, pack_clips=True,
     )  # fmt: skip
+    clips = {records[i].clip_id: recordings[i] for i in keep}
+    record = provenance.write_record(folder, data, clips, rows)
+    attribution = folder.parent / provenance.ATTRIBUTION_NAME
+    used = json.loads(record.read_text())["recordings"]
+    if used:
+        write_attribution(list(used.values()), attribution, shipped=True)
+    else:
+        attribution.unlink(missing_ok=True)
+    return retriever
 
 
 OBJECTIVE_WHY = (
@@ -389,9 +448,18 @@ def folder_mb(path: Path) -> float:
 
 
 def write_model_card(
-    out: Path, pipeline: Path, state: dict, preset: RecipePreset, data: Path
+    out: Path,
+    pipeline: Path,
+    state: dict,
+    preset: RecipePreset,
+    data: Path,
+    *,
+    bank: Path | None = None,
 ) -> Path:
-    """MODEL_CARD.md: data, configs, steps, wall time per stage, the eval tables."""
+    """MODEL_CARD.md: data and its licences, configs, steps, wall time per stage, the eval
+    tables."""
+    from foley.data.soundbank.provenance import licence_section
+
     lines = [
         "# Foley default model",
         "",
@@ -419,7 +487,7 @@ def write_model_card(
         summary = {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}
         lines += ["", "## Data", "FoleyWorld (`foley make-dataset`):", "```json"]
         lines += [json.dumps(summary, indent=2), "```"]
-    lines += ["", SHAPING_NOTE]
+    lines += ["", *licence_section(data, pipeline, bank), SHAPING_NOTE]
     for split in ("test", "test_shifted", UNSHAPED):
         table = out / "eval" / split / "report.md"
         if table.exists():
@@ -432,7 +500,11 @@ def write_model_card(
 
 
 def ship(pipeline: Path) -> Path:
-    """Install ``pipeline`` as the package's default model (refused above the size limit)."""
+    """Install ``pipeline`` as the package's default model (refused above the size limit, or
+    if its clips hold a recording that may not ship or that ATTRIBUTION.md does not credit)."""
+    from foley.data.soundbank.provenance import check_shippable
+
+    check_shippable(pipeline)
     size = folder_mb(pipeline)
     if size > SHIP_LIMIT_MB:
         raise InputError(f"{pipeline} is {size:.1f} MB, above the {SHIP_LIMIT_MB:g} MB ship limit")
@@ -441,6 +513,14 @@ def ship(pipeline: Path) -> Path:
     shutil.copytree(pipeline, SHIPPED_DIR)
     print(f"[recipe] shipped {size:.1f} MB to {SHIPPED_DIR}")
     return SHIPPED_DIR
+
+
+def sound_bank(named: str | None) -> Path | None:
+    """``--sound-bank``: the folder named, None for 'none', else the default bank if any
+    (``foley.defaults.default_sound_bank``)."""
+    if named is None:
+        return default_sound_bank()
+    return None if named.lower() == "none" else Path(named)
 
 
 def run(args: argparse.Namespace) -> int:

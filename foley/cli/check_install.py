@@ -2,7 +2,8 @@
 
 Builds the ``foley`` parser (every subcommand's module), imports each runtime dependency, finds
 the evaluation networks' weight files, loads the shipped pipeline and runs one tiny denoising
-step on the bundled example.  Prints one line per check; exits 1 at the first failure, with
+step on the bundled example, and checks that ATTRIBUTION.md credits every sound-bank recording
+in the shipped conditioning clips.  Prints one line per check; exits 1 at the first failure, with
 what failed, so that a broken fresh install (a wrong torchaudio beside torch, say) stops
 ``scripts/install.sh`` and CI before any test runs.
 """
@@ -98,11 +99,19 @@ def _pipeline() -> str:
     return f"{DEFAULT_MODEL_DIR.name} model, {len(audio) / out.sample_rate:.1f} s generated"
 
 
+def _attribution() -> str:
+    from foley.data.soundbank.provenance import check_attribution
+    from foley.defaults import DEFAULT_MODEL_DIR
+
+    return check_attribution(DEFAULT_MODEL_DIR)
+
+
 CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("foley --help", _parser),
     ("runtime imports", _modules),
     ("evaluation networks", _weights),
     ("shipped pipeline", _pipeline),
+    ("shipped attribution", _attribution),
 )
 
 
