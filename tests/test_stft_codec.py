@@ -106,3 +106,17 @@ def test_complex_loss_sees_the_phase_that_magnitude_losses_miss():
 
     mel = share(lambda x, y: multiscale_mel_loss(x, y, 16_000))
     assert share(complex_stft_loss) > 0.6 > 4 * mel
+
+
+def test_complex_loss_below_max_hz_ignores_high_band_differences():
+    """A difference above max_hz (a 5 kHz tone added) costs next to nothing with max_hz=1500
+    (window side lobes only, lifted by the compression) and something without; one below (a
+    500 Hz tone) costs in both (more per bin with the limit: the mean is over fewer bins)."""
+    from foley.models.codec_losses import complex_stft_loss
+
+    t = torch.arange(16_000) / 16_000
+    ref = 0.1 * torch.randn(1, 16_000, generator=torch.Generator().manual_seed(0))
+    low = ref + 0.05 * torch.sin(2 * torch.pi * 500 * t)
+    high = ref + 0.05 * torch.sin(2 * torch.pi * 5000 * t)
+    assert complex_stft_loss(ref, high, max_hz=1500.0) < 0.1 * complex_stft_loss(ref, high)
+    assert complex_stft_loss(ref, low, max_hz=1500.0) > complex_stft_loss(ref, low)

@@ -51,7 +51,7 @@ PRESETS: dict[str, dict] = {
     "stft": dict(
         architecture="stft", stft_dim=256, stft_layers=6, stft_mult=3, latent_dim=64,
         disc_filters=16, batch_size=8, crop_seconds=1.0, steps=40_000, adv_start=15_000,
-        lr=5e-4, save_every=500, complex_weight=1.0,
+        lr=5e-4, save_every=500, complex_weight=1.0, complex_max_hz=1500.0,
     ),
     # GPU: the shipped default size (FoleyCodec() defaults), EnCodec-like schedule.
     "base": dict(
@@ -83,6 +83,9 @@ class CodecConfig:
     save_every: int | None = opt(None, "override the preset")
     stft_dim: int | None = opt(None, "override the preset")
     stft_layers: int | None = opt(None, "override the preset")
+    complex_max_hz: float | None = opt(
+        None, "override the preset: the phase-aware loss only below this frequency (0: all)"
+    )
     max_clips: int = opt(0, "use at most this many clips")
     stats_clips: int = opt(64, "clips for latent stats")
     max_minutes: float = opt(0.0, "stop (and save) after")
@@ -217,7 +220,13 @@ def clip_batches(audio, offsets, count: int, batch_size: int, num_samples: int):
 
 # ---- training --------------------------------------------------------------------------------
 def generator_losses(
-    codec, disc, wave: torch.Tensor, use_adv: bool, sample_rate: int, with_complex: bool = False
+    codec,
+    disc,
+    wave: torch.Tensor,
+    use_adv: bool,
+    sample_rate: int,
+    with_complex: bool = False,
+    complex_max_hz: float | None = None,
 ):
     """Reconstruction and (if ``use_adv``) adversarial losses: (recon (B, N), dict of losses)."""
     from foley.models.codec_losses import (
@@ -235,7 +244,9 @@ def generator_losses(
         "stft": multires_stft_loss(wave, recon),
     }
     if with_complex:
-        losses["complex"] = complex_stft_loss(wave, recon)
+        losses["complex"] = complex_stft_loss(
+            wave, recon, max_hz=complex_max_hz, sample_rate=sample_rate
+        )
     if use_adv:
         fake_logits, fake_fmaps = disc(recon.unsqueeze(1))
         with torch.no_grad():
@@ -330,6 +341,7 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
     opt_g = torch.optim.Adam(codec.parameters(), lr=s["lr"], betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=s["lr"], betas=(0.5, 0.9))
     with_complex = s.get("complex_weight", 0.0) > 0
+    complex_max_hz = s.get("complex_max_hz") or None  # 0: the whole band
     balancer = LossBalancer({**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)})
     codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
     accelerator.register_for_checkpointing(balancer)
@@ -370,7 +382,7 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         use_adv = step >= s["adv_start"]
         with accelerator.autocast():
             recon, losses = generator_losses(
-                codec, disc, wave, use_adv, cfg.sample_rate, with_complex
+                codec, disc, wave, use_adv, cfg.sample_rate, with_complex, complex_max_hz
             )
         opt_g.zero_grad(set_to_none=True)
         grad_norms = balancer.backward(losses, recon)

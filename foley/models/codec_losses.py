@@ -88,11 +88,18 @@ def complex_stft_loss(
     est: torch.Tensor,
     resolutions: Sequence[tuple[int, int]] = STFT_RESOLUTIONS,
     power: float = 0.3,
+    max_hz: float | None = None,
+    sample_rate: int = 16_000,
 ) -> torch.Tensor:
     """Phase-aware: mean absolute difference of power-law compressed complex spectra
     (``|X|^power e^{i phase}``), averaged over resolutions.  Magnitude losses leave the phase
     free, which costs SI-SDR; this term ties it down while the compression keeps quiet bins
-    counted."""
+    counted.
+
+    ``max_hz`` limits it to the bins below that frequency. Where the phase cannot be predicted
+    (noisy high bands) the complex difference is smallest for a quieter estimate, so over the
+    whole band this term makes the codec dull (measured: 8-12 dB too little energy above 1 kHz
+    after 3,500 steps); the magnitude losses keep the high bands' level."""
     total = ref.new_zeros(())
     for n_fft, hop in resolutions:
         window = torch.hann_window(n_fft, device=ref.device, dtype=ref.dtype)
@@ -100,6 +107,9 @@ def complex_stft_loss(
             torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)
             for x in (ref, est)
         )
+        if max_hz is not None:  # (batch, bins, frames): keep the bins below max_hz
+            bins = max(1, int(max_hz * n_fft / sample_rate) + 1)
+            a, b = a[:, :bins], b[:, :bins]
         a = a * a.abs().clamp_min(LOG_FLOOR) ** (power - 1.0)
         b = b * b.abs().clamp_min(LOG_FLOOR) ** (power - 1.0)
         total = total + (a - b).abs().mean()
