@@ -12,6 +12,8 @@ import torch
 from foley.config import AVConfig
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
+from foley.evaluation.rows import RETRIEVAL_MODES
+from foley.evaluation.targets import shaping_comparison, shaping_lines
 from foley.metrics.audio import ambient_level_db
 from tests.tiny import AVS_TINY, MC3_TINY, tiny_pipeline
 
@@ -77,23 +79,24 @@ def _report(per_clip_rows: list[dict[str, dict]], loud: list[bool]) -> EvalRepor
 
 
 def test_targets_are_measured_and_judged():
-    def row(f1, amb, gap=0.0):
+    def row(f1, amb, between=-60.0, gap=0.0, fd=1.0):
         nan = math.nan
         scores = dict(onset_f1=f1, onset_precision=f1, onset_recall=f1, ambient_db=amb)
-        return dict(scores, ambient_gap_db=gap, av_sim=nan, at_sim=nan, avs_j=nan)
+        levels = dict(between_events_db=between, action_gap_db=gap, fd_aisfx=fd)
+        return dict(scores, **levels, ambient_gap_db=nan, av_sim=nan, at_sim=nan, avs_j=nan)
 
     clips = [
         {
             "gt_mix": row(1.0, -30),
             "gt_action": row(1.0, -100),
-            "model_ambient_joint": row(0.95, -30),
-            "model_action_focused": row(0.8, -50, gap=2.0),
+            "model_ambient_joint": row(0.95, -30, between=-28),
+            "model_action_focused": row(0.8, -50, between=-52, gap=2.0),
         },
         {
             "gt_mix": row(0.8, -60),
             "gt_action": row(1.0, -100),
-            "model_ambient_joint": row(0.75, -60),
-            "model_action_focused": row(0.8, -64, gap=-1.0),
+            "model_ambient_joint": row(0.75, -60, between=-58),
+            "model_action_focused": row(0.8, -64, between=-60, gap=-5.0),
         },
     ]
     report = _report(clips, loud=[True, False])
@@ -102,15 +105,45 @@ def test_targets_are_measured_and_judged():
     assert f1["measured"] == pytest.approx(0.85 / 0.9) and f1["met"] is True
     af = got[("model_action_focused", "onset")]  # against the action-only track: 0.8 / 1.0
     assert af["measured"] == pytest.approx(0.8) and af["met"] is False
-    gap = got[("model_action_focused", "ambient")]
-    assert gap["measured"] == pytest.approx(0.5) and gap["met"] is True
-    drop = got[("model_action_focused", ">=")]  # loud clips only: -30 - (-50)
-    assert drop["measured"] == pytest.approx(20.0) and drop["met"] is True
+    level = got[("model_action_focused", "action")]  # mean |gap| over clips: (2 + 5) / 2
+    assert level["measured"] == pytest.approx(3.5) and level["met"] is False
+    assert (level["clips_met"], level["clips"]) == (1, 2)
+    drop = got[("model_action_focused", "between")]  # loud clips only: -28 - (-52)
+    assert drop["measured"] == pytest.approx(24.0) and drop["met"] is True
+    assert (drop["clips_met"], drop["clips"]) == (1, 1)
     avs = got[("model_ambient_joint", "AVS")]
     assert avs["met"] is None  # no AVS model: measured as n/a, not dropped
     assert report.rows["model_action_focused"]["ambient_db_loud"] == pytest.approx(-50.0)
-    assert "n/a" in report.to_markdown()
+    assert report.rows["model_action_focused"]["between_events_db_loud"] == pytest.approx(-52.0)
+    md = report.to_markdown()
+    assert "n/a" in md and "24 (1/1 clips)" in md and "between events" in md
+    assert not any("ambient level within" in t["target"] for t in report.targets)  # replaced
     assert targets(report.rows, report.per_clip) == report.targets
+    assert report.shaping is None  # no unshaped rows
+
+
+def test_shaping_comparison_says_whether_shaping_improves_both():
+    def rows(f1_on, fd_on):
+        on = {"onset_f1": f1_on, "fd_aisfx": fd_on}
+        off = {"onset_f1": 0.3, "fd_aisfx": 200.0}
+        return {
+            "gt_mix": on,
+            "model_ambient_joint": on,
+            "model_ambient_joint_unshaped": off,
+            "model_action_focused": {"onset_f1": 0.6, "fd_aisfx": 150.0},
+            "model_action_focused_unshaped": off,
+        }
+
+    better = shaping_comparison(rows(0.6, 180.0), 1.0)
+    assert better["improves_both"] is True and better["judged_modes"] == list(RETRIEVAL_MODES)
+    assert better["modes"]["ambient_joint"]["onset_f1"] == {"on": 0.6, "off": 0.3}
+    worse_fd = shaping_comparison(rows(0.6, 250.0), 1.0)  # in sync, but further from real audio
+    assert worse_fd["improves_both"] is False
+    assert worse_fd["modes"]["action_focused"]["improves_both"] is True
+    unknown = shaping_comparison(rows(0.6, math.nan), 1.0)  # no pretrained networks
+    assert unknown["improves_both"] is None
+    assert "improves both" in "\n".join(shaping_lines(better))
+    assert shaping_comparison({"gt_mix": {}, "model_ambient_joint": {}}, 1.0) is None
 
 
 def test_avs_target_needs_a_judge_that_hears():
