@@ -10,8 +10,9 @@ FD aisfx, KL SoundNet and AV-agree (``--no-pretrained`` leaves them out). ``--no
 scores any folder of videos (real ones included) with what needs no reference: AV-agree, the
 model's sync score and its AVS alignment score (:mod:`foley.evaluation.blind`).
 With a sync model (shaping on) each model row has an ``_unshaped`` twin and the report says
-whether shaping improves onset F1 and FD aisfx. ``--split test_shifted`` evaluates the held-out shifted set
-(material/ambient combinations never seen in training): it is reported separately.
+whether shaping improves onset F1 and FD aisfx. ``--split test_shifted`` evaluates the
+held-out shifted set (material/ambient combinations never seen in training): it is reported
+separately.
 """
 
 from __future__ import annotations
