@@ -311,7 +311,10 @@ def test_action_focused_levels_on_hand_made_audio(tiny_setup):
     level = got["action"]
     assert level["measured"] == pytest.approx(2.0, abs=0.1) and level["met"] is True
     assert (level["clips_met"], level["clips"]) == (3, 3)
-    assert "| between events >= 20 dB below" in report.to_markdown()
+    md = report.to_markdown()
+    assert "| between events >= 20 dB below" in md
+    target_lines = [ln for ln in md.splitlines() if ln.startswith(("| action", "| between"))]
+    assert len(target_lines) == 2 and all(ln.count("|") == 5 for ln in target_lines)
 
 
 def _same(a: dict, b: dict) -> None:

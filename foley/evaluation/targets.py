@@ -102,7 +102,7 @@ def _targets(rows: dict[str, dict[str, float]], per_clip: list[dict], suffix: st
         out.append(
             _per_clip_target(
                 f"action level at events within {ACTION_LEVEL_TARGET_DB:g} dB of the action-only "
-                "GT's (mean |gap|, dB)",
+                "GT's (mean absolute gap, dB)",
                 af,
                 [abs(c["rows"][af].get("action_gap_db", math.nan)) for c in per_clip],
                 lambda x: x <= ACTION_LEVEL_TARGET_DB,
