@@ -12,6 +12,8 @@ import torch
 from foley.config import AVConfig
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
+from foley.evaluation.rows import RETRIEVAL_MODES
+from foley.evaluation.targets import shaping_comparison, shaping_lines
 from foley.metrics.audio import ambient_level_db
 from tests.tiny import AVS_TINY, MC3_TINY, tiny_pipeline
 
@@ -77,23 +79,24 @@ def _report(per_clip_rows: list[dict[str, dict]], loud: list[bool]) -> EvalRepor
 
 
 def test_targets_are_measured_and_judged():
-    def row(f1, amb, gap=0.0):
+    def row(f1, amb, between=-60.0, gap=0.0, fd=1.0):
         nan = math.nan
         scores = dict(onset_f1=f1, onset_precision=f1, onset_recall=f1, ambient_db=amb)
-        return dict(scores, ambient_gap_db=gap, av_sim=nan, at_sim=nan, avs_j=nan)
+        levels = dict(between_events_db=between, action_gap_db=gap, fd_aisfx=fd)
+        return dict(scores, **levels, ambient_gap_db=nan, av_sim=nan, at_sim=nan, avs_j=nan)
 
     clips = [
         {
             "gt_mix": row(1.0, -30),
             "gt_action": row(1.0, -100),
-            "model_ambient_joint": row(0.95, -30),
-            "model_action_focused": row(0.8, -50, gap=2.0),
+            "model_ambient_joint": row(0.95, -30, between=-28),
+            "model_action_focused": row(0.8, -50, between=-52, gap=2.0),
         },
         {
             "gt_mix": row(0.8, -60),
             "gt_action": row(1.0, -100),
-            "model_ambient_joint": row(0.75, -60),
-            "model_action_focused": row(0.8, -64, gap=-1.0),
+            "model_ambient_joint": row(0.75, -60, between=-58),
+            "model_action_focused": row(0.8, -64, between=-60, gap=-5.0),
         },
     ]
     report = _report(clips, loud=[True, False])
@@ -102,15 +105,45 @@ def test_targets_are_measured_and_judged():
     assert f1["measured"] == pytest.approx(0.85 / 0.9) and f1["met"] is True
     af = got[("model_action_focused", "onset")]  # against the action-only track: 0.8 / 1.0
     assert af["measured"] == pytest.approx(0.8) and af["met"] is False
-    gap = got[("model_action_focused", "ambient")]
-    assert gap["measured"] == pytest.approx(0.5) and gap["met"] is True
-    drop = got[("model_action_focused", ">=")]  # loud clips only: -30 - (-50)
-    assert drop["measured"] == pytest.approx(20.0) and drop["met"] is True
+    level = got[("model_action_focused", "action")]  # mean |gap| over clips: (2 + 5) / 2
+    assert level["measured"] == pytest.approx(3.5) and level["met"] is False
+    assert (level["clips_met"], level["clips"]) == (1, 2)
+    drop = got[("model_action_focused", "between")]  # loud clips only: -28 - (-52)
+    assert drop["measured"] == pytest.approx(24.0) and drop["met"] is True
+    assert (drop["clips_met"], drop["clips"]) == (1, 1)
     avs = got[("model_ambient_joint", "AVS")]
     assert avs["met"] is None  # no AVS model: measured as n/a, not dropped
     assert report.rows["model_action_focused"]["ambient_db_loud"] == pytest.approx(-50.0)
-    assert "n/a" in report.to_markdown()
+    assert report.rows["model_action_focused"]["between_events_db_loud"] == pytest.approx(-52.0)
+    md = report.to_markdown()
+    assert "n/a" in md and "24 (1/1 clips)" in md and "between events" in md
+    assert not any("ambient level within" in t["target"] for t in report.targets)  # replaced
     assert targets(report.rows, report.per_clip) == report.targets
+    assert report.shaping is None  # no unshaped rows
+
+
+def test_shaping_comparison_says_whether_shaping_improves_both():
+    def rows(f1_on, fd_on):
+        on = {"onset_f1": f1_on, "fd_aisfx": fd_on}
+        off = {"onset_f1": 0.3, "fd_aisfx": 200.0}
+        return {
+            "gt_mix": on,
+            "model_ambient_joint": on,
+            "model_ambient_joint_unshaped": off,
+            "model_action_focused": {"onset_f1": 0.6, "fd_aisfx": 150.0},
+            "model_action_focused_unshaped": off,
+        }
+
+    better = shaping_comparison(rows(0.6, 180.0), 1.0)
+    assert better["improves_both"] is True and better["judged_modes"] == list(RETRIEVAL_MODES)
+    assert better["modes"]["ambient_joint"]["onset_f1"] == {"on": 0.6, "off": 0.3}
+    worse_fd = shaping_comparison(rows(0.6, 250.0), 1.0)  # in sync, but further from real audio
+    assert worse_fd["improves_both"] is False
+    assert worse_fd["modes"]["action_focused"]["improves_both"] is True
+    unknown = shaping_comparison(rows(0.6, math.nan), 1.0)  # no pretrained networks
+    assert unknown["improves_both"] is None
+    assert "improves both" in "\n".join(shaping_lines(better))
+    assert shaping_comparison({"gt_mix": {}, "model_ambient_joint": {}}, 1.0) is None
 
 
 def test_avs_target_needs_a_judge_that_hears():
@@ -218,6 +251,130 @@ def test_foley_eval_end_to_end(tiny_setup, capsys):
     assert len(clips) == 2 and set(clips[0]["rows"]) == set(ROWS)
     assert set(clips[0]["retrieved"]) == {"ambient_joint", "action_focused"}
     assert (out / "examples.png").stat().st_size > 1000
+
+
+def _alternating(n: int, db: float) -> np.ndarray:
+    """``(n,)`` +-a at ``db`` dBFS: its RMS is exactly ``db`` over any set of samples."""
+    return (10 ** (db / 20) * np.where(np.arange(n) % 2, 1.0, -1.0)).astype(np.float32)
+
+
+def test_action_focused_levels_on_hand_made_audio(tiny_setup):
+    """Generated FoleyWorld events, hand-made soundtracks with known levels between and at the
+    events: the suppression and action-level targets report those gaps to 0.1 dB."""
+    from dataclasses import replace
+
+    from foley.data.ego4d import ClipDataset
+    from foley.evaluation.evaluate import _truth
+    from foley.evaluation.report import summarise
+    from foley.evaluation.rows import Scorers
+
+    data = ClipDataset(tiny_setup / "fw", "train", CFG)
+    truths = [t for t in (_truth(data, i) for i in range(len(data))) if len(t.onsets)][:3]
+    assert len(truths) == 3 and all(t.spans.shape == (len(t.onsets), 2) for t in truths)
+    n = CFG.samples_per_clip
+
+    def window(start: float, end: float) -> slice:
+        return slice(max(0, round(start * SR)), max(0, round(end * SR)))
+
+    between_af = [-52.0, -45.0, -80.0]  # action-focused between events; ambient-joint: -30
+    ambient = [-30.0, -25.0, -60.0]  # the third scene is quiet: no suppression asked there
+    per_clip, emb = [], {}
+    for truth, af_db, amb in zip(truths, between_af, ambient):
+        around, at = np.zeros(n, bool), np.zeros(n, bool)
+        for onset, offset in truth.spans:  # 50 ms before the onset to 150 ms after the offset
+            around[window(onset - 0.05, offset + 0.15)] = True
+            at[window(onset, onset + 0.1)] = True  # the contact: 100 ms after the onset
+        action = np.where(at, _alternating(n, -10.0), 0.0).astype(np.float32)
+        truth = replace(truth, action=action, ambient_db=amb)
+        waves = {
+            "gt_mix": truth.mix,
+            "gt_action": action,
+            "model_ambient_joint": _alternating(n, -30.0),
+            "model_action_focused": np.where(
+                around, _alternating(n, -12.0), _alternating(n, af_db)
+            ),
+        }
+        rows, clip_emb = Scorers(CFG).score(waves, truth, {})
+        per_clip.append({"loud_scene": truth.loud, "rows": rows})
+        for name, e in clip_emb.items():
+            emb.setdefault(name, {}).setdefault("mel", []).append(e["mel"])
+        assert rows["model_action_focused"]["between_events_db"] == pytest.approx(af_db, abs=0.1)
+        assert rows["model_action_focused"]["at_events_db"] == pytest.approx(-12.0, abs=0.1)
+        assert rows["model_action_focused"]["action_gap_db"] == pytest.approx(-2.0, abs=0.1)
+        assert rows["gt_action"]["action_gap_db"] == 0.0
+    settings = {"split": "train", "clips": 3, "num_inference_steps": 1}
+    report = summarise(list(waves), per_clip, emb, settings | {"guidance_scale": 1, "seed": 0}, [])
+    got = {t["target"].split()[0]: t for t in report.targets if t["row"] == "model_action_focused"}
+    drop = got["between"]  # loud clips: 22 and 15 dB, the quiet one left out
+    assert drop["measured"] == pytest.approx(18.5, abs=0.1) and drop["met"] is False
+    assert (drop["clips_met"], drop["clips"]) == (1, 2)
+    level = got["action"]
+    assert level["measured"] == pytest.approx(2.0, abs=0.1) and level["met"] is True
+    assert (level["clips_met"], level["clips"]) == (3, 3)
+    md = report.to_markdown()
+    assert "| between events >= 20 dB below" in md
+    target_lines = [ln for ln in md.splitlines() if ln.startswith(("| action", "| between"))]
+    assert len(target_lines) == 2 and all(ln.count("|") == 5 for ln in target_lines)
+
+
+def _same(a: dict, b: dict) -> None:
+    """The same metrics, to float32 batching (MC3 sees each clip's rows as one batch)."""
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_eval_reports_shaping_on_and_off_from_one_denoising(tiny_setup):
+    """With a sync model, each model row has an unshaped twin that equals a run with
+    sync_shaping=0, and the report compares the two."""
+    import foley.models.mc3  # noqa: F401  (model_index.json names its module)
+    from foley.evaluation import evaluate
+    from foley.models.sync import SyncModel
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    pipe = FoleyPipeline.from_pretrained(tiny_setup / "model")
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(1)
+    pipe.set_sync(
+        SyncModel(dim=12, channels=(4, 8), input_size=32, latents_per_frame=CFG.latents_per_frame)
+    )
+    kw = dict(n=2, modes=("ambient_joint", "action_focused"), num_inference_steps=2)
+    shaped = evaluate(tiny_setup / "fw", "test", pipe, **kw, num_examples=2, progress=False)
+    alone = evaluate(
+        tiny_setup / "fw", "test", pipe, **kw, num_examples=2, progress=False, sync_shaping=0
+    )
+    models = ["model_ambient_joint", "model_action_focused"]
+    assert [r for r in shaped.rows if r.startswith("model_")] == [
+        "model_ambient_joint",
+        "model_ambient_joint_unshaped",
+        "model_action_focused",
+        "model_action_focused_unshaped",
+    ]
+    assert [r for r in alone.rows if r.startswith("model_")] == models
+    for row in models:
+        for mine, ref in zip(shaped.examples, alone.examples):  # the same audio, bit for bit
+            np.testing.assert_array_equal(mine["waves"][row + "_unshaped"], ref["waves"][row])
+        for mine, ref in zip(shaped.per_clip, alone.per_clip):
+            _same(mine["rows"][row + "_unshaped"], ref["rows"][row])
+        _same(shaped.rows[row + "_unshaped"], alone.rows[row])
+        assert shaped.rows[row]["ambient_db"] != alone.rows[row]["ambient_db"]  # it did shape
+    assert shaped.settings["sync_shaping"] == 1.0 and alone.settings["sync_shaping"] == 0.0
+    assert alone.shaping is None and "Sync shaping on" not in alone.to_markdown()
+    cmp = shaped.shaping
+    assert cmp["factor"] == 1.0 and set(cmp["modes"]) == {"ambient_joint", "action_focused"}
+    f1 = cmp["modes"]["ambient_joint"]["onset_f1"]
+    assert f1 == {
+        "on": shaped.rows[models[0]]["onset_f1"],
+        "off": alone.rows[models[0]]["onset_f1"],
+    }
+    assert cmp["improves_both"] is None  # no pretrained networks: no FD aisfx to judge by
+    assert "Sync shaping on (factor 1)" in shaped.to_markdown()
+    saved = json.loads(json.dumps(shaped.to_dict(), allow_nan=False))  # standard JSON
+    assert saved["shaping"]["modes"]["action_focused"]["fd_aisfx"] == {"on": None, "off": None}
+    assert "sync shaping off" in saved["legend"]["model_action_focused_unshaped"]
+    unshaped_targets = {t["row"] for t in shaped.targets if t["row"].endswith("_unshaped")}
+    assert unshaped_targets == {r + "_unshaped" for r in models}
+    assert "model_action_focused_unshaped" in shaped.examples[0]["waves"]
 
 
 def test_eval_errors(tiny_setup):

@@ -137,6 +137,27 @@ def test_pipeline_shapes_by_default_with_a_sync_model_and_round_trips_it(tmp_pat
     assert np.allclose(run(again), default, atol=1e-5)
 
 
+def test_pipeline_returns_the_unshaped_audio_of_the_same_denoising():
+    """return_unshaped: the audio before shaping beside the shaped one, window by window and
+    crossfaded like it, equal to a sync_shaping=0 call; nothing extra by default."""
+    video = np.random.default_rng(1).integers(0, 255, (80, 112, 112, 3), dtype=np.uint8)
+    pipe = _tiny_pipeline(VideoEncoder(dim=12, channels=(4, 8)), sync=_tiny_sync())
+
+    def run(**kw):
+        gen = torch.Generator().manual_seed(0)
+        return pipe(video, mode="ambient_joint", condition_audio=np.zeros(CFG.samples_per_clip),
+                    num_inference_steps=2, generator=gen, **kw)  # fmt: skip
+
+    both, raw, shaped = run(return_unshaped=True), run(sync_shaping=0), run()
+    assert raw.audios[0].shape == (5 * CFG.sample_rate,)  # two windows, crossfaded
+    np.testing.assert_array_equal(both.unshaped_audios[0], raw.audios[0])
+    np.testing.assert_array_equal(both.audios[0], shaped.audios[0])
+    assert not np.allclose(both.audios[0], both.unshaped_audios[0])
+    assert shaped.unshaped_audios is None
+    off = run(sync_shaping=0, return_unshaped=True)
+    np.testing.assert_array_equal(off.unshaped_audios[0], off.audios[0])
+
+
 def test_shaping_without_a_sync_model_is_a_one_line_error():
     pipe = _tiny_pipeline(VideoEncoder(dim=12, channels=(4, 8)))
     video = np.zeros((16, 112, 112, 3), np.uint8)

@@ -9,8 +9,10 @@ Writes ``report.md`` (the table), ``report.json``, ``per_clip.jsonl`` and ``exam
 FD aisfx, KL SoundNet and AV-agree (``--no-pretrained`` leaves them out). ``--no-ground-truth``
 scores any folder of videos (real ones included) with what needs no reference: AV-agree, the
 model's sync score and its AVS alignment score (:mod:`foley.evaluation.blind`).
-``--split test_shifted`` evaluates the held-out shifted set
-(material/ambient combinations never seen in training): it is reported separately.
+With a sync model (shaping on) each model row has an ``_unshaped`` twin and the report says
+whether shaping improves onset F1 and FD aisfx. ``--split test_shifted`` evaluates the
+held-out shifted set (material/ambient combinations never seen in training): it is reported
+separately.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sync-shaping",
         type=float,
         default=None,
-        help="sync shaping factor (default: 1 when the model has a sync model; 0: off)",
+        help="sync shaping factor (default: 1 when the model has a sync model; 0: off). When "
+        "on, the model rows are also reported unshaped (the same denoising) beside them",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

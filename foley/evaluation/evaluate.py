@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from foley.data.ego4d import ClipDataset, load_ground_truth
 from foley.errors import InputError
+from foley.evaluation.events import audible_spans
 from foley.evaluation.report import EvalReport, summarise
 from foley.evaluation.rows import (
     MODEL_ROWS,
@@ -27,6 +28,7 @@ from foley.evaluation.rows import (
     Scorers,
     audible_onsets,
     fit_masks,
+    unshaped,
 )
 from foley.metrics.onsets import detect_onsets
 
@@ -53,6 +55,7 @@ def _truth(dataset: ClipDataset, index: int) -> ClipTruth:
         masks=fit_masks(gt["masks"], cfg.frames_per_clip, cfg.frame_size),
         onsets=audible_onsets(gt["events"]),
         ambient_db=float(gt["ambient_db"]),
+        spans=audible_spans(gt["events"]),
     )
 
 
@@ -155,7 +158,9 @@ def evaluate(
         batch_size: clips generated together.
         num_examples: clips drawn in the spectrogram grid.
         sync_shaping: the pipeline's ``sync_shaping`` (None: its default, on with a sync
-            model; 0: the denoiser's audio as it is).
+            model; 0: the denoiser's audio as it is). When it is on, each model row has an
+            ``_unshaped`` twin: the same denoised audio before shaping (what ``sync_shaping=0``
+            gives), and the report compares the two (:func:`~foley.evaluation.report.shaping`).
     """
     modes = tuple(dict.fromkeys(modes))
     cfg = pipeline.av_config
@@ -164,12 +169,14 @@ def evaluate(
     _check(pipeline, modes, total)
     scorers = Scorers(cfg, mc3 if mc3 is not None else pipeline.mc3, avs, judges)
     can_retrieve = pipeline.mc3 is not None and pipeline.index is not None
-    row_names = [
-        r
-        for r in ROWS
-        if (r != "retrieval" or can_retrieve)
-        and (not r.startswith("model_") or r.removeprefix("model_") in modes)
-    ]
+    shaping = pipeline.resolve_sync_shaping(sync_shaping)
+    row_names = []
+    for r in ROWS:
+        if (r == "retrieval" and not can_retrieve) or (
+            r.startswith("model_") and r.removeprefix("model_") not in modes
+        ):
+            continue
+        row_names += [r, unshaped(r)] if r.startswith("model_") and shaping > 0 else [r]
     partners = random_partners([r.video_uid for r in dataset.records[:total]], seed)
 
     per_clip: list[dict] = []
@@ -252,7 +259,7 @@ def evaluate(
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
         "guidance_scale": float(guidance_scale),
-        "sync_shaping": pipeline.resolve_sync_shaping(sync_shaping),
+        "sync_shaping": shaping,
         "ambient_db_max": float(ambient_db_max),
         "seed": int(seed),
         "mc3": scorers.mc3 is not None,
@@ -310,6 +317,7 @@ def _rows_for_batch(
         audios["retrieval"] = conditions["ambient_joint"]
     frames = [t.frames for t in truths]
     for mode in modes:
+        row = MODEL_ROWS[mode]
         gen = torch.Generator().manual_seed(int(seed) + idx[0])
         out = pipeline(
             frames,
@@ -319,6 +327,9 @@ def _rows_for_batch(
             guidance_scale=guidance,
             generator=gen,
             sync_shaping=sync_shaping,
+            return_unshaped=unshaped(row) in row_names,
         )
-        audios[MODEL_ROWS[mode]] = [np.asarray(a[:n], np.float32) for a in out.audios]
+        audios[row] = [np.asarray(a[:n], np.float32) for a in out.audios]
+        if unshaped(row) in row_names:  # the same denoising, before shaping
+            audios[unshaped(row)] = [np.asarray(a[:n], np.float32) for a in out.unshaped_audios]
     return audios, retrieved

@@ -1,4 +1,5 @@
-"""The evaluation report: per-row summary, the issue's targets, markdown / JSON / pictures."""
+"""The evaluation report: per-row summary, the issue's targets (:mod:`foley.evaluation.targets`),
+sync shaping on against off, markdown / JSON / pictures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from foley.evaluation.rows import ROWS
+from foley.evaluation.rows import legend
+from foley.evaluation.targets import (
+    EVENT_WINDOWS,
+    _mean,
+    shaping_comparison,
+    shaping_lines,
+    targets,
+)
 from foley.metrics.fd import frechet_distance
 
 # (key, column title, format) of the markdown table
@@ -21,8 +29,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("kl_soundnet", "KL SoundNet", "{:.3f}"),
     ("onset_f1", "onset F1", "{:.3f}"),
     ("ambient_db", "ambient dBFS", "{:.1f}"),
-    ("ambient_gap_db", "gap to action GT dB", "{:+.1f}"),
     ("ambient_db_loud", "ambient dBFS (loud scenes)", "{:.1f}"),
+    ("between_events_db_loud", "between events dBFS (loud scenes)", "{:.1f}"),
+    ("action_gap_db", "at events vs action GT dB", "{:+.1f}"),
     ("av_sim", "AV-sim", "{:.3f}"),
     ("at_sim", "AT-sim", "{:.3f}"),
     ("avs_j", "AVS J", "{:.3f}"),
@@ -34,6 +43,9 @@ _MEANS = (
     "onset_recall",
     "ambient_db",
     "ambient_gap_db",
+    "between_events_db",
+    "at_events_db",
+    "action_gap_db",
     "av_sim",
     "at_sim",
     "avs_j",
@@ -55,12 +67,6 @@ def table_lines(rows: dict[str, dict], columns: tuple[tuple[str, str, str], ...]
             cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "n/a")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
-
-
-def _mean(values) -> float:
-    x = np.asarray([v for v in values if v is not None], np.float64)
-    x = x[np.isfinite(x)]
-    return float(x.mean()) if x.size else math.nan
 
 
 def _clean(obj):
@@ -85,7 +91,8 @@ class EvalReport:
     rows: row name -> summary (FD over the split, means over clips); targets: the issue's targets
     with the measured figure and whether it is met (None when it cannot be measured);
     per_clip: one dict per clip with every row's metrics; examples: soundtracks of the first
-    clips, for the spectrogram grid (not written to JSON).
+    clips, for the spectrogram grid (not written to JSON); shaping: sync shaping on against
+    off (:func:`shaping_comparison`), None when the run had no unshaped rows.
     """
 
     settings: dict
@@ -93,14 +100,16 @@ class EvalReport:
     targets: list[dict]
     per_clip: list[dict]
     examples: list[dict] = field(default_factory=list, repr=False)
+    shaping: dict | None = None
 
     def to_dict(self) -> dict:
         return _clean(
             {
                 "settings": self.settings,
                 "rows": self.rows,
-                "legend": {r: ROWS[r] for r in self.rows},
+                "legend": {r: legend(r) for r in self.rows},
                 "targets": self.targets,
+                **({"shaping": self.shaping} if self.shaping else {}),
             }
         )
 
@@ -118,8 +127,13 @@ class EvalReport:
             for t in self.targets:
                 m = t["measured"]
                 measured = f"{m:.3g}" if m is not None and math.isfinite(m) else "n/a"
+                if "clips" in t:
+                    measured += f" ({t['clips_met']}/{t['clips']} clips)"
                 met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
                 lines.append(f"| {t['target']} | {t['row']} | {measured} | {met} |")
+            lines += ["", EVENT_WINDOWS]
+        if self.shaping:
+            lines += ["", *shaping_lines(self.shaping)]
         return "\n".join(lines) + "\n"
 
     def save(self, out_dir: str | os.PathLike, sample_rate: int = 16_000) -> dict[str, Path]:
@@ -180,89 +194,14 @@ def summarise(
             )
         for key in _MEANS:
             summary[key] = _mean(c["rows"][name].get(key) for c in per_clip)
-        summary["ambient_db_loud"] = _mean(
-            c["rows"][name]["ambient_db"] for c, is_loud in zip(per_clip, loud) if is_loud
-        )
+        for key in ("ambient_db", "between_events_db"):
+            summary[f"{key}_loud"] = _mean(
+                c["rows"][name].get(key) for c, is_loud in zip(per_clip, loud) if is_loud
+            )
         rows[name] = summary
     settings = {**settings, "loud_clips": int(sum(loud))}
-    return EvalReport(settings, rows, targets(rows, per_clip), per_clip, examples)
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if math.isfinite(a) and math.isfinite(b) and b != 0 else math.nan
-
-
-def _target(text: str, row: str, measured: float, ok, judged: bool = True) -> dict:
-    met = bool(ok(measured)) if math.isfinite(measured) and judged else None
-    return {"target": text, "row": row, "measured": measured, "met": met}
-
-
-def targets(rows: dict[str, dict[str, float]], per_clip: list[dict]) -> list[dict]:
-    """The issue's targets on the model rows, each with its measured figure."""
-    out = []
-    gt = rows["gt_mix"]
-    # an AVS judge that draws the same masks for the true audio as for silence cannot tell
-    # soundtracks apart: its ratio is reported, not judged
-    avs_judges = "silence" not in rows or gt["avs_j"] > rows["silence"]["avs_j"] + 1e-6
-    # each mode's own ground truth: the mix for ambient-joint, the action-only track for
-    # action-focused (onsets are harder to detect under a loud ambience)
-    onset_refs = {"model_ambient_joint": "gt_mix", "model_action_focused": "gt_action"}
-    for row, ref in onset_refs.items():
-        if row not in rows:
-            continue
-        r = rows[row]
-        ref_f1 = rows[ref]["onset_f1"] if ref in rows else math.nan
-        out.append(
-            _target(
-                f"onset F1 >= 0.9x {ref}'s (ratio)",
-                row,
-                _ratio(r["onset_f1"], ref_f1),
-                lambda x: x >= 0.9,
-            )
-        )
-        if "retrieval" in rows:
-            out.append(
-                _target(
-                    "FD mel <= 0.3x retrieval-only's (ratio)",
-                    row,
-                    _ratio(r["fd_mel"], rows["retrieval"]["fd_mel"]),
-                    lambda x: x <= 0.3,
-                )
-            )
-        out.append(
-            _target(
-                "AVS alignment J >= 0.9x ground-truth audio's (ratio)",
-                row,
-                _ratio(r["avs_j"], gt["avs_j"]),
-                lambda x: x >= 0.9,
-                judged=avs_judges,
-            )
-        )
-    if "model_action_focused" in rows:
-        af = "model_action_focused"
-        out.append(
-            _target(
-                "ambient level within 3 dB of action-only GT (mean gap, dB)",
-                af,
-                rows[af]["ambient_gap_db"],
-                lambda x: abs(x) <= 3.0,
-            )
-        )
-        if "model_ambient_joint" in rows:
-            drops = [
-                c["rows"]["model_ambient_joint"]["ambient_db"] - c["rows"][af]["ambient_db"]
-                for c in per_clip
-                if c["loud_scene"]
-            ]
-            out.append(
-                _target(
-                    ">= 15 dB below ambient-joint in loud scenes (mean drop, dB)",
-                    af,
-                    _mean(drops),
-                    lambda x: x >= 15.0,
-                )
-            )
-    return out
+    shaping = shaping_comparison(rows, settings.get("sync_shaping", math.nan))
+    return EvalReport(settings, rows, targets(rows, per_clip), per_clip, examples, shaping)
 
 
 def _skipped(settings: dict) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from foley.config import AVConfig
+from foley.evaluation.events import event_levels
 from foley.metrics.audio import ambient_level_db
 from foley.metrics.fd import mel_stats_embedding
 from foley.metrics.onsets import detect_onsets, match_onsets
@@ -34,6 +35,21 @@ MODEL_ROWS: dict[str, str] = {
     "action_focused": "model_action_focused",
 }
 RETRIEVAL_MODES = ("ambient_joint", "action_focused")
+#: a model row's twin before sync shaping (same denoised audio), when the pipeline shapes
+UNSHAPED_SUFFIX = "_unshaped"
+
+
+def unshaped(row: str) -> str:
+    """``model_ambient_joint`` -> ``model_ambient_joint_unshaped``."""
+    return row + UNSHAPED_SUFFIX
+
+
+def legend(row: str) -> str:
+    """What a row is (:data:`ROWS`; an unshaped twin says so)."""
+    if row.endswith(UNSHAPED_SUFFIX):
+        return ROWS[row.removesuffix(UNSHAPED_SUFFIX)] + ", sync shaping off (same denoising)"
+    return ROWS[row]
+
 
 # FoleyWorld draws ambient beds at -40..-20 dBFS and near-silent rooms at -72..-62 dBFS: a scene
 # is "loud" when its ground-truth ambient track is at least this level (RMS, dBFS).
@@ -45,7 +61,8 @@ class ClipTruth:
     """What a clip's rows are scored against.
 
     frames (T, 3, S, S) float in [0, 1]; masks (T, S, S) bool; onsets (seconds) of the audible
-    ground-truth events (visible and off-screen); ambient_db: RMS dBFS of the ambient track.
+    ground-truth events (visible and off-screen) and spans (E, 2): their (onset, offset)
+    seconds; ambient_db: RMS dBFS of the ambient track.
     """
 
     clip_id: str
@@ -57,6 +74,11 @@ class ClipTruth:
     masks: torch.Tensor
     onsets: np.ndarray
     ambient_db: float
+    spans: np.ndarray | None = None  # None: each event ends at its onset
+
+    def __post_init__(self) -> None:
+        if self.spans is None:
+            self.spans = np.repeat(np.asarray(self.onsets, np.float64).reshape(-1, 1), 2, axis=1)
 
     @property
     def loud(self) -> bool:
@@ -116,11 +138,14 @@ class Scorers:
         cfg = self.cfg
         names = list(waves)
         batch = np.stack([np.asarray(waves[r], np.float32).reshape(-1) for r in names])
-        action_level = float(ambient_level_db(truth.action, cfg.sample_rate))
+        sr = cfg.sample_rate
+        action_level = float(ambient_level_db(truth.action, sr))
+        action_at_events = event_levels(truth.action, truth.spans, sr)[1]
         metrics: dict[str, dict[str, float]] = {}
         for name, wave in zip(names, batch):
             on = match_onsets(detect_onsets(wave, cfg), truth.onsets)
-            level = float(ambient_level_db(wave, cfg.sample_rate))
+            level = float(ambient_level_db(wave, sr))
+            between, at_events = event_levels(wave, truth.spans, sr)
             metrics[name] = {
                 "onset_f1": on.f1,
                 "onset_precision": on.precision,
@@ -128,6 +153,9 @@ class Scorers:
                 "onsets_detected": on.num_detected,
                 "ambient_db": level,
                 "ambient_gap_db": level - action_level,
+                "between_events_db": between,
+                "at_events_db": at_events,
+                "action_gap_db": at_events - action_at_events,
                 "av_sim": math.nan,
                 "at_sim": math.nan,
                 "avs_j": math.nan,

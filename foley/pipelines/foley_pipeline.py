@@ -78,6 +78,8 @@ class FoleyPipelineOutput(BaseOutput):
     heatmaps, heatmap_scores: with ``return_heatmaps=True``, per video DenseAV's "where the
         sound comes from" heatmaps (T, S, S) float32 in [0, 1] and its alignment score against
         the same audio shuffled in time (:func:`foley.analysis.sound_heatmaps`).
+    unshaped_audios: with ``return_unshaped=True``, per video the same decoded audio before
+        sync shaping (``audios`` itself when shaping is off): one denoising gives both.
     """
 
     audios: list[np.ndarray]
@@ -92,6 +94,7 @@ class FoleyPipelineOutput(BaseOutput):
     alignment_scores: list[float] | None = None
     heatmaps: list[np.ndarray] | None = None
     heatmap_scores: list[float] | None = None
+    unshaped_audios: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -388,6 +391,7 @@ class FoleyPipeline(DiffusionPipeline):
         return_heatmaps: bool = False,
         solver: str | None = None,
         shift: float | None = None,
+        return_unshaped: bool = False,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -423,6 +427,8 @@ class FoleyPipeline(DiffusionPipeline):
                 :mod:`foley.pipelines.solvers`) and the schedule's time shift; None: the
                 pipeline's own scheduler as saved (Heun makes about two denoiser calls per
                 step, the others one).
+            return_unshaped: also return the audio before sync shaping (``unshaped_audios``),
+                from the same denoised latents.
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -493,6 +499,7 @@ class FoleyPipeline(DiffusionPipeline):
         cond_latents = self._encode_conditions([c[0] for c in cond], device)
 
         waves: list[np.ndarray] = []
+        raw_waves: list[np.ndarray] = []  # before shaping (return_unshaped)
         nfe = model_evaluations(scheduler, num_inference_steps)
         steps_total = nfe * int(np.ceil(len(jobs) / max_batch_windows))
         with self.progress_bar(total=steps_total) as bar:
@@ -529,6 +536,8 @@ class FoleyPipeline(DiffusionPipeline):
                         f"the model produced NaN or infinite audio (guidance {guidance_scale:g}, "
                         f"{num_inference_steps} steps): lower the guidance scale"
                     )
+                if return_unshaped:
+                    raw_waves.extend(audio)
                 if sync_shaping > 0:
                     audio = np.stack(
                         [
@@ -538,13 +547,15 @@ class FoleyPipeline(DiffusionPipeline):
                     )
                 waves.extend(audio)
 
-        audios, window_latents, k = [], [], 0
+        audios, window_latents, unshaped, k = [], [], [], 0
         for plan in plans:
             n = len(plan.start_frames)
             if output_type == "latent":
                 window_latents.append(torch.stack(waves[k : k + n]))
             else:
                 audios.append(stitch(np.stack(waves[k : k + n]), plan, crossfade))
+            if raw_waves:
+                unshaped.append(stitch(np.stack(raw_waves[k : k + n]), plan, crossfade))
             k += n
         masks, scores = None, None
         if return_masks:
@@ -570,6 +581,7 @@ class FoleyPipeline(DiffusionPipeline):
             alignment_scores=scores,
             heatmaps=[h[0] for h in heat] if heat is not None else None,
             heatmap_scores=[h[1] for h in heat] if heat is not None else None,
+            unshaped_audios=unshaped if raw_waves else None,
         )
         self.maybe_free_model_hooks()
         return out if return_dict else out.to_tuple()
