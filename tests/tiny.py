@@ -37,7 +37,7 @@ DENSEAV_TINY = dict(dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 
 
 
 def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0, video_dim: int = 12) -> FoleyDenoiser:
-    """A 2-layer denoiser (latent 8, video ``video_dim``) whose output depends on video and condition.
+    """A 2-layer denoiser (latent 8, video ``video_dim``) that depends on video and condition.
 
     The zero-initialised modulation and output layers (identity at init, as in DiT) are given
     small random weights, so that an untrained model still responds to its inputs.
@@ -104,7 +104,8 @@ def tiny_pipeline(
     at CPU size, seeded (``torch.manual_seed(seed)`` first), progress bars off.
 
     video_encoder: default a VideoEncoder (dim 12); pass a SyncModel (with ``curve_dim=2``) for
-    a sync pipeline; the denoiser's ``video_dim`` follows the encoder's ``dim``. mc3: True for a tiny random MC3Model, or a model. index, sync, avs: passed
+    a sync pipeline; the denoiser's ``video_dim`` follows the encoder's ``dim``. mc3: True for
+    a tiny random MC3Model, or a model. index, sync, avs: passed
     through as components.
     """
     from diffusers import FlowMatchEulerDiscreteScheduler
