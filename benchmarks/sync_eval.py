@@ -1,6 +1,6 @@
 """Do video features know *when* a clip sounds? Onset F1 against FoleyWorld's ground truth.
 
-    python benchmarks/sync_eval.py FEAT --sync RUNS/sync/model [--probe FEAT_MC3 ...]
+    python benchmarks/sync_eval.py FEAT --sync RUNS/sync/model [--probe FEAT_MC3 ...] [--hold N]
 
 * ``--sync``: a trained :class:`~foley.models.sync.SyncModel`: peaks of its onset curve on the
   validation clips of ``FEAT`` (threshold 0.5), matched to the ground-truth event onsets
@@ -9,7 +9,10 @@
   MC3's video tower): a small temporal-conv probe (the SyncModel's head) is trained on the train
   split's features to predict the same onset targets, for ``--probe-epochs`` epochs, and scored
   the same way. A probe near the ``audio-detected`` row knows the timing; near ``no onsets``
-  it does not.
+  it does not. A folder written with the ``sync+efficientnet`` encoder
+  (:class:`~foley.models.pretrained_video.PretrainedVideoEncoder`) is probed three times: on the
+  sync encoder's columns, on EfficientNet-Lite0's and on both; ``--hold N`` adds EfficientNet's
+  (and both) with its features computed every N-th frame and held between (``frame_stride``).
 
 Reference rows from the same clips: onsets detected in the true audio (``detect_onsets``, the
 training target) and a detector that finds nothing.
@@ -40,8 +43,20 @@ def f1(pred: list[np.ndarray], ref: list[np.ndarray]) -> float:
     return float(np.mean([match_onsets(p, r).f1 for p, r in zip(pred, ref)]))
 
 
-def probe(root: Path, cfg, epochs: int, seed: int = 0) -> list[np.ndarray]:
-    """Train the head on frozen features of ``root/train``; onsets found on ``root/val``."""
+def probe(
+    root: Path,
+    cfg,
+    epochs: int,
+    seed: int = 0,
+    columns: slice = slice(None),
+    hold: int = 1,
+    held: slice = slice(0, 0),
+) -> list[np.ndarray]:
+    """Train the head on frozen features of ``root/train``; onsets found on ``root/val``.
+
+    columns: the feature columns probed; hold, held: the columns ``held`` (of all) are computed
+    every ``hold``-th frame and held between, as ``PretrainedVideoEncoder(frame_stride=hold)``.
+    """
     from foley.models.denoiser import resample_to_latent_rate
     from foley.models.sync import curve_onsets, sync_loss
     from training.features import SplitFeatures
@@ -50,8 +65,11 @@ def probe(root: Path, cfg, epochs: int, seed: int = 0) -> list[np.ndarray]:
     torch.manual_seed(seed)
     train, val = SplitFeatures(root, "train"), SplitFeatures(root, "val")
     y_train = torch.from_numpy(split_targets(train, cfg)[0])
-    x_train = torch.from_numpy(np.asarray(train.video_feats, np.float32))
-    x_val = torch.from_numpy(np.asarray(val.video_feats, np.float32))
+    x_train, x_val = (
+        torch.from_numpy(held_features(np.asarray(s.video_feats, np.float32), hold, held)[
+            ..., columns])
+        for s in (train, val)
+    )  # fmt: skip
     dim, lat = x_train.shape[-1], cfg.latents_per_clip
     head = torch.nn.Sequential(
         torch.nn.Conv1d(dim, 64, 5, padding=2),
@@ -75,6 +93,38 @@ def probe(root: Path, cfg, epochs: int, seed: int = 0) -> list[np.ndarray]:
     with torch.no_grad():
         curves = torch.sigmoid(forward(x_val)[..., 0]).numpy()
     return [curve_onsets(c, cfg) for c in curves]
+
+
+def held_features(x: np.ndarray, hold: int, held: slice) -> np.ndarray:
+    """``(n, T, dim)`` with the columns ``held`` taken every ``hold``-th frame and repeated."""
+    if hold > 1:
+        x = x.copy()
+        idx = (np.arange(x.shape[1]) // hold) * hold
+        x[:, :, held] = x[:, idx, held]
+    return x
+
+
+def probe_sets(root: Path, hold: int) -> list[tuple[str, dict]]:
+    """(name, probe kwargs) per feature set of a features folder."""
+    meta = json.loads((root / "features.json").read_text())
+    kind = meta.get("video_encoder_kind") or "frozen"
+    if kind != "sync+efficientnet":
+        return [(f"{kind} features", {})]
+    config = json.loads((root / meta["video_encoder"] / "config.json").read_text())
+    d = int(config["sync_config"]["dim"])
+    sets = [
+        ("sync CNN features", {"columns": slice(0, d)}),
+        ("EfficientNet-Lite0 features", {"columns": slice(d, None)}),
+        ("sync + EfficientNet-Lite0 features", {}),
+    ]
+    if hold > 1:
+        sets += [
+            (f"EfficientNet-Lite0 every {hold} frames", {"columns": slice(d, None)}),
+            (f"sync + EfficientNet-Lite0 every {hold} frames", {}),
+        ]
+        for _, kw in sets[-2:]:
+            kw.update(hold=hold, held=slice(d, None))
+    return sets
 
 
 @torch.no_grad()
@@ -102,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", help="SyncModel folder")
     parser.add_argument("--probe", nargs="*", default=[], help="features folders to probe")
     parser.add_argument("--probe-epochs", type=int, default=15)
+    parser.add_argument(
+        "--hold", type=int, default=1, help="also probe EfficientNet computed every N frames"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -117,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sync:
         rows.append((f"SyncModel {args.sync}", f1(sync_model_onsets(args.sync, root, cfg), ref)))
     for other in args.probe:
-        kind = json.loads((Path(other) / "features.json").read_text()).get("video_encoder_kind")
-        name = f"probe on {other} ({kind or 'frozen'} features, {args.probe_epochs} epochs)"
-        rows.append((name, f1(probe(Path(other), cfg, args.probe_epochs), ref)))
+        for kind, kwargs in probe_sets(Path(other), args.hold):
+            name = f"probe on {other} ({kind}, {args.probe_epochs} epochs)"
+            rows.append((name, f1(probe(Path(other), cfg, args.probe_epochs, **kwargs), ref)))
     print(f"{len(ref)} validation clips of {root}, onset F1 vs ground truth (+-50 ms)")
     print("| detector | onset F1 |\n| --- | ---: |")
     for name, value in rows:

@@ -24,6 +24,7 @@ _EXPORTS = {
     "MC3Model": "foley.models.mc3",
     "AVSModel": "foley.models.avs",
     "SyncModel": "foley.models.sync",
+    "PretrainedVideoEncoder": "foley.models.pretrained_video",
     "DenseAVModel": "foley.models.denseav",
     "FoleyPipeline": "foley.pipelines.foley_pipeline",
     "ClipRetriever": "foley.retrieval",

@@ -36,15 +36,15 @@ AVS_TINY = dict(
 DENSEAV_TINY = dict(dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 16), input_size=32)
 
 
-def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0) -> FoleyDenoiser:
-    """A 2-layer denoiser (latent 8, video 12) whose output depends on video and condition.
+def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0, video_dim: int = 12) -> FoleyDenoiser:
+    """A 2-layer denoiser (latent 8, video ``video_dim``) that depends on video and condition.
 
     The zero-initialised modulation and output layers (identity at init, as in DiT) are given
     small random weights, so that an untrained model still responds to its inputs.
     """
     denoiser = FoleyDenoiser(
         latent_dim=8,
-        video_dim=12,
+        video_dim=video_dim,
         hidden_dim=16,
         num_layers=2,
         num_heads=4,
@@ -104,13 +104,15 @@ def tiny_pipeline(
     at CPU size, seeded (``torch.manual_seed(seed)`` first), progress bars off.
 
     video_encoder: default a VideoEncoder (dim 12); pass a SyncModel (with ``curve_dim=2``) for
-    a sync pipeline. mc3: True for a tiny random MC3Model, or a model. index, sync, avs: passed
+    a sync pipeline; the denoiser's ``video_dim`` follows the encoder's ``dim``. mc3: True for
+    a tiny random MC3Model, or a model. index, sync, avs: passed
     through as components.
     """
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     torch.manual_seed(seed)
-    denoiser = tiny_denoiser(cfg, curve_dim=curve_dim)
+    video_dim = 12 if video_encoder is None else int(video_encoder.config.dim)
+    denoiser = tiny_denoiser(cfg, curve_dim=curve_dim, video_dim=video_dim)
     codec = tiny_codec(cfg, seed, codec_stats, codec_gain)
     if video_encoder is None:
         video_encoder = VideoEncoder(dim=12, channels=(4, 8))

@@ -5,8 +5,10 @@ Training then reads arrays, never decodes mp4 in the loop (MMAudio's practice). 
     FEAT/<split>/latents.npy   (num_clips, latents_per_clip, latent_dim) float16, unit scale
     FEAT/<split>/frames.npy    (num_clips, frames_per_clip, S, S, 3) uint8 at cfg.fps
     FEAT/<split>/video_feats.npy  (num_clips, frames_per_clip, dim) float16, only with a frozen
-                               video encoder (``--video-encoder``: a VideoEncoder or MC3 folder,
-                               copied to FEAT/video_encoder so training and export use it)
+                               video encoder (``--video-encoder``: a VideoEncoder, MC3 or
+                               PretrainedVideoEncoder folder, or ``--efficientnet``: frozen
+                               EfficientNet-Lite0; copied to FEAT/video_encoder so training and
+                               export use it)
     FEAT/<split>/sync_curves.npy  (num_clips, latents_per_clip, 2) float16, added by
                                ``foley train sync`` (with its video_feats.npy)
     FEAT/<split>/manifest.json the :mod:`training.store` manifest: invalidation key (data, split,
@@ -162,16 +164,18 @@ def extract(
     splits: list[str],
     cfg: AVConfig = DEFAULT_CONFIG,
     video_encoder_dir: str | os.PathLike | None = None,
+    video_encoder=None,
     **kwargs,
 ) -> Path:
     """Extract several splits with the codec saved at ``codec_dir`` (and, if given, per-frame
-    features of a frozen video encoder)."""
+    features of a frozen video encoder: a saved one's folder, ``video_encoder_dir``, or a model,
+    ``video_encoder``, such as :class:`~foley.models.pretrained_video.PretrainedVideoEncoder`)."""
     from foley.models.codec import FoleyCodec
 
     codec = FoleyCodec.from_pretrained(codec_dir)
     out = Path(out_root)
     out.mkdir(parents=True, exist_ok=True)
-    encoder = load_video_encoder(video_encoder_dir) if video_encoder_dir else None
+    encoder = load_video_encoder(video_encoder_dir) if video_encoder_dir else video_encoder
     if encoder is not None:
         encoder.save_pretrained(out / "video_encoder")
     for split in splits:
@@ -183,15 +187,17 @@ def extract(
         "splits": splits,
         "data_root": str(Path(data_root).resolve()),
         "video_encoder": "video_encoder" if encoder is not None else None,
+        "video_encoder_kind": getattr(getattr(encoder, "config", None), "kind", None),
     }
     (out / FEATURES_JSON).write_text(json.dumps(meta, indent=2))
     return out
 
 
 def load_video_encoder(path: str | os.PathLike):
-    """A VideoEncoder or SyncModel folder, or an MC3 folder (its video tower's per-frame
-    encoder)."""
+    """A VideoEncoder, SyncModel or PretrainedVideoEncoder folder, or an MC3 folder (its video
+    tower's per-frame encoder)."""
     from foley.models.mc3 import MC3Model
+    from foley.models.pretrained_video import PretrainedVideoEncoder
     from foley.models.sync import SyncModel
     from foley.models.video_encoder import VideoEncoder
 
@@ -200,7 +206,21 @@ def load_video_encoder(path: str | os.PathLike):
         return MC3Model.from_pretrained(path).video_encoder
     if config.get("_class_name") == "SyncModel":
         return SyncModel.from_pretrained(path)
+    if config.get("_class_name") == "PretrainedVideoEncoder":
+        return PretrainedVideoEncoder.from_pretrained(path)
     return VideoEncoder.from_pretrained(path)
+
+
+def efficientnet_encoder(sync_dir: str | os.PathLike | None = None):
+    """The frozen EfficientNet-Lite0 video encoder, alone or (``sync_dir``: a trained SyncModel
+    folder) as ``sync+efficientnet``."""
+    from foley.models.pretrained_video import PretrainedVideoEncoder
+
+    if sync_dir is None:
+        return PretrainedVideoEncoder(kind="efficientnet")
+    from foley.models.sync import SyncModel
+
+    return PretrainedVideoEncoder.from_sync(SyncModel.from_pretrained(sync_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,13 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--video-encoder", help="frozen VideoEncoder or MC3 folder: also store its features"
     )
+    parser.add_argument(
+        "--efficientnet",
+        action="store_true",
+        help="store frozen EfficientNet-Lite0 features per frame (PretrainedVideoEncoder)",
+    )
     args = parser.parse_args(argv)
+    if args.efficientnet and args.video_encoder:
+        raise SystemExit("features: give --video-encoder or --efficientnet, not both")
     extract(
         args.data,
         args.out,
         args.codec,
         args.splits,
         video_encoder_dir=args.video_encoder,
+        video_encoder=efficientnet_encoder() if args.efficientnet else None,
         batch_size=args.batch_size,
         limit=args.limit,
         device=args.device,

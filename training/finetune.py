@@ -76,12 +76,15 @@ def finetune_features(
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("video_encoder"):
         return feat_root  # extracted by an earlier run
     encoder = load_video_encoder(init / "video_encoder")
-    sync = isinstance(encoder, SyncModel)
+    # encoders with sync curves (a SyncModel, a sync+efficientnet PretrainedVideoEncoder) write
+    # their features and curves after extraction
+    sync = isinstance(encoder, SyncModel) or getattr(encoder, "sync", None) is not None
     cfg = AVConfig(**json.loads((init / "model_index.json").read_text())["av_config"])
     extract(data_p, feat_root, init / "codec", splits, cfg, device=device,
             video_encoder_dir=None if sync else init / "video_encoder")  # fmt: skip
     if sync:
-        write_features(encoder, feat_root, splits, device)
+        kind = getattr(encoder.config, "kind", "sync")
+        write_features(encoder, feat_root, splits, device, kind=kind)
     return feat_root
 
 

@@ -26,7 +26,10 @@ shaping. Trained long enough (24,000 steps), that denoiser places contacts by it
 shipped model, docs/BENCHMARKS.md). At the ``small`` preset's 4000 steps it was further from
 the data than one on MC3's video tower (FD mel 393 vs 187) and placed none, so ``small``
 defaults to ``--denoiser-video mc3``: MC3 features for the denoiser, the sync encoder shipped
-beside it (``sync/``) for the shaping.
+beside it (``sync/``) for the shaping. ``--denoiser-video efficientnet`` feeds the denoiser
+frozen ImageNet EfficientNet-Lite0 features per frame (features that may transfer to real video;
+the sync encoder ships beside them, as with mc3) and ``sync+efficientnet`` both encoders' side by
+side, with the sync curves (:mod:`foley.models.pretrained_video`).
 """
 
 from __future__ import annotations
@@ -58,7 +61,10 @@ TRAINERS = {
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "foley" / "assets" / "default"
 SHIP_LIMIT_MB = 40.0
-DENOISER_VIDEO = ("mc3", "sync")
+DENOISER_VIDEO = ("mc3", "sync", "efficientnet", "sync+efficientnet")
+# the choices whose pipeline ships the sync encoder beside the denoiser's video encoder (``sync/``,
+# for sync shaping); with the others the video encoder itself carries the sync encoder
+SYNC_BESIDE = ("mc3", "efficientnet")
 
 
 @dataclass(frozen=True)
@@ -199,9 +205,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--denoiser-video",
         choices=DENOISER_VIDEO,
         default=None,
-        help="the denoiser's frozen video features: MC3's video tower (the sync encoder ships "
-        "beside it for sync shaping) or the sync encoder's features and curves (default: sync "
-        "for the base preset, mc3 otherwise)",
+        help="the denoiser's frozen video features: MC3's video tower or frozen ImageNet "
+        "EfficientNet-Lite0 (efficientnet; for both the sync encoder ships beside them for sync "
+        "shaping), the sync encoder's features and curves (sync), or the sync encoder's and "
+        "EfficientNet's features side by side with the sync curves (sync+efficientnet) "
+        "(default: sync for the base preset, mc3 otherwise)",
     )
 
 
@@ -270,7 +278,7 @@ class Recipe:
         return TRAINERS[component].run(config)
 
     def features(self) -> int:
-        from training.features import extract
+        from training.features import efficientnet_encoder, extract
 
         extract(
             self.data,
@@ -278,7 +286,22 @@ class Recipe:
             self.out / "codec" / "model",
             ["train", "val"],
             video_encoder_dir=self.out / "mc3" / "model" if self.video == "mc3" else None,
+            video_encoder=efficientnet_encoder() if self.video == "efficientnet" else None,
         )
+        return 0
+
+    def combined_features(self) -> int:
+        """sync+efficientnet: the trained sync encoder beside EfficientNet becomes the
+        features' video encoder (its features and curves written for the denoiser)."""
+        import torch
+
+        from training.features import efficientnet_encoder
+        from training.train_sync import write_features
+
+        encoder = efficientnet_encoder(self.out / "sync" / "model")
+        cpu = bool(getattr(self.args, "cpu", False))
+        device = "cuda" if torch.cuda.is_available() and not cpu else "cpu"
+        write_features(encoder, self.out / "features", ["train", "val"], device, kind=self.video)
         return 0
 
     def assemble(self) -> int:
@@ -291,7 +314,7 @@ class Recipe:
             shutil.rmtree(self.pipeline)
         pipe = FoleyPipeline.from_pretrained(self.out / "denoiser" / "model")
         extra = {"avs": AVSModel.from_pretrained(self.out / "avs" / "model").eval()}
-        if self.video == "mc3":  # else the sync encoder is the pipeline's video_encoder
+        if self.video in SYNC_BESIDE:  # else the video_encoder holds the sync encoder
             extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
         extra["retriever"] = pack_index(
             self.index_data,
@@ -335,13 +358,15 @@ class Recipe:
         # the sync encoder: trained on the features' frames, it writes their video features
         # (with --denoiser-video sync it writes the features' video features and curves)
         feats = str(out / "features")
-        keep = self.video == "mc3"
+        keep = self.video != "sync"
         self.stage(
             "sync",
             lambda: self.train(
                 "sync", features=feats, out=str(out / "sync"), no_write_features=keep
             ),
         )
+        if self.video == "sync+efficientnet":
+            self.stage("video_features", self.combined_features)
         self.stage(
             "denoiser",
             lambda: self.train(

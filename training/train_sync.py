@@ -87,10 +87,13 @@ def evaluate(
 
 
 @torch.no_grad()
-def write_features(model, feat_root: Path, splits: list[str], device, batch: int = 16) -> None:
-    """Per-frame features and sync curves of ``model`` (a SyncModel) for every split ->
+def write_features(
+    model, feat_root: Path, splits: list[str], device, batch: int = 16, kind: str = "sync"
+) -> None:
+    """Per-frame features and sync curves of ``model`` (a SyncModel, or anything with its
+    ``encode``: a ``sync+efficientnet`` PretrainedVideoEncoder) for every split ->
     ``video_feats.npy`` (n, T, dim) and ``sync_curves.npy`` (n, L, 2); the model becomes the
-    features folder's frozen video encoder."""
+    features folder's frozen video encoder (``kind``: its name in features.json)."""
     model = model.to(device).eval()
     for split in splits:
         feats = SplitFeatures(feat_root, split)
@@ -115,7 +118,7 @@ def write_features(model, feat_root: Path, splits: list[str], device, batch: int
     meta_path = feat_root / FEATURES_JSON
     meta = json.loads(meta_path.read_text())
     meta["video_encoder"] = "video_encoder"
-    meta["video_encoder_kind"] = "sync"
+    meta["video_encoder_kind"] = kind
     meta_path.write_text(json.dumps(meta, indent=2))
 
 

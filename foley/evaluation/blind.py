@@ -97,7 +97,9 @@ def sync_f1(pipeline, frames: torch.Tensor, wave: np.ndarray) -> float:
     from foley.models.sync import SyncModel, curve_onsets
 
     cfg = pipeline.av_config
-    sync = pipeline.video_encoder if isinstance(pipeline.video_encoder, SyncModel) else None
+    encoder = pipeline.video_encoder
+    # a SyncModel video encoder, the sync part of a sync+efficientnet one, or sync/ beside it
+    sync = encoder if isinstance(encoder, SyncModel) else getattr(encoder, "sync", None)
     sync = sync or getattr(pipeline, "sync", None)
     if sync is None:
         return math.nan

@@ -3,9 +3,10 @@
 Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
 
 * ``codec`` (:class:`~foley.models.codec.FoleyCodec`): audio <-> latents at 50 frames/s;
-* ``video_encoder`` (:class:`~foley.models.video_encoder.VideoEncoder`, or the sync encoder
-  :class:`~foley.models.sync.SyncModel`, whose onset/loudness curves also feed the denoiser):
-  per-frame features;
+* ``video_encoder`` (:class:`~foley.models.video_encoder.VideoEncoder`, the sync encoder
+  :class:`~foley.models.sync.SyncModel`, whose onset/loudness curves also feed the denoiser,
+  or :class:`~foley.models.pretrained_video.PretrainedVideoEncoder`: frozen EfficientNet-Lite0
+  features, alone or beside the sync encoder's): per-frame features;
 * ``denoiser`` (:class:`~foley.models.denoiser.FoleyDenoiser`);
 * ``scheduler``: any diffusers scheduler the denoiser was trained for (flow matching, DDIM...);
 * ``retriever`` (optional, :class:`~foley.retrieval.ClipRetriever`: MC3, the index and its
@@ -43,6 +44,7 @@ from foley.models.avs import AVSModel
 from foley.models.codec import FoleyCodec
 from foley.models.denoiser import FoleyDenoiser
 from foley.models.denseav import DenseAVModel
+from foley.models.pretrained_video import PretrainedVideoEncoder
 from foley.models.sync import SyncModel
 from foley.models.video_encoder import VideoEncoder
 from foley.pipelines.shaping import MAX_SHAPING, shape_to_curves, shaping_settings
@@ -113,7 +115,7 @@ class FoleyPipeline(DiffusionPipeline):
     def __init__(
         self,
         codec: FoleyCodec,
-        video_encoder: VideoEncoder | SyncModel,
+        video_encoder: VideoEncoder | SyncModel | PretrainedVideoEncoder,
         denoiser: FoleyDenoiser,
         scheduler: SchedulerMixin,
         retriever: ClipRetriever | None = None,
@@ -721,7 +723,7 @@ class FoleyPipeline(DiffusionPipeline):
         encoder is a sync encoder, or ``with_curves`` and the pipeline has a ``sync`` model, the
         sync curves (n, L, 2) (else None)."""
 
-        if isinstance(self.video_encoder, SyncModel):
+        if isinstance(self.video_encoder, SyncModel) or self._encoder_has_sync:
             return self.video_encoder.encode(frames, num_latents)
         if self.denoiser.config.curve_dim:
             raise ModelMismatchError(
@@ -737,7 +739,17 @@ class FoleyPipeline(DiffusionPipeline):
     def has_sync_curves(self) -> bool:
         """Whether the pipeline predicts onset/level curves: its video encoder is a SyncModel,
         or it has a ``sync`` model."""
-        return isinstance(self.video_encoder, SyncModel) or self.sync is not None
+        return (
+            isinstance(self.video_encoder, SyncModel)
+            or self._encoder_has_sync
+            or self.sync is not None
+        )
+
+    @property
+    def _encoder_has_sync(self) -> bool:
+        """Whether the video encoder is a PretrainedVideoEncoder with a sync part."""
+        encoder = self.video_encoder
+        return isinstance(encoder, PretrainedVideoEncoder) and encoder.sync is not None
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
         """The shaping factor a call with ``sync_shaping`` uses (None: 1 with a sync model, else
