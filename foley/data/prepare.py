@@ -166,12 +166,12 @@ def clip_windows(duration: float, clip_seconds: float, hop_seconds: float) -> li
 
 def _decode(path: Path, settings: PrepareSettings) -> tuple[np.ndarray | None, np.ndarray, str]:
     """(frames (T, S, S, 3) uint8 or None for an audio file, audio (N,) float32, note)."""
-    from foley.io import load_audio, load_video, probe_video
+    from foley.io import load_video, probe_video, read_audio
 
     cfg = settings_config(settings)
     if path.suffix.lower() in AUDIO_SUFFIXES:
-        wave = load_audio(path, settings.sample_rate, max_seconds=settings.max_seconds)
-        return None, wave, ""
+        audio = read_audio(path, settings.sample_rate, max_seconds=settings.max_seconds)
+        return None, audio.wave, "; ".join(audio.warnings)
     info = probe_video(path)
     if not info.has_audio:
         raise InputError(f"no audio track: {path.name} (a video needs its own sound)")
