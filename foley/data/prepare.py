@@ -416,11 +416,17 @@ class AudioClipDataset(ClipDataset):
     ``audio`` (N,) float32 fitted to ``cfg.samples_per_clip``, ``text`` and ``meta``; no frames."""
 
     def __getitem__(self, index: int) -> dict:
+        """``meta["warnings"]``: what decoding recovered from a damaged file (one line each)."""
         import torch
 
-        _, wave = self.load_clip(index, with_frames=False)
+        from foley.data.ego4d import _fit_audio
+        from foley.io import read_audio
+
         record = self.records[index]
-        return {"audio": torch.from_numpy(wave), "text": record.clip_text, "meta": self.meta(index)}
+        audio = read_audio(record.clip_path(self.root), self.cfg.sample_rate)
+        wave = _fit_audio(audio.wave, self.cfg.samples_per_clip).astype(np.float32)
+        meta = {**self.meta(index), "warnings": audio.warnings}
+        return {"audio": torch.from_numpy(wave), "text": record.clip_text, "meta": meta}
 
     @staticmethod
     def collate(items: list[dict]) -> tuple:
