@@ -357,7 +357,7 @@ class FoleyService:
         ``"model"``: the model folder's scheduler)."""
         import torch
 
-        from foley.io import load_audio, load_video
+        from foley.io import load_video, read_audio
 
         start = time.time()
         report = progress or (lambda fraction, desc: None)
@@ -365,12 +365,11 @@ class FoleyService:
             mode, steps, guidance, seed, candidates
         )
         self.check_video(video)
-        cond_wave = None
+        cond_wave, cond_warnings = None, []
         if condition_audio:
             p = self._check_file(condition_audio, "ambient clip")
-            cond_wave = load_audio(
-                p, max_seconds=self.limits.max_condition_seconds
-            )  # (N,) at 16 kHz
+            cond = read_audio(p, max_seconds=self.limits.max_condition_seconds)
+            cond_wave, cond_warnings = cond.wave, cond.warnings  # (N,) at 16 kHz
         index = self.index
         pipe = self._request_pipeline(index)
         cfg = pipe.av_config
@@ -435,7 +434,7 @@ class FoleyService:
             elapsed=time.time() - start,
             index_version=None if index is None else index.version,
             sync_shaping=shaping,
-            warnings=list(decoded.warnings),
+            warnings=list(decoded.warnings) + cond_warnings,
             heatmap=heat,
             own_heatmap=own,
         )

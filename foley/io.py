@@ -46,6 +46,15 @@ class Video:
 
 
 @dataclass
+class Audio:
+    """A decoded audio file (or a video's audio track), mono at ``sample_rate``."""
+
+    wave: np.ndarray  # (num_samples,) float32 in [-1, 1]
+    sample_rate: int
+    warnings: list[str] = field(default_factory=list)  # one line each: what was recovered
+
+
+@dataclass
 class VideoInfo:
     """What a container says about itself, before any decoding."""
 
@@ -81,6 +90,16 @@ def _open(path: str | os.PathLike):
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text[:160]
+
+
+def _truncation_warning(name: str, decoded: float, declared: float) -> str | None:
+    """The warning for a file that decoded to much less (seconds) than its header declares."""
+    if declared > 0 and decoded < declared - max(0.5, 0.1 * declared):
+        return (
+            f"{name}: decoded {decoded:.1f} s of {declared:.1f} s "
+            "(the file looks truncated; only the part that decoded is used)"
+        )
+    return None
 
 
 def _stream_rotation(stream) -> int:
@@ -291,19 +310,15 @@ def load_video(
     if not sampler.times:
         raise InputError(f"{name}: the video stream has no frames")
     stacked, duration = sampler.finish(max(info.fps, cfg.fps))
-    if (
-        until is None
-        and info.duration > 0
-        and duration < info.duration - max(0.5, 0.1 * info.duration)
-    ):
-        warnings.append(
-            f"{name}: decoded {duration:.1f} s of {info.duration:.1f} s "
-            "(the file looks truncated; only the part that decoded is used)"
-        )
+    truncated = None if until is not None else _truncation_warning(name, duration, info.duration)
+    warnings += [truncated] if truncated else []
 
     audio = None
     if with_audio and info.has_audio:
-        audio = _decode_audio(path, cfg.sample_rate, max_seconds=max_seconds)
+        decoded = _decode_audio(path, cfg.sample_rate, max_seconds=max_seconds)
+        audio = decoded.wave
+        if not truncated:  # one line for a file cut short, not one per stream
+            warnings += decoded.warnings
     w, h = info.width, info.height
     if rotation in (90, 270):
         w, h = h, w
@@ -319,13 +334,17 @@ def load_video(
     )
 
 
-def _decode_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float) -> np.ndarray:
+def _decode_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float) -> Audio:
+    """The first audio stream of any container (PyAV), with a warning when it decodes to much
+    less than the container declares or decoding stops at a damaged part."""
     import av
 
     name = _name(path)
     chunks: list[np.ndarray] = []
+    warnings: list[str] = []
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     limit = int(max_seconds * sample_rate)
+    declared_seconds = 0.0
     total = 0
     try:
         with _open(path) as container:
@@ -333,8 +352,11 @@ def _decode_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float)
                 raise InputError(f"{name}: has no audio stream")
             stream = container.streams.audio[0]
             if stream.duration and stream.time_base:
+                declared_seconds = float(stream.duration * stream.time_base)
                 # AAC pads its last frame: trim to the duration the container declares.
-                limit = min(limit, round(float(stream.duration * stream.time_base) * sample_rate))
+                limit = min(limit, round(declared_seconds * sample_rate))
+            elif container.duration and not container.streams.video:
+                declared_seconds = container.duration / 1_000_000
             declared = limit
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
@@ -350,8 +372,13 @@ def _decode_audio(path: str | os.PathLike, sample_rate: int, max_seconds: float)
     except av.error.FFmpegError as err:
         if not chunks:
             raise InputError(f"{name}: the audio stream cannot be decoded ({_short(err)})") from err
+        # A damaged tail: keep what decoded, as players do, and say so.
+        warnings.append(f"{name}: audio decoding stopped early ({_short(err)})")
     wave = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return _sanitize(wave[:limit], name)
+    wave = _sanitize(wave[:limit], name)
+    declared_seconds = min(declared_seconds, max_seconds)
+    truncated = _truncation_warning(name, wave.size / sample_rate, declared_seconds)
+    return Audio(wave, sample_rate, warnings + ([truncated] if truncated else []))
 
 
 def _sanitize(wave: np.ndarray, name: str) -> np.ndarray:
@@ -360,37 +387,110 @@ def _sanitize(wave: np.ndarray, name: str) -> np.ndarray:
     return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
+def _wav_declared_frames(path: Path) -> int | None:
+    """Sample frames a RIFF/WAVE header declares (its data chunk), None when it does not say
+    (not RIFF, or a streamed file's placeholder size). libsndfile reports what is there."""
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        if chunk == b"data":
+            return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _ogg_ends_cleanly(path: Path) -> bool:
+    """Whether an Ogg file's last page is whole and marks the end of its stream (a file cut
+    short ends inside a page, or after one without the end-of-stream flag)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or at + 27 > len(tail):
+        return False
+    num_segments = tail[at + 26]
+    body = sum(tail[at + 27 : at + 27 + num_segments])
+    whole = at + 27 + num_segments + body == len(tail)
+    return whole and bool(tail[at + 5] & 0x04)
+
+
+def _read_soundfile(p: Path, sample_rate: int, max_seconds: float) -> Audio:
+    """A wav/flac/ogg/aiff file via libsndfile, keeping what decodes before a damaged part and
+    saying so when it decodes to much less than its header declares."""
+    import soundfile as sf
+
+    warnings: list[str] = []
+    blocks: list[np.ndarray] = []  # (frames, channels) float32 each
+    try:
+        with sf.SoundFile(str(p)) as f:
+            rate, declared = f.samplerate, f.frames
+            if declared > max_seconds * rate:
+                raise InputError(f"{p.name}: longer than the limit of {max_seconds:g} s")
+            try:
+                while (block := f.read(4096, dtype="float32", always_2d=True)).shape[0]:
+                    blocks.append(block)
+            except (RuntimeError, sf.LibsndfileError) as err:
+                if not blocks:
+                    raise
+                warnings.append(f"{p.name}: decoding stopped early ({_short(err)})")
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise InputError(f"{p.name}: not a readable audio file ({_short(err)})") from err
+    data = np.concatenate(blocks) if blocks else np.zeros((0, 1), np.float32)
+    if data.shape[0] == 0:
+        raise InputError(f"{p.name}: the audio has no samples")
+    if not np.all(np.isfinite(data)):
+        raise InputError(f"{p.name}: the audio contains NaN or infinite samples")
+    if p.suffix.lower() == ".wav":  # libsndfile counts what is there, the header what was
+        declared = _wav_declared_frames(p) or declared
+    truncated = _truncation_warning(p.name, data.shape[0] / rate, declared / rate)
+    if truncated:
+        warnings.append(truncated)
+    elif p.suffix.lower() in (".ogg", ".oga") and not _ogg_ends_cleanly(p):
+        # Ogg declares no length: a stream without its end is all there is to go by.
+        warnings.append(
+            f"{p.name}: decoded {data.shape[0] / rate:.1f} s; the stream has no end (the file "
+            "looks truncated; only the part that decoded is used)"
+        )
+    wave = _sanitize(resample(to_mono(data), rate, sample_rate), p.name)
+    return Audio(wave, sample_rate, warnings)
+
+
+def read_audio(
+    path: str | os.PathLike,
+    sample_rate: int = DEFAULT_CONFIG.sample_rate,
+    *,
+    max_seconds: float = DEFAULT_CONFIG.max_video_seconds,
+) -> Audio:
+    """Any audio file (or a video's audio track) as mono float32 at ``sample_rate``, with a
+    line in ``Audio.warnings`` when the file is truncated or damaged (what decoded is kept)."""
+    p = Path(path)
+    if p.suffix.lower() in SOUNDFILE_SUFFIXES:
+        if not p.exists():
+            raise InputError(f"{p}: no such file")
+        if p.stat().st_size == 0:
+            raise InputError(f"{p.name}: the file is empty (0 bytes)")
+        return _read_soundfile(p, sample_rate, max_seconds)
+    audio = _decode_audio(p, sample_rate, max_seconds=max_seconds)
+    if audio.wave.size == 0:
+        raise InputError(f"{p.name}: the audio has no samples")
+    return audio
+
+
 def load_audio(
     path: str | os.PathLike,
     sample_rate: int = DEFAULT_CONFIG.sample_rate,
     *,
     max_seconds: float = DEFAULT_CONFIG.max_video_seconds,
 ) -> np.ndarray:
-    """Any audio file (or a video's audio track) as mono float32 at ``sample_rate``."""
-    p = Path(path)
-    if p.suffix.lower() in SOUNDFILE_SUFFIXES:
-        import soundfile as sf
-
-        if not p.exists():
-            raise InputError(f"{p}: no such file")
-        if p.stat().st_size == 0:
-            raise InputError(f"{p.name}: the file is empty (0 bytes)")
-        try:
-            info = sf.info(str(p))
-            if info.frames > max_seconds * info.samplerate:
-                raise InputError(f"{p.name}: longer than the limit of {max_seconds:g} s")
-            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-        except (RuntimeError, sf.LibsndfileError) as err:
-            raise InputError(f"{p.name}: not a readable audio file ({_short(err)})") from err
-        if data.shape[0] == 0:
-            raise InputError(f"{p.name}: the audio has no samples")
-        if not np.all(np.isfinite(data)):
-            raise InputError(f"{p.name}: the audio contains NaN or infinite samples")
-        return _sanitize(resample(to_mono(data), sr, sample_rate), p.name)
-    wave = _decode_audio(p, sample_rate, max_seconds=max_seconds)
-    if wave.size == 0:
-        raise InputError(f"{p.name}: the audio has no samples")
-    return wave
+    """:func:`read_audio`'s wave (``(num_samples,)`` float32), without its warnings."""
+    return read_audio(path, sample_rate, max_seconds=max_seconds).wave
 
 
 def save_audio(

@@ -190,6 +190,8 @@ def audio_only_parts(
     )
     bar = tqdm(total=len(dataset), desc="embedding sounds", unit="clip", disable=not progress)
     for audio, meta in loader:  # audio (b, N) float32 at the MC3 rate
+        for warning in (line for m in meta for line in m.pop("warnings", [])):
+            print(f"foley: warning: {warning}", file=sys.stderr, flush=True)
         with torch.no_grad():
             vectors = mc3.encode_audio(audio.to(mc3.device)).float().cpu().numpy()
         levels = [ambient_level_db(np.trim_zeros(w.numpy(), "b")) for w in audio]

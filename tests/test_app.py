@@ -148,6 +148,14 @@ def test_uploaded_ambient_clip_replaces_retrieval(served, world, tmp_path):
     assert details["condition"]["id"] == "uploaded"
     assert details["condition"]["narration"] == "kitchen.wav"
     assert -35 < details["condition"]["ambient_db"] < -20  # 0.05 RMS noise is -26 dBFS
+    assert details["warnings"] == []
+    # the same clip cut in half (1.5 s declared, 0.75 s there): used, and the panel says so
+    whole = ambience.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    cut = generate(served["client"], world["clip"], "ambient_joint", condition=tmp_path / "cut.wav")
+    warnings = cut[3]["warnings"]
+    assert cut[3]["condition"]["id"] == "uploaded" and len(warnings) == 1, warnings
+    assert "cut.wav: decoded 0.7 s of 1.5 s" in warnings[0], warnings
 
 
 def test_bad_uploads_give_a_message_and_the_app_keeps_serving(served, world, tmp_path):

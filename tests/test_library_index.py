@@ -122,3 +122,22 @@ def test_add_appends_videos_and_sounds_of_a_split(library, index, tmp_path, caps
     assert sounds == {"door slam", "footsteps gravel", "glass break", "rain", "bell",
                       "drawer close"}  # fmt: skip
     assert all(Path(h.metadata["clip_path"]).is_file() for h in hits)
+
+
+def test_a_truncated_sound_is_indexed_with_a_warning(library, tmp_path, capsys):
+    """A library sound cut short after prepare: what decodes is indexed, and stderr says how
+    much of it decoded (as a truncated video does)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(library["data"], data)
+    rain = next(p for p in data.rglob("*.flac") if "rain" in p.parent.name)
+    whole = rain.read_bytes()
+    rain.write_bytes(whole[: len(whole) // 2])
+    code = main(["index", "build", "--data", str(data), "--out", str(tmp_path / "index"),
+                 "--model", str(library["mc3"]), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert len(open_index(tmp_path / "index")) == 2 * 2 + 4
+    lines = [ln for ln in err.splitlines() if f"warning: {rain.name}: decoded" in ln]
+    assert len(lines) == 1 and "looks truncated" in lines[0], err

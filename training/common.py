@@ -52,6 +52,17 @@ def make_accelerator(out_dir: str | os.PathLike, seed: int = 0, *, cpu: bool = F
     return accelerator
 
 
+def start_run(cfg) -> tuple[Any, Path]:
+    """(accelerator, training folder) of a trainer config with ``out``, ``seed``, ``cpu`` and
+    ``threads`` (torch CPU threads; 0: torch's default)."""
+    if getattr(cfg, "threads", 0):
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    return make_accelerator(out, cfg.seed, cpu=cfg.cpu), out
+
+
 def _complete(path: Path) -> bool:
     """Whether a checkpoint folder holds everything a resume reads (a run killed while saving,
     or a damaged copy, leaves one that does not)."""

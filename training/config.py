@@ -100,3 +100,11 @@ def config_from_args(cls: type[T], args: argparse.Namespace | T) -> T:
             value = tuple(value)
         values[f.name] = value
     return cls(**values)
+
+
+def trainer_main(cls: type, run, doc: str | None, argv: list[str] | None = None) -> int:
+    """``python -m training.train_x ARGS``: parse ``argv`` into the config ``cls`` and ``run``
+    it (the module docstring's first line describes the command)."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    add_config_arguments(parser, cls)
+    return run(parser.parse_args(argv))

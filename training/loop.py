@@ -60,6 +60,12 @@ def cosine_schedule(optimizer, total_steps: int, warmup_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup_steps))
 
 
+def draw_batch(rng: np.random.Generator, num_items: int, batch_size: int) -> np.ndarray:
+    """Sorted indices of ``min(batch_size, num_items)`` distinct items (sorted: memmapped rows
+    read in order)."""
+    return np.sort(rng.choice(num_items, min(batch_size, num_items), replace=False))
+
+
 @contextmanager
 def ema_weights(ema, params) -> Iterator[None]:
     """Within the block, ``params`` hold the EMA weights (diffusers ``EMAModel``); restored
@@ -124,6 +130,50 @@ class TrainLoop:
         if not accelerator.is_main_process:
             disable = True
         self.bar = tqdm(total=self.total, initial=self.step, desc=desc, disable=disable)
+
+    @classmethod
+    def validating(
+        cls,
+        accelerator,
+        cfg,
+        *,
+        desc: str,
+        log_every: int,
+        export: Callable[[int], dict | None],
+        state: dict | None = None,
+    ) -> TrainLoop:
+        """The loop of a trainer that validates, exports and checkpoints every
+        ``cfg.val_every`` steps (``cfg``: a config with ``out``, ``steps``, ``val_every`` and
+        ``max_minutes``)."""
+        return cls(
+            accelerator,
+            cfg.out,
+            cfg.steps,
+            desc=desc,
+            log_every=log_every,
+            save_every=cfg.val_every,
+            export_every=cfg.val_every,
+            max_minutes=cfg.max_minutes,
+            export=export,
+            state=state,
+        )
+
+    def rng(self, seed: int) -> np.random.Generator:
+        """The random generator of the step being run: the same for a step whether the run was
+        resumed or not, different on each process."""
+        acc = self.accelerator
+        rank = [acc.process_index] if acc.num_processes > 1 else []
+        return np.random.default_rng([seed, self.step, *rank])
+
+    def optimize(self, loss, optimizer, params, max_norm: float, scheduler=None) -> None:
+        """One optimiser update: backward through ``loss``, clip ``params``' gradient norm to
+        ``max_norm``, step the optimiser (and the learning-rate ``scheduler`` if any)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        self.accelerator.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
 
     def __iter__(self) -> Iterator[int]:
         try:

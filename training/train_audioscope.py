@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from foley.errors import InputError
-from training.config import add_config_arguments, config_from_args, opt
+from training.config import add_config_arguments, config_from_args, opt, trainer_main
 
 
 @dataclass(frozen=True)
@@ -199,13 +199,10 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     from foley.models.audioscope import AudioScope
     from foley.models.mc3 import MC3Model
     from foley.models.sync import SyncModel
-    from training.common import make_accelerator
+    from training.common import start_run
     from training.loop import TrainLoop, cosine_schedule
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    accelerator, out = start_run(args)
     if args.init:
         model = AudioScope.from_pretrained(args.init)
     else:
@@ -260,39 +257,22 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
             unwrapped.save_pretrained(out / "model")
         return metrics
 
-    loop = TrainLoop(
-        accelerator,
-        out,
-        args.steps,
-        desc="audioscope",
-        log_every=20,
-        save_every=args.val_every,
-        export_every=args.val_every,
-        max_minutes=args.max_minutes,
-        export=export,
-    )
-    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
+    loop = TrainLoop.validating(accelerator, args, desc="audioscope", log_every=20, export=export)
     model.train()
-    for step in loop:
-        rng = np.random.default_rng([args.seed, step, *rank])
+    for _ in loop:
+        rng = loop.rng(args.seed)
         a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
         losses = step_losses(model, mc3, batch_tensors(train, a, b, accelerator.device), args, rng)
         loss = args.classifier_weight * losses["bce"]
         if not args.freeze_separator:
             loss = loss + losses["mixit"]
-        optim.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 5.0)
-        optim.step()
-        sched.step()
+        loop.optimize(loss, optim, model.parameters(), 5.0, sched)
         loop.end_step(**{k: v.item() for k, v in losses.items()})
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return trainer_main(AudioScopeConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from foley.config import DEFAULT_CONFIG, AVConfig
-from training.config import add_config_arguments, config_from_args, opt
+from training.config import add_config_arguments, config_from_args, opt, trainer_main
 
 
 def build_cache(
@@ -135,14 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: DenseAVConfig | argparse.Namespace) -> int:
     args = config_from_args(DenseAVConfig, args)
     from foley.models.denseav import DenseAVModel, denseav_loss
-    from training.common import make_accelerator
-    from training.loop import TrainLoop, cosine_schedule
+    from training.common import start_run
+    from training.loop import TrainLoop, cosine_schedule, draw_batch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
+    accelerator, out = start_run(args)
     cache = Path(args.cache or out / "cache")
-    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
     limit = args.limit or None
     with accelerator.main_process_first():
         kw = dict(frames_per_clip=args.frames_per_clip, limit=limit)
@@ -168,39 +165,23 @@ def run(args: DenseAVConfig | argparse.Namespace) -> int:
             unwrapped.save_pretrained(out / "model")
         return metrics
 
-    loop = TrainLoop(
-        accelerator,
-        out,
-        args.steps,
-        desc="denseav",
-        log_every=25,
-        save_every=args.val_every,
-        export_every=args.val_every,
-        max_minutes=args.max_minutes,
-        export=export,
-        state={"best": -1.0},
+    loop = TrainLoop.validating(
+        accelerator, args, desc="denseav", log_every=25, export=export, state={"best": -1.0}
     )
-    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
     model.train()
-    for step in loop:
-        rng = np.random.default_rng([args.seed, step, *rank])
-        idx = np.sort(rng.choice(len(train), min(args.batch_size, len(train)), replace=False))
+    for _ in loop:
+        rng = loop.rng(args.seed)
+        idx = draw_batch(rng, len(train), args.batch_size)
         frame_idx = rng.integers(0, train.frames.shape[1], len(idx))
         x, w = train.batch(idx, frame_idx, flip=rng.random(len(idx)) < 0.5)
         loss, parts = denseav_loss(model, x.to(accelerator.device), w.to(accelerator.device))
-        optim.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, 1.0)
-        optim.step()
-        sched.step()
+        loop.optimize(loss, optim, params, 1.0, sched)
         loop.end_step(loss=loss.item(), **parts)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return trainer_main(DenseAVConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":

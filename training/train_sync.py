@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from foley.errors import InputError
-from training.config import add_config_arguments, config_from_args, opt
+from training.config import add_config_arguments, config_from_args, opt, trainer_main
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 
 TARGETS_FILE = "sync_targets.npy"
@@ -159,15 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: SyncConfig | argparse.Namespace) -> int:
     args = config_from_args(SyncConfig, args)
     from foley.models.sync import SyncModel, sync_loss
-    from training.common import make_accelerator
-    from training.loop import TrainLoop
+    from training.common import start_run
+    from training.loop import TrainLoop, draw_batch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     feat_root = Path(args.features)
     cfg = read_config(feat_root)
-    out = Path(args.out)
-    accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    accelerator, out = start_run(args)
     train = SplitFeatures(feat_root, "train")
     val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else train
     with accelerator.main_process_first():
@@ -203,31 +200,17 @@ def run(args: SyncConfig | argparse.Namespace) -> int:
             unwrapped.encoder.save_pretrained(out / "encoder")
         return metrics
 
-    loop = TrainLoop(
-        accelerator,
-        out,
-        args.steps,
-        desc="sync",
-        log_every=50,
-        save_every=args.val_every,
-        export_every=args.val_every,
-        max_minutes=args.max_minutes,
-        export=export,
-    )
+    loop = TrainLoop.validating(accelerator, args, desc="sync", log_every=50, export=export)
     if loop.step == 0 and args.init_from:  # the starting point counts
         loop.log(0, **export(0))
-    rank = [accelerator.process_index] if accelerator.num_processes > 1 else []
     model.train()
-    for step in loop:
-        rng = np.random.default_rng([args.seed, step, *rank])
-        idx = np.sort(rng.choice(len(train), min(args.batch_size, len(train)), replace=False))
+    for _ in loop:
+        rng = loop.rng(args.seed)
+        idx = draw_batch(rng, len(train), args.batch_size)
         x = frames_batch(train, idx, flip=rng.random(len(idx)) < 0.5).to(accelerator.device)
         y = torch.from_numpy(y_train[idx]).to(accelerator.device)
         loss = sync_loss(model(x, cfg.latents_per_clip), y)
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loop.optimize(loss, opt, model.parameters(), 1.0)
         loop.end_step(loss=loss.item())
     if accelerator.is_main_process and not args.no_write_features:
         splits = json.loads((feat_root / FEATURES_JSON).read_text())["splits"]
@@ -237,9 +220,7 @@ def run(args: SyncConfig | argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return trainer_main(SyncConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":

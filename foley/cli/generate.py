@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
+from foley.cli.batch import Job, plan_jobs, run_jobs, warn
 from foley.defaults import mc3_dir_or_default
-from foley.errors import FoleyError, InputError, ModelMismatchError, one_line
-from foley.paths import check_outputs
+from foley.errors import InputError, ModelMismatchError
 from foley.pipelines.solvers import SOLVERS, check_solver
 
 MAX_GUIDANCE = 100.0
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
@@ -105,28 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=main)
 
 
-OUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # what -o may end with
-WAV_SUFFIXES = (".wav", ".flac", ".ogg")  # what --wav may end with
-MASK_SUFFIXES = (".png", ".mp4")  # what --masks may end with
-Job = tuple[Path, Path, Path | None, Path | None]
-
-
-def _check_suffix(option: str, path: Path, allowed: tuple[str, ...]) -> None:
-    if path.suffix.lower() not in allowed:
-        raise InputError(f"{option} {path.name}: give a file ending in {', '.join(allowed)}")
-
-
-def _video_out_name(video: Path) -> str:
-    """The output name of a video of a folder: its own name when -o may end with its suffix."""
-    return video.name if video.suffix.lower() in OUT_SUFFIXES else f"{video.stem}.mp4"
-
-
 def _jobs(args: argparse.Namespace) -> list[Job]:
-    """(input video, output video, output wav or None, mask overlay or None) per video.
-
-    Every output is checked against every input (after symlinks and ``..``) and against the
-    other outputs, and must not exist unless ``--overwrite``: all before any work.
-    """
+    """The jobs of INPUT or ``--example`` (:func:`foley.cli.batch.plan_jobs`)."""
     if args.example is not None:
         examples = bundled_examples()
         if not examples:
@@ -139,49 +117,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
         args.input = str(examples[name])
     if not args.input:
         raise InputError("give a video file or folder (INPUT), or --example")
-    src, out = Path(args.input), Path(args.out)
-    wav = Path(args.wav) if args.wav else None
-    masks = Path(args.masks) if getattr(args, "masks", None) else None
-    if not src.exists():
-        raise InputError(f"{src}: no such file or folder")
-    if src.is_dir():
-        videos = sorted(
-            p for p in src.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
-        )
-        if not videos:
-            raise InputError(f"{src}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-        for option, folder in (("-o", out), ("--wav", wav), ("--masks", masks)):
-            if folder is not None and folder.is_file():
-                raise InputError(f"{option} {folder}: is a file; for a folder give a folder")
-        jobs = [
-            (
-                v,
-                out / _video_out_name(v),
-                wav / f"{v.stem}.wav" if wav else None,
-                masks / f"{v.stem}.mp4" if masks else None,
-            )
-            for v in videos
-        ]
-    else:
-        if out.is_dir():
-            out = out / _video_out_name(src)
-        _check_suffix("-o", out, OUT_SUFFIXES)
-        if wav is not None:
-            _check_suffix("--wav", wav, WAV_SUFFIXES)
-        if masks is not None:
-            _check_suffix("--masks", masks, MASK_SUFFIXES)
-        jobs = [(src, out, wav, masks)]
-    inputs = [j[0] for j in jobs]
-    if getattr(args, "condition_audio", None):
-        inputs.append(Path(args.condition_audio))
-    outputs = [
-        (option, path)
-        for _, o, w, m in jobs
-        for option, path in (("-o", o), ("--wav", w), ("--masks", m))
-        if path is not None
-    ]
-    check_outputs(inputs, outputs, overwrite=getattr(args, "overwrite", False))
-    return jobs
+    return plan_jobs(args)
 
 
 def _check_settings(args: argparse.Namespace) -> None:
@@ -210,15 +146,15 @@ def _check_index_model(pipe, model: str | None) -> None:
         )
 
 
-def _generate_one(pipe, args, condition, job: Job):
-    """One video: decode (warnings about truncation are printed), generate, write outputs."""
+def _generate_one(pipe, args, condition, job: Job) -> str:
+    """One video: decode (warnings about truncation are printed), generate, write outputs;
+    returns the line that says what was written."""
     from foley.analysis import write_overlay
     from foley.io import load_video, mux_audio, save_audio
 
     src, out, wav, masks = job
     video = load_video(src, pipe.av_config, with_audio=False)
-    for warning in video.warnings:
-        print(f"foley generate: warning: {warning}", file=sys.stderr)
+    warn("generate", video.warnings)
     result = pipe(
         video,
         mode=args.mode,
@@ -238,7 +174,12 @@ def _generate_one(pipe, args, condition, job: Job):
         save_audio(wav, audio, result.sample_rate)
     if masks is not None:
         write_overlay(masks, video.frames, result.masks[0], audio, pipe.av_config)
-    return result, audio
+    cond = result.condition_ids[0]
+    note = f", condition {cond}" if cond else ""
+    if masks is not None:
+        note += f"; masks {masks} (alignment score {result.alignment_scores[0]:.2f})"
+    seconds = audio.size / result.sample_rate
+    return f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})"
 
 
 def torch_generator(seed: int):
@@ -248,9 +189,7 @@ def torch_generator(seed: int):
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from foley.io import load_audio
+    from foley.io import read_audio
 
     _check_settings(args)
     jobs = _jobs(args)
@@ -262,25 +201,10 @@ def main(args: argparse.Namespace) -> int:
     _check_index_model(pipe, args.model)
     condition = None
     if args.condition_audio:
-        condition = load_audio(args.condition_audio, pipe.av_config.sample_rate)
-    many = len(jobs) > 1
-    pipe.set_progress_bar_config(disable=args.quiet or many, leave=False)
-    failed = 0
-    for job in tqdm(jobs, desc="videos", unit="video", disable=args.quiet or not many):
-        src, out, _, masks = job
-        try:
-            result, audio = _generate_one(pipe, args, condition, job)
-        except Exception as err:  # noqa: BLE001 - one line per file, the batch goes on
-            message = one_line(err)
-            if not many:
-                raise (err if isinstance(err, FoleyError) else InputError(message)) from None
-            failed += 1
-            print(f"foley generate: {src.name}: error: {message}", file=sys.stderr)
-            continue
-        cond = result.condition_ids[0]
-        note = f", condition {cond}" if cond else ""
-        if masks is not None:
-            note += f"; masks {masks} (alignment score {result.alignment_scores[0]:.2f})"
-        seconds = audio.size / result.sample_rate
-        print(f"wrote {out.resolve()} ({seconds:.2f} s of generated audio, {args.mode}{note})")
-    return 1 if failed else 0
+        decoded = read_audio(args.condition_audio, pipe.av_config.sample_rate)
+        warn("generate", decoded.warnings)
+        condition = decoded.wave
+    pipe.set_progress_bar_config(disable=args.quiet or len(jobs) > 1, leave=False)
+    return run_jobs(
+        "generate", jobs, lambda job: _generate_one(pipe, args, condition, job), quiet=args.quiet
+    )

@@ -16,11 +16,10 @@ folder holding ``audioscope/``).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from foley.defaults import model_dir_or_default
-from foley.errors import FoleyError, InputError
+from foley.errors import InputError
 from foley.pipelines.separation import KEEP
 
 
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=main, example=None)
+    parser.set_defaults(func=main)
 
 
 def load_audioscope(path: str | None, device: str | None = None):
@@ -76,32 +75,22 @@ def separate_file(model, src: Path, keep: str, *, audio_only: bool = False):
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from foley.cli.generate import _jobs, one_line
+    from foley.cli.batch import Job, plan_jobs, run_jobs, warn
     from foley.config import DEFAULT_CONFIG
     from foley.io import mux_audio, save_audio
 
-    jobs = _jobs(args)
+    jobs = plan_jobs(args)
     model = load_audioscope(args.model, args.device)
-    many = len(jobs) > 1
-    failed = 0
     sr = DEFAULT_CONFIG.sample_rate
-    for src, out, wav, _ in tqdm(jobs, desc="videos", disable=args.quiet or not many):
-        try:
-            result, warnings = separate_file(model, src, args.keep, audio_only=args.audio_only)
-            for warning in warnings:
-                print(f"foley separate: warning: {warning}", file=sys.stderr)
-            track = result.track(args.keep)
-            mux_audio(src, track, sr, out)
-            if wav is not None:
-                save_audio(wav, track, sr)
-        except Exception as err:  # noqa: BLE001 - one line per file, the batch goes on
-            message = one_line(err)
-            if not many:
-                raise (err if isinstance(err, FoleyError) else InputError(message)) from None
-            failed += 1
-            print(f"foley separate: {src.name}: error: {message}", file=sys.stderr)
-            continue
-        print(f"wrote {out.resolve()} ({track.size / sr:.2f} s, {args.keep})")
-    return 1 if failed else 0
+
+    def separate_one(job: Job) -> str:
+        src, out, wav, _ = job
+        result, warnings = separate_file(model, src, args.keep, audio_only=args.audio_only)
+        warn("separate", warnings)
+        track = result.track(args.keep)
+        mux_audio(src, track, sr, out)
+        if wav is not None:
+            save_audio(wav, track, sr)
+        return f"wrote {out.resolve()} ({track.size / sr:.2f} s, {args.keep})"
+
+    return run_jobs("separate", jobs, separate_one, quiet=args.quiet)

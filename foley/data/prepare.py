@@ -166,12 +166,12 @@ def clip_windows(duration: float, clip_seconds: float, hop_seconds: float) -> li
 
 def _decode(path: Path, settings: PrepareSettings) -> tuple[np.ndarray | None, np.ndarray, str]:
     """(frames (T, S, S, 3) uint8 or None for an audio file, audio (N,) float32, note)."""
-    from foley.io import load_audio, load_video, probe_video
+    from foley.io import load_video, probe_video, read_audio
 
     cfg = settings_config(settings)
     if path.suffix.lower() in AUDIO_SUFFIXES:
-        wave = load_audio(path, settings.sample_rate, max_seconds=settings.max_seconds)
-        return None, wave, ""
+        audio = read_audio(path, settings.sample_rate, max_seconds=settings.max_seconds)
+        return None, audio.wave, "; ".join(audio.warnings)
     info = probe_video(path)
     if not info.has_audio:
         raise InputError(f"no audio track: {path.name} (a video needs its own sound)")
@@ -416,11 +416,17 @@ class AudioClipDataset(ClipDataset):
     ``audio`` (N,) float32 fitted to ``cfg.samples_per_clip``, ``text`` and ``meta``; no frames."""
 
     def __getitem__(self, index: int) -> dict:
+        """``meta["warnings"]``: what decoding recovered from a damaged file (one line each)."""
         import torch
 
-        _, wave = self.load_clip(index, with_frames=False)
+        from foley.data.ego4d import _fit_audio
+        from foley.io import read_audio
+
         record = self.records[index]
-        return {"audio": torch.from_numpy(wave), "text": record.clip_text, "meta": self.meta(index)}
+        audio = read_audio(record.clip_path(self.root), self.cfg.sample_rate)
+        wave = _fit_audio(audio.wave, self.cfg.samples_per_clip).astype(np.float32)
+        meta = {**self.meta(index), "warnings": audio.warnings}
+        return {"audio": torch.from_numpy(wave), "text": record.clip_text, "meta": meta}
 
     @staticmethod
     def collate(items: list[dict]) -> tuple:
