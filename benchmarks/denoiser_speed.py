@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 
@@ -45,6 +46,10 @@ def inputs(model: FoleyDenoiser, batch: int) -> dict:
         condition_keep=torch.ones(batch, dtype=torch.bool),
         sync_curves=torch.rand(batch, 150, c.curve_dim, generator=g) if c.curve_dim else None,
     )
+
+
+def call(model: FoleyDenoiser, args: dict) -> torch.Tensor:
+    return model(**args)
 
 
 def invariant_part(model: FoleyDenoiser, args: dict) -> None:
@@ -83,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             model = FoleyDenoiser(**{**SHIPPED, **change}).eval()
             params = sum(p.numel() for p in model.parameters()) / 1e6
             six, three = inputs(model, 6), inputs(model, 3)
-            t6 = cpu_seconds(lambda: model(**six), args.runs)
-            t3 = cpu_seconds(lambda: model(**three), args.runs)
-            fixed = cpu_seconds(lambda: invariant_part(model, six), args.runs)
+            t6 = cpu_seconds(partial(call, model, six), args.runs)
+            t3 = cpu_seconds(partial(call, model, three), args.runs)
+            fixed = cpu_seconds(partial(invariant_part, model, six), args.runs)
             print(f"{name:36s} {params:8.2f} {t6:8.4f} {t3:8.4f} {fixed:9.4f}")
     return 0
 

@@ -4,8 +4,8 @@
     python benchmarks/generate_speed.py --quick            # CPU, median of 3 runs
     python benchmarks/generate_speed.py --device cuda      # GPU: batch 1 and batch-32 throughput
     python benchmarks/generate_speed.py --model DIR        # a trained pipeline ("default": shipped)
-    python benchmarks/generate_speed.py --model default --codec /work/runs/codec-stft-step3500-model \
-        --solver euler --steps 8 --threads 2 --breakdown   # issue 22's figure
+    python benchmarks/generate_speed.py --model default --solver euler --steps 8 --threads 2 \
+        --codec /work/runs/codec-stft-step3500-model --breakdown   # issue 22's figure
 
 Without ``--model`` the components are built at their default sizes with random weights (speed
 does not depend on the weights). ``--codec DIR`` swaps the pipeline's codec for another one
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     device = torch.cuda.get_device_name() if cuda else f"{platform.processor() or 'cpu'}"
-    load = "load average %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    load = "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"device: {device}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
         f"{load}; denoiser {params:.2f} M params (hidden {pipe.denoiser.config.hidden_dim}, "
