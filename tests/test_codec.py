@@ -229,6 +229,32 @@ def test_trainer_exports_and_resumes(tmp_path):
     assert state["step"] == 3 and state["n_filters"] == 2
 
 
+def test_discriminator_warms_up_alone_on_part_of_each_crop(tmp_path):
+    """--disc-warmup 1: at the first adversarial step only the discriminator trains (a "disc"
+    loss, no "adv" for the generator); from the next one both. --disc-seconds judges a window."""
+    from foley.io import save_audio
+    from training import train_codec
+    from training.common import read_metrics
+    from training.train_codec import disc_view
+
+    data = tmp_path / "wavs"
+    for i, wave in enumerate(plucks(3, 0.6, seed=1).numpy()):
+        save_audio(data / f"clip{i}.wav", wave)
+    args = _train_args(data, tmp_path / "run", 3)
+    args.disc_warmup, args.disc_seconds = 1, 0.15  # its largest STFT: 2048
+    assert train_codec.run(args) == 0
+    rows = read_metrics(tmp_path / "run")
+    assert "disc" not in rows[0] and "adv" not in rows[0]
+    assert "disc" in rows[1] and "adv" not in rows[1]
+    assert "disc" in rows[2] and "adv" in rows[2]
+
+    x = torch.arange(20.0).repeat(2, 1)
+    view = disc_view(np.random.default_rng(0), 20, 5)
+    assert view(x).shape == (2, 5) and torch.equal(view(x)[0], view(x)[1])
+    assert torch.equal(view(x), view(x + 0))  # the same window for real and generated audio
+    assert disc_view(np.random.default_rng(0), 20, 0)(x) is x
+
+
 def test_trainer_refuses_a_folder_without_audio(tmp_path):
     from training import train_codec
 
