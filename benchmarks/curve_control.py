@@ -8,10 +8,14 @@ on ``--clips`` validation clips (no retrieval: each clip's neighbour is the cond
 
 * **controlled test**: each clip is generated twice with the same noise, video features and
   condition: once with its sync curves, once with the curves moved ``--shift`` seconds later
-  (rolled). The onsets detected in the two outputs are compared: *moved* is the fraction of the
+  (rolled). At every contact of the curves (peaks of the onset curve) the level of the audio
+  in the 100 ms after it is compared between the two outputs: *at the new places* (contact +
+  shift) the moved-curve output minus the original, *at the old places* the same difference.
+  A denoiser that follows its curves gets louder at the new places and quieter at the old ones
+  (both in dB); one that reads timing from the video features (not moved) changes neither.
+  The onsets detected in the two outputs are compared too: *moved* is the fraction of the
   first output's onsets found again ``shift`` later in the second (+-50 ms), *stayed* the
-  fraction found at the same time. A denoiser that follows its curves moves them; one that
-  reads timing from the video features (not moved) keeps them.
+  fraction found at the same time.
 * **sync per noise level**: the true latents noised to sigma, the denoiser's one-step clean
   estimate ``x_t - sigma v`` decoded, and its onsets scored (F1, +-50 ms) against the onsets of
   the true latents decoded (what the codec lets through: the ceiling), on the clips where that
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 
 from foley.metrics.onsets import detect_onsets, onset_f1
+from foley.models.sync import curve_onsets
 
 SIGMAS = (0.2, 0.5, 0.8, 0.95)
 
@@ -49,7 +54,13 @@ def controlled(pipe, feats, n: int, shift_s: float, steps: int, guidance: float)
         def update(self, n: int = 1) -> None:
             pass
 
-    moved, stayed, counts = [], [], []
+    moved, stayed, counts, new_db, old_db = [], [], [], [], []
+    win = cfg.num_samples(0.1)
+
+    def level(wave: np.ndarray, t: float) -> float:  # dBFS of the 100 ms after t
+        a = int(t * cfg.sample_rate)
+        return float(10 * np.log10(np.mean(wave[a : a + win] ** 2) + 1e-10))
+
     for i in range(min(n, len(feats))):
         clip = feats.clips[i]
         j = clip["neighbours"][0] if clip["neighbours"] else i
@@ -59,7 +70,7 @@ def controlled(pipe, feats, n: int, shift_s: float, steps: int, guidance: float)
         later = torch.roll(curves, frames_shift, dims=1)
         later[:, :frames_shift] = 0.0  # nothing wraps around
         noise = torch.randn(cond.shape, generator=torch.Generator().manual_seed(i))
-        onsets = []
+        onsets, waves = [], []
         for c in (curves, later):
             lat = pipe._denoise(
                 scheduler, noise.clone(), video, cond, torch.ones(1, dtype=torch.bool),
@@ -67,6 +78,11 @@ def controlled(pipe, feats, n: int, shift_s: float, steps: int, guidance: float)
             )  # fmt: skip
             wave = pipe.codec.decode(lat, cfg.samples_per_clip)[0].numpy()
             onsets.append(detect_onsets(wave, cfg))
+            waves.append(wave)
+        contacts = curve_onsets(curves[0, :, 0].numpy(), cfg)
+        for t in contacts[contacts < cfg.clip_seconds - shift_s - 0.1]:
+            new_db.append(level(waves[1], t + shift_s) - level(waves[0], t + shift_s))
+            old_db.append(level(waves[1], t) - level(waves[0], t))
         first = onsets[0][onsets[0] < cfg.clip_seconds - shift_s - 0.05]  # can still move
         counts.append(len(first))
         if len(first):
@@ -77,6 +93,9 @@ def controlled(pipe, feats, n: int, shift_s: float, steps: int, guidance: float)
         "onsets_per_clip": float(np.mean(counts)),
         "moved": float(np.mean(moved)) if moved else float("nan"),
         "stayed": float(np.mean(stayed)) if stayed else float("nan"),
+        "contacts": len(new_db),
+        "level_change_new_db": float(np.mean(new_db)) if new_db else float("nan"),
+        "level_change_old_db": float(np.mean(old_db)) if old_db else float("nan"),
     }
 
 
@@ -128,15 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         "per_noise_level": per_noise_level(pipe, feats, args.clips),
     }
     c = result["controlled"]
-    print(f"controlled test, {c['clips']} clips, curves moved {args.shift:g} s: "
-          f"{c['moved']:.2f} of the onsets moved with them, {c['stayed']:.2f} stayed "
+    print(f"controlled test, {c['clips']} clips, curves moved {args.shift:g} s: at "
+          f"{c['contacts']} contacts the level changed {c['level_change_new_db']:+.1f} dB at the "
+          f"new places and {c['level_change_old_db']:+.1f} dB at the old ones; "
+          f"{c['moved']:.2f} of the detected onsets moved with them, {c['stayed']:.2f} stayed "
           f"({c['onsets_per_clip']:.1f} onsets per clip)")  # fmt: skip
-    print("| sigma | onset F1, one-step clean estimate | onset F1, noisy input |")
-    print("| ---: | ---: | ---: |")
+    print("| sigma | clips | onset F1, one-step clean estimate | onset F1, noisy input |")
+    print("| ---: | ---: | ---: | ---: |")
     for r in result["per_noise_level"]:
-        print(
-            f"| {r['sigma']:.2f} | {r['onset_f1_estimate']:.3f} | {r['onset_f1_noisy_input']:.3f} |"
-        )
+        print(f"| {r['sigma']:.2f} | {r['clips']} | {r['onset_f1_estimate']:.3f} "
+              f"| {r['onset_f1_noisy_input']:.3f} |")  # fmt: skip
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
