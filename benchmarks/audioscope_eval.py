@@ -3,6 +3,8 @@ per-source on-screen ROC-AUC, beside the mixture, an oracle assignment of the se
 (the separation's ceiling) and the audio-only classifier (no video attention), in one run.
 
     PYTHONPATH=. python benchmarks/audioscope_eval.py --model RUN/model --data FW [--pictures DIR]
+    # several models in one run (rows per model; pictures of the last one):
+    PYTHONPATH=. python benchmarks/audioscope_eval.py --model A/model --model B/model --data FW
 
 Ground truth (FoleyWorld's ``.gt.npz``, which needs its ``offscreen`` track): on screen = action
 - offscreen (the visible action events); off screen = offscreen + ambient. The mixture is the
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     from foley.viz.spectrogram import spectrogram_grid
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, action="append", help="repeat to compare")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=0)
@@ -180,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-auc", action="store_true", help="also score the MC3 noisy labels")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = AudioScope.from_pretrained(args.model).eval()
     items = load_items(Path(args.data), args.split, args.limit)
     mc3 = None
     if args.label_auc:
@@ -192,7 +193,18 @@ def main(argv: list[str] | None = None) -> int:
             MC3Model.from_pretrained(mc3_dir_or_default(None)).eval(),
             SyncModel.from_pretrained(DEFAULT_MODEL_DIR / "video_encoder").eval(),
         )
-    table, examples = evaluate(model, items, mc3)
+    table, examples = {}, []
+    for path in args.model:
+        model = AudioScope.from_pretrained(path).eval()
+        name = Path(path).resolve().parent.name if Path(path).name == "model" else Path(path).name
+        rows, examples = evaluate(model, items, mc3)
+        mc3 = None  # the noisy-label scores once (they use the first model's sources)
+        table.update(
+            {
+                k if k[0] == "_" else f"{name} ({model.config.context}): {k}": v
+                for k, v in rows.items()
+            }
+        )
     if args.cost:
         table["_cost"] = cost(model.train())
     print(json.dumps(table, indent=2))
