@@ -186,6 +186,15 @@ def test_trainer_runs_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").open()]
     assert max(steps) == 4 and steps.count(2) <= 2
     AudioScope.from_pretrained(tmp_path / "run/model")
+    # the "sync" classifier on the frozen separator, from cached pair features
+    sync_args = [*args[:1], "-o", str(tmp_path / "sync"), *args[3:5], "--batch-size", "2"]
+    sync_args += ["--init", str(tmp_path / "run/model"), "--context", "sync", "--freeze-separator"]
+    assert train([*sync_args, "--pairs-per-clip", "1", "--steps", "2", "--val-every", "2"]) == 0
+    assert (tmp_path / "sync/cache/train_pairs.npz").is_file()
+    sync_model = AudioScope.from_pretrained(tmp_path / "sync/model")
+    separator = AudioScope.from_pretrained(tmp_path / "run/model")
+    assert sync_model.config.context == "sync"
+    torch.testing.assert_close(sync_model.mask.weight, separator.mask.weight)  # kept frozen
 
 
 def test_app_separate_only_takes_uploads(tmp_path):
