@@ -13,6 +13,8 @@ clip's mp4 audio.
   on-screen track is above -60 dBFS.
 - Suppression (dB): 10 log10(P(mixture) / P(on-screen estimate)) on clips whose sounds are all
   off screen (on-screen track below -60 dBFS), capped at 60 dB.
+- ``AudioScope, p > 0.5``: the sources kept whole or dropped (hard threshold) instead of
+  weighted by their probability.
 - AUC: ROC-AUC of each source's on-screen probability against its oracle label (the MixIT
   assignment of the sources to the (on, off) references).
 ``--cost`` also times one training step of the STFT-mask separator against the codec round trip
@@ -90,7 +92,7 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
     cfg, c = DEFAULT_CONFIG, model.config
     rows = {
         k: {"sisnri": [], "suppression": [], "scores": []}
-        for k in ("mixture", "AudioScope", "audio-only", "oracle assignment")
+        for k in ("mixture", "AudioScope", "AudioScope, p > 0.5", "audio-only", "oracle assignment")
     }
     labels, examples = [], []
     for it in items:
@@ -101,6 +103,7 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
             "AudioScope": torch.sigmoid(out.logits)[0],
             "audio-only": torch.sigmoid(model.classify(out.sources, None))[0],
         }
+        probs["AudioScope, p > 0.5"] = (probs["AudioScope"] > 0.5).float()  # hard assignment
         refs = torch.from_numpy(np.stack([it["on"], it["off"]]))[None].float()
         _, assign = mixit_loss(refs, out.sources)
         oracle = (assign[0] == 0).float()
