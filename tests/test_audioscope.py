@@ -313,7 +313,7 @@ def test_sync_context_learns_coincidence_audio_only_cannot():
         model = tiny_sync_model(seed=0).train()
         feats = model.source_features(train[0])
         optim = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for step in range(120):
+        for step in range(60):
             idx = torch.from_numpy(np.random.default_rng(step).choice(128, 16))
             logits = model.classify_features(feats[idx], train[1][idx] if video else None)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, train[2][idx])
