@@ -3,6 +3,8 @@ per-source on-screen ROC-AUC, beside the mixture, an oracle assignment of the se
 (the separation's ceiling) and the audio-only classifier (no video attention), in one run.
 
     PYTHONPATH=. python benchmarks/audioscope_eval.py --model RUN/model --data FW [--pictures DIR]
+    # several models in one run (rows per model; pictures of the last one):
+    PYTHONPATH=. python benchmarks/audioscope_eval.py --model A/model --model B/model --data FW
 
 Ground truth (FoleyWorld's ``.gt.npz``, which needs its ``offscreen`` track): on screen = action
 - offscreen (the visible action events); off screen = offscreen + ambient. The mixture is the
@@ -11,6 +13,8 @@ clip's mp4 audio.
   on-screen track is above -60 dBFS.
 - Suppression (dB): 10 log10(P(mixture) / P(on-screen estimate)) on clips whose sounds are all
   off screen (on-screen track below -60 dBFS), capped at 60 dB.
+- ``AudioScope, p > 0.5``: the sources kept whole or dropped (hard threshold) instead of
+  weighted by their probability.
 - AUC: ROC-AUC of each source's on-screen probability against its oracle label (the MixIT
   assignment of the sources to the (on, off) references).
 ``--cost`` also times one training step of the STFT-mask separator against the codec round trip
@@ -88,7 +92,7 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
     cfg, c = DEFAULT_CONFIG, model.config
     rows = {
         k: {"sisnri": [], "suppression": [], "scores": []}
-        for k in ("mixture", "AudioScope", "audio-only", "oracle assignment")
+        for k in ("mixture", "AudioScope", "AudioScope, p > 0.5", "audio-only", "oracle assignment")
     }
     labels, examples = [], []
     for it in items:
@@ -99,6 +103,7 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
             "AudioScope": torch.sigmoid(out.logits)[0],
             "audio-only": torch.sigmoid(model.classify(out.sources, None))[0],
         }
+        probs["AudioScope, p > 0.5"] = (probs["AudioScope"] > 0.5).float()  # hard assignment
         refs = torch.from_numpy(np.stack([it["on"], it["off"]]))[None].float()
         _, assign = mixit_loss(refs, out.sources)
         oracle = (assign[0] == 0).float()
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from foley.viz.spectrogram import spectrogram_grid
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, action="append", help="repeat to compare")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=0)
@@ -180,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-auc", action="store_true", help="also score the MC3 noisy labels")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = AudioScope.from_pretrained(args.model).eval()
     items = load_items(Path(args.data), args.split, args.limit)
     mc3 = None
     if args.label_auc:
@@ -192,7 +196,18 @@ def main(argv: list[str] | None = None) -> int:
             MC3Model.from_pretrained(mc3_dir_or_default(None)).eval(),
             SyncModel.from_pretrained(DEFAULT_MODEL_DIR / "video_encoder").eval(),
         )
-    table, examples = evaluate(model, items, mc3)
+    table, examples = {}, []
+    for path in args.model:
+        model = AudioScope.from_pretrained(path).eval()
+        name = Path(path).resolve().parent.name if Path(path).name == "model" else Path(path).name
+        rows, examples = evaluate(model, items, mc3)
+        mc3 = None  # the noisy-label scores once (they use the first model's sources)
+        table.update(
+            {
+                k if k[0] == "_" else f"{name} ({model.config.context}): {k}": v
+                for k, v in rows.items()
+            }
+        )
     if args.cost:
         table["_cost"] = cost(model.train())
     print(json.dumps(table, indent=2))

@@ -186,6 +186,15 @@ def test_trainer_runs_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "run/metrics.jsonl").open()]
     assert max(steps) == 4 and steps.count(2) <= 2
     AudioScope.from_pretrained(tmp_path / "run/model")
+    # the "sync" classifier on the frozen separator, from cached pair features
+    sync_args = [*args[:1], "-o", str(tmp_path / "sync"), *args[3:5], "--batch-size", "2"]
+    sync_args += ["--init", str(tmp_path / "run/model"), "--context", "sync", "--freeze-separator"]
+    assert train([*sync_args, "--pairs-per-clip", "1", "--steps", "2", "--val-every", "2"]) == 0
+    assert (tmp_path / "sync/cache/train_pairs.npz").is_file()
+    sync_model = AudioScope.from_pretrained(tmp_path / "sync/model")
+    separator = AudioScope.from_pretrained(tmp_path / "run/model")
+    assert sync_model.config.context == "sync"
+    torch.testing.assert_close(sync_model.mask.weight, separator.mask.weight)  # kept frozen
 
 
 def test_app_separate_only_takes_uploads(tmp_path):
@@ -236,3 +245,82 @@ def test_sync_labels_follow_the_contacts():
     sources = torch.from_numpy(np.stack([seen, clicks([0.8, 1.7, 2.6])]))[None]
     corr = curve_correlation(sources, video_curves)[0]
     assert corr[0] > 0.9 and corr[1] < 0.3
+
+
+SYNC_TINY = dict(dim=8, channels=(4, 4), temporal_layers=1, input_size=16, head_dim=4)
+
+
+def tiny_sync_model(seed: int = 0) -> AudioScope:
+    return tiny_model(
+        seed, context="sync", sync_config=SYNC_TINY, num_bands=4, coincidence_channels=8
+    )
+
+
+def test_sync_context_round_trip_and_frames(tmp_path):
+    """The "sync" classifier reads the frames through its own (frozen) sync encoder: the same
+    logits as from that encoder's curves; save/load keeps them; sources still sum back."""
+    model = tiny_sync_model(seed=2)
+    mix, frames = torch.randn(2, 4800) * 0.2, torch.rand(2, 5, 3, 16, 16)
+    on, off, out = model.on_screen(mix, frames)
+    torch.testing.assert_close(on + off, mix)
+    curves = model.sync.encode(frames, 15)[1]  # 4800 samples / hop 320 = 15 latent frames
+    torch.testing.assert_close(model.classify(out.sources, None, video_curves=curves), out.logits)
+    assert not torch.allclose(model.classify(out.sources, None), out.logits)
+    model.save_pretrained(tmp_path / "m")
+    loaded = AudioScope.from_pretrained(tmp_path / "m").eval()
+    torch.testing.assert_close(loaded(mix, frames).logits, out.logits)
+    assert all(not p.requires_grad for p in model.sync.parameters())
+
+
+def _coincidence_toy(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
+    """``n`` pairs of click-train sources (1 s, same statistics); the video's (onset, level)
+    curves follow one of the two at random, which is on screen. -> sources (n, 2, N),
+    curves (n, 50, 2), labels (n, 2)."""
+    sr, hop = 16000, 320
+    centres = (np.arange(sr // hop) + 0.5) * hop / sr
+    sources, curves, labels = [], [], []
+    for _ in range(n):
+        pair, times = [], []
+        for _ in range(2):
+            t = np.sort(rng.choice(np.arange(0.05, 0.9, 0.1), 3, replace=False))
+            t = t + rng.uniform(0, 0.05, 3)
+            wave = rng.normal(0, 1e-4, sr)
+            for s in t:
+                i = int(s * sr)
+                wave[i : i + 800] += np.exp(-np.arange(800) / 100.0) * rng.normal(0, 0.3, 800)
+            pair.append(wave)
+            times.append(t)
+        k = int(rng.integers(2))
+        d = centres[:, None] - times[k][None]
+        onset = np.exp(-0.5 * (d / 0.02) ** 2).max(1)
+        level = np.where(d >= 0, np.exp(-np.abs(d) / 0.03), 0).max(1)
+        sources.append(pair)
+        curves.append(np.stack([onset, level], 1))
+        labels.append([k == 0, k == 1])
+    as_t = lambda x: torch.tensor(np.array(x), dtype=torch.float32)  # noqa: E731
+    return as_t(sources), as_t(curves), as_t(labels)
+
+
+def test_sync_context_learns_coincidence_audio_only_cannot():
+    """Sources whose envelope follows the video's contacts are on screen: the sync classifier
+    learns it; the same classifier without video (audio only) stays at chance."""
+    from foley.metrics.retrieval import roc_auc
+
+    rng = np.random.default_rng(0)
+    train, test = _coincidence_toy(rng, 128), _coincidence_toy(rng, 48)
+    aucs = {}
+    for video in (True, False):
+        model = tiny_sync_model(seed=0).train()
+        feats = model.source_features(train[0])
+        optim = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for step in range(60):
+            idx = torch.from_numpy(np.random.default_rng(step).choice(128, 16))
+            logits = model.classify_features(feats[idx], train[1][idx] if video else None)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, train[2][idx])
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+        with torch.no_grad():
+            logits = model.eval().classify(test[0], None, test[1] if video else None)
+        aucs[video] = roc_auc(logits.flatten().numpy(), test[2].flatten().numpy())
+    assert aucs[True] > 0.9 and aucs[False] < 0.7, aucs

@@ -9,8 +9,13 @@ assigned to ``a``'s takes the label of the audio-visual coincidence model, the f
 0.05)``, zero for near-silent sources. No ground truth is read: only each clip's mp4.
 
 The clips are decoded once into ``OUT/cache/`` (audio, frames at the model's rate and size,
-MC3 video embeddings), then training reads arrays. Resumable; the model is exported to
-``OUT/model`` at every validation (its MixIT loss on the val split is logged).
+MC3 video embeddings, the sync model's curves), then training reads arrays. ``--context sync``
+gives the classifier the sync encoder's curves as video context (coincidence in time, see
+``foley.models.audioscope``); with ``--freeze-separator`` it also caches, once, the frozen
+separator's sources of ``--pairs-per-clip`` mixtures of mixtures per clip as the classifier's
+inputs (``OUT/cache/<split>_pairs.npz``: features, noisy labels), so a step costs
+milliseconds. Resumable; the model is exported to ``OUT/model`` at every validation (its MixIT
+loss on the val split is logged).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class AudioScopeConfig:
     sync: str = opt("", "SyncModel folder (default: the shipped video_encoder)")
     init: str = opt("", "start from this AudioScope folder (its architecture wins)")
     freeze_separator: bool = opt(False, "train the on-screen classifier only")
+    context: str = opt("tokens", "classifier's video context", choices=("tokens", "sync"))
+    pairs_per_clip: int = opt(4, "--context sync --freeze-separator: cached mixtures per clip")
     max_clips: int = opt(1200, "train clips decoded into the cache (0: all)")
     val_clips: int = opt(64)
     steps: int = opt(3000)
@@ -87,29 +94,34 @@ def build_cache(
         t = torch.from_numpy(np.ascontiguousarray(fr)).permute(0, 3, 1, 2).float() / 255
         video.append(mc3.encode_video(t.unsqueeze(0))[0].numpy())
         curves.append(sync.encode(t.unsqueeze(0), ds.cfg.num_latents(wave.size))[1][0].numpy())
-        small = video_input(fr, ds.cfg.fps, model_cfg.video_fps, model_cfg.frame_size)
-        frames.append((small * 255).round().to(torch.uint8).numpy())
+        if model_cfg.context == "tokens":
+            small = video_input(fr, ds.cfg.fps, model_cfg.video_fps, model_cfg.frame_size)
+            frames.append((small * 255).round().to(torch.uint8).numpy())
         audio.append(wave.astype(np.float32))
         uids.append(ds.records[int(i)].video_uid)
     arrays = {
         "audio": np.stack(audio),
-        "frames": np.stack(frames),
         "mc3_video": np.stack(video),
         "sync_curves": np.stack(curves),
     }
+    if frames:
+        arrays["frames"] = np.stack(frames)
     for k, v in arrays.items():
         np.save(out / f"{split}_{k}.npy", v)
     meta_path.write_text(json.dumps({"arrays": list(arrays), "video_uid": uids}))
     return {**arrays, "video_uid": uids}
 
 
-def draw_pairs(uids: list[str], rng: np.random.Generator, batch: int) -> tuple[np.ndarray, ...]:
+def draw_pairs(
+    uids: list[str], rng: np.random.Generator, batch: int, a: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """(a, b) clip indices, ``b`` from another video than ``a`` (another clip of the same
-    video when the split has only one video)."""
+    video when the split has only one video); ``a`` drawn unless given."""
     n = len(uids)
     if n < 2:
         raise InputError("AudioScope training needs at least 2 clips in each split")
-    a = rng.choice(n, batch, replace=n < batch)
+    if a is None:
+        a = rng.choice(n, batch, replace=n < batch)
     b = []
     for i in a:
         others = [j for j in range(n) if uids[j] != uids[i]] or [j for j in range(n) if j != i]
@@ -121,13 +133,15 @@ def batch_tensors(cache: dict, a: np.ndarray, b: np.ndarray, device) -> dict:
     def rows(name: str, idx: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(cache[name][np.sort(idx)][np.argsort(np.argsort(idx))]))
 
-    return {
+    batch = {
         "mixtures": torch.stack([rows("audio", a), rows("audio", b)], 1).to(device),  # (b, 2, N)
-        "frames": rows("frames", a).float().div(255).to(device),  # (b, T', 3, s, s)
         "video_a": rows("mc3_video", a).to(device),
         "video_b": rows("mc3_video", b).to(device),
         "curves_a": rows("sync_curves", a).to(device),  # (b, L, 2)
     }
+    if "frames" in cache:
+        batch["frames"] = rows("frames", a).float().div(255).to(device)  # (b, T', 3, s, s)
+    return batch
 
 
 @torch.no_grad()
@@ -183,10 +197,84 @@ def step_losses(model, mc3, batch: dict, args, rng: np.random.Generator) -> dict
         out_sources = model.separate(mixtures.sum(1))
     mixit, assignment = mixit_loss(mixtures, out_sources)
     labels = noisy_labels(mc3, out_sources, assignment, batch, args.labels)
-    frames = None if rng.random() < args.video_dropout else batch["frames"]
-    logits = model.classify(out_sources.detach(), frames)
+    drop = rng.random() < args.video_dropout
+    if model.config.context == "sync":
+        curves = None if drop else batch["curves_a"]
+        logits = model.classify(out_sources.detach(), None, video_curves=curves)
+    else:
+        logits = model.classify(out_sources.detach(), None if drop else batch["frames"])
     bce = F.binary_cross_entropy_with_logits(logits, labels)
     return {"mixit": mixit.mean(), "bce": bce}
+
+
+@torch.no_grad()
+def build_pair_cache(model, cache: dict, path: Path, pairs_per_clip: int, seed: int) -> dict:
+    """The frozen separator's sources of ``pairs_per_clip`` mixtures of mixtures per clip, as
+    the ``"sync"`` classifier's inputs, once: ``features`` (P, M, L, C) float16
+    (``AudioScope.source_features``), ``labels`` (P, M) (:func:`noisy_labels`, sync) and ``a``
+    (P,) the clip whose video is on screen (its curves: ``cache["sync_curves"][a]``)."""
+    from foley.models.audioscope import mixit_loss
+
+    if path.is_file():
+        return dict(np.load(path))
+    rng = np.random.default_rng([seed, 7])
+    n = len(cache["video_uid"])
+    a_all = np.concatenate([rng.permutation(n) for _ in range(pairs_per_clip)])
+    feats, labels, a_done = [], [], []
+    for lo in tqdm(range(0, len(a_all), 8), desc=f"audioscope pairs {path.stem}", unit="batch"):
+        a = a_all[lo : lo + 8]
+        _, b = draw_pairs(cache["video_uid"], rng, len(a), a)
+        batch = batch_tensors(cache, a, b, "cpu")
+        sources = model.separate(batch["mixtures"].sum(1))
+        _, assignment = mixit_loss(batch["mixtures"], sources)
+        labels.append(noisy_labels(None, sources, assignment, batch, "sync").numpy())
+        feats.append(model.source_features(sources).half().numpy())
+        a_done.append(a)
+    pairs = {"features": np.concatenate(feats), "labels": np.concatenate(labels)}
+    pairs["a"] = np.concatenate(a_done)
+    np.savez(path, **pairs)
+    return pairs
+
+
+def pair_step_losses(model, pairs: dict, cache: dict, idx: np.ndarray, video: bool) -> dict:
+    """BCE of the ``"sync"`` classifier on cached pairs ``idx``, with or without the video."""
+    feats = torch.from_numpy(pairs["features"][idx]).float()
+    curves = torch.from_numpy(np.array(cache["sync_curves"][np.sort(pairs["a"][idx])]))
+    curves = curves[np.argsort(np.argsort(pairs["a"][idx]))]
+    logits = model.classify_features(feats, curves if video else None)
+    return {
+        "bce": F.binary_cross_entropy_with_logits(logits, torch.from_numpy(pairs["labels"][idx]))
+    }
+
+
+def build_model(args: AudioScopeConfig, sync):
+    """A new AudioScope, or ``--init``'s; with another ``--context`` than ``--init``'s, its
+    separator is kept and a new classifier built. The ``"sync"`` classifier's sync encoder is
+    ``sync``'s weights (frozen)."""
+    from foley.config import DEFAULT_CONFIG
+    from foley.models.audioscope import SEPARATOR_MODULES, AudioScope
+
+    init = AudioScope.from_pretrained(args.init) if args.init else None
+    if init is not None and init.config.context == args.context:
+        return init
+    base = {k: v for k, v in (init.config if init is not None else {}).items() if k[0] != "_"}
+    if init is None:
+        base = dict(
+            num_sources=args.num_sources, channels=args.channels, num_blocks=args.num_blocks
+        )
+    if args.context == "sync":
+        sync_config = {k: v for k, v in sync.config.items() if k[0] != "_"}
+        base.update(context="sync", sync_config=sync_config, video_fps=DEFAULT_CONFIG.fps)
+        base.update(frame_size=DEFAULT_CONFIG.frame_size)
+    else:
+        base.update(context="tokens", sync_config=None, video_fps=8.0, frame_size=48)
+    model = AudioScope(**base)
+    if init is not None:
+        for name in SEPARATOR_MODULES:
+            getattr(model, name).load_state_dict(getattr(init, name).state_dict())
+    if args.context == "sync":
+        model.sync.load_state_dict(sync.state_dict())
+    return model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,21 +284,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     args = config_from_args(AudioScopeConfig, args)
     from foley.defaults import DEFAULT_MODEL_DIR, mc3_dir_or_default
-    from foley.models.audioscope import AudioScope
+    from foley.models.audioscope import SEPARATOR_MODULES
     from foley.models.mc3 import MC3Model
     from foley.models.sync import SyncModel
     from training.common import start_run
     from training.loop import TrainLoop, cosine_schedule
 
     accelerator, out = start_run(args)
-    if args.init:
-        model = AudioScope.from_pretrained(args.init)
-    else:
-        model = AudioScope(
-            num_sources=args.num_sources, channels=args.channels, num_blocks=args.num_blocks
-        )
     mc3 = MC3Model.from_pretrained(mc3_dir_or_default(args.mc3 or None)).eval()
     sync = SyncModel.from_pretrained(args.sync or DEFAULT_MODEL_DIR / "video_encoder").eval()
+    model = build_model(args, sync)
     with accelerator.main_process_first():
         train = build_cache(
             Path(args.data),
@@ -230,12 +313,22 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
             args.val_clips,
             args.seed,
         )
+    cached = args.freeze_separator and model.config.context == "sync"
+    if cached:
+        with accelerator.main_process_first():
+            pairs = {
+                split: build_pair_cache(
+                    model.eval(),
+                    c,
+                    out / "cache" / f"{split}_pairs.npz",
+                    args.pairs_per_clip,
+                    args.seed,
+                )
+                for split, c in (("train", train), ("val", val))
+            }
     mc3 = mc3.to(accelerator.device)
-    separator = {"inp", "blocks", "mask"}
-    params = [
-        p for name, p in model.named_parameters()
-        if not (args.freeze_separator and name.split(".")[0] in separator)
-    ]  # fmt: skip
+    frozen = {"sync", *(SEPARATOR_MODULES if args.freeze_separator else ())}
+    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in frozen]
     optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
     model, optim, sched = accelerator.prepare(model, optim, sched)
@@ -246,7 +339,12 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
         rng = np.random.default_rng(12345)
         losses = []
         with torch.no_grad():
-            for _ in range(4):
+            if cached:
+                idx = np.arange(len(pairs["val"]["a"]))
+                for video in (True, False):
+                    losses.append(pair_step_losses(unwrapped, pairs["val"], val, idx, video))
+                losses = [{"bce": losses[0]["bce"], "bce_audio_only": losses[1]["bce"]}]
+            for _ in range(0 if cached else 4):
                 a, b = draw_pairs(val["video_uid"], rng, args.batch_size)
                 batch = batch_tensors(val, a, b, accelerator.device)
                 losses.append(step_losses(unwrapped, mc3, batch, args, rng))
@@ -261,8 +359,14 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     model.train()
     for _ in loop:
         rng = loop.rng(args.seed)
-        a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
-        losses = step_losses(model, mc3, batch_tensors(train, a, b, accelerator.device), args, rng)
+        if cached:
+            idx = rng.choice(len(pairs["train"]["a"]), args.batch_size)
+            video = rng.random() >= args.video_dropout
+            losses = pair_step_losses(model, pairs["train"], train, idx, video)
+        else:
+            a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
+            batch = batch_tensors(train, a, b, accelerator.device)
+            losses = step_losses(model, mc3, batch, args, rng)
         loss = args.classifier_weight * losses["bce"]
         if not args.freeze_separator:
             loss = loss + losses["mixit"]

@@ -6,11 +6,19 @@ Two parts in one trained component:
   1-D convolutions over time (a small TDCN); ``num_sources`` masks are a softmax over sources,
   so the masked STFTs sum to the mixture's STFT, and a mixture-consistency projection makes the
   sources' waveforms sum to the mixture exactly (up to float rounding).
-- **On-screen classifier**: each source's audio embedding attends over the video's
-  spatio-temporal embeddings (a small CNN on frames and frame differences, a grid of tokens per
-  frame) and gives the logit that the source is on screen. Without frames (``frames=None``) a
-  learned null context stands in (the audio-only ablation; training drops the video at random
-  so the same model has both modes).
+- **On-screen classifier**, with one of two video contexts (``context``):
+
+  * ``"tokens"``: each source's audio embedding attends over the video's spatio-temporal
+    embeddings (a small CNN on frames and frame differences, a grid of tokens per frame);
+  * ``"sync"``: coincidence in time. The frozen sync encoder (:class:`~foley.models.sync.
+    SyncModel`, a submodule) turns the frames into (onset, level) curves of the contacts it
+    sees, at the latent rate (50 per second); each source gives its own loudness, onset
+    strength and band energies at the same rate (:meth:`AudioScope.source_features`, no
+    parameters, so training can cache them); a small temporal conv over [source curves, video
+    curves, their products] plus the curves' correlations gives the logit.
+
+  Without video (``frames=None``) a learned null context stands in (the audio-only ablation;
+  training drops the video at random so the same model has both modes).
 
 Trained with mixture invariant training (MixIT, :func:`mixit_loss`) on mixtures of mixtures; no
 labels (``training/train_audioscope.py``). Inference: :meth:`AudioScope.on_screen`.
@@ -29,6 +37,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 SNR_TAU = 1e-3  # soft threshold of the MixIT SNR loss (the paper's tau)
+CONTEXTS = ("tokens", "sync")
+SEPARATOR_MODULES = ("inp", "blocks", "mask")  # what ``--freeze-separator`` keeps fixed
+LEVEL_RANGE_DB = 30.0  # as foley.models.sync: loudness curves span 30 dB above the floor
 
 
 def snr_loss(ref: torch.Tensor, est: torch.Tensor, tau: float = SNR_TAU) -> torch.Tensor:
@@ -111,14 +122,24 @@ class AudioScope(ModelMixin, ConfigMixin):
         video_fps: float = 8.0,
         frame_size: int = 48,
         video_channels: tuple[int, ...] = (16, 32),
+        context: str = "tokens",
+        sync_config: dict | None = None,
+        latent_hop: int = 320,
+        num_bands: int = 8,
+        coincidence_channels: int = 32,
     ) -> None:
         super().__init__()
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
         bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         # separator
         self.inp = nn.Conv1d(bins, channels, 1)
         self.blocks = nn.Sequential(*[_Block(channels, 2 ** (i % 5)) for i in range(num_blocks)])
         self.mask = nn.Conv1d(channels, num_sources * bins, 1)
+        if context == "sync":
+            self._init_sync_classifier(sync_config or {}, num_bands, coincidence_channels)
+            return
         # per-source audio embedding (from the source's log magnitude)
         self.audio_embed = nn.Sequential(
             nn.Conv1d(bins, channels, 1), nn.GELU(), nn.Conv1d(channels, embed_dim, 3, padding=1)
@@ -185,8 +206,21 @@ class AudioScope(ModelMixin, ConfigMixin):
         g = g + self.video_time(F.gelu(g))  # temporal mixing per grid cell
         return g.view(b, s * s, d, t).permute(0, 3, 1, 2).reshape(b, t * s * s, d)
 
-    def classify(self, sources: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
-        """On-screen logits (batch, M) of separated sources; ``frames=None``: audio only."""
+    def classify(
+        self,
+        sources: torch.Tensor,
+        frames: torch.Tensor | None,
+        video_curves: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """On-screen logits (batch, M) of separated sources; ``frames=None``: audio only.
+
+        ``video_curves`` (batch, L, 2) (``"sync"`` context only): the sync encoder's curves of
+        ``frames``, when they are already known (training caches them)."""
+        if self.config.context == "sync":
+            if video_curves is None and frames is not None:
+                num_latents = -(-sources.shape[-1] // self.config.latent_hop)
+                video_curves = self.sync.encode(frames, num_latents)[1]
+            return self.classify_features(self.source_features(sources), video_curves)
         a = self.embed_sources(sources)  # (b, M, 2D)
         q = self.query(a)  # (b, M, D)
         if frames is None:
@@ -195,6 +229,85 @@ class AudioScope(ModelMixin, ConfigMixin):
             tokens = self.embed_video(frames)  # (b, P, D)
             ctx = F.scaled_dot_product_attention(q, self.key(tokens), self.value(tokens))
         return self.head(torch.cat([a, ctx, q * ctx], -1)).squeeze(-1)
+
+    # ---- "sync" context: coincidence of source and video curves in time -------------------
+
+    def _init_sync_classifier(self, sync_config: dict, num_bands: int, hidden: int) -> None:
+        from foley.models.sync import SyncModel
+
+        self.sync = SyncModel(**sync_config).requires_grad_(False)
+        c_in = 3 + num_bands + 2 + 4  # source curves, video curves, products
+        self.coincidence = nn.Sequential(
+            nn.Conv1d(c_in, hidden, 5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2),
+            nn.GELU(),
+            nn.Conv1d(hidden, hidden, 5, padding=8, dilation=4),
+            nn.GELU(),
+        )
+        self.null_curves = nn.Parameter(torch.zeros(2))
+        self.head = nn.Sequential(
+            nn.Linear(2 * hidden + 4, hidden), nn.GELU(), nn.Linear(hidden, 1)
+        )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if hasattr(self, "sync"):
+            self.sync.eval()  # frozen
+        return self
+
+    @torch.no_grad()
+    def source_features(self, sources: torch.Tensor) -> torch.Tensor:
+        """(batch, M, N) -> (batch, M, L, 3 + num_bands) at the latent rate (``latent_hop``
+        samples a frame, frame ``j`` covering samples ``[j, j + 1) * hop``): loudness above the
+        source's floor in [0, 1] (as :func:`foley.models.sync.sync_targets`), onset strength
+        (rectified rise of the band levels, /10 dB), the source's level relative to the
+        mixture's in the same frame (/30 dB, in [-1, 0]) and band levels relative to the
+        source's loudest band-frame (/30 dB, in [-1, 0])."""
+        b, m, n = sources.shape
+        hop, nb = self.config.latent_hop, self.config.num_bands
+        frames_n = -(-n // hop)
+        x = F.pad(sources, (0, frames_n * hop - n)).view(b, m, frames_n, hop)
+        power = x.pow(2).mean(-1)  # (b, M, L)
+        db = 10 * torch.log10(power + 1e-10)
+        floor = torch.quantile(db, 0.2, dim=-1, keepdim=True)
+        level = ((db - floor) / LEVEL_RANGE_DB).clamp(0, 1)
+        mix_db = 10 * torch.log10(x.sum(1, keepdim=True).pow(2).mean(-1) + 1e-10)
+        rel = ((db - mix_db) / LEVEL_RANGE_DB).clamp(-1, 0)
+        spec = torch.fft.rfft(x * torch.hann_window(hop, device=x.device), dim=-1).abs().pow(2)
+        edges = np.unique(np.geomspace(2, spec.shape[-1], nb + 1).astype(int))
+        bands = torch.stack(
+            [spec[..., lo:hi].mean(-1) for lo, hi in zip(edges[:-1], edges[1:])], -1
+        )  # (b, M, L, <= nb)
+        bands = F.pad(bands, (0, nb - bands.shape[-1]))
+        band_db = 10 * torch.log10(bands + 1e-10)
+        rise = band_db.diff(dim=2, prepend=band_db[:, :, :1]).clamp(min=0).mean(-1)
+        onset = (rise / 10).clamp(0, 1) * (level > 0)
+        top = band_db.amax(dim=(2, 3), keepdim=True)
+        band_rel = ((band_db - top) / LEVEL_RANGE_DB).clamp(-1, 0)
+        return torch.cat([torch.stack([level, onset, rel], -1), band_rel], -1)
+
+    def classify_features(
+        self, features: torch.Tensor, video_curves: torch.Tensor | None
+    ) -> torch.Tensor:
+        """features (batch, M, L, C) of :meth:`source_features`, the video's (onset, level)
+        curves (batch, L, 2) in [0, 1] or None (audio only) -> on-screen logits (batch, M)."""
+        b, m, n, _ = features.shape
+        if video_curves is None:
+            v = self.null_curves.expand(b, m, n, 2)
+        else:
+            v = video_curves[:, None, :n].to(features.dtype).expand(b, m, n, 2)
+        level, onset = features[..., :1], features[..., 1:2]
+        v_onset, v_level = v[..., :1], v[..., 1:]
+        pairs = [level * v_level, onset * v_onset, level * v_onset, onset * v_level]
+        x = torch.cat([features, v, *pairs], -1).flatten(0, 1).transpose(1, 2)  # (b*M, C', L)
+        h = self.coincidence(x)
+        s = torch.cat([level, onset, level, onset], -1)  # (b, M, L, 4)
+        t = torch.cat([v_level, v_onset, v_onset, v_level], -1)
+        s, t = s - s.mean(2, keepdim=True), t - t.mean(2, keepdim=True)
+        corr = (s * t).sum(2) / (s.norm(dim=2) * t.norm(dim=2) + 1e-6)  # (b, M, 4)
+        pooled = torch.cat([h.mean(-1), h.amax(-1)], -1).view(b, m, -1)
+        return self.head(torch.cat([pooled, corr], -1)).squeeze(-1)
 
     def forward(self, mixture: torch.Tensor, frames: torch.Tensor | None) -> AudioScopeOutput:
         sources = self.separate(mixture)
