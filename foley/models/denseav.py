@@ -92,7 +92,7 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         audio_channels: tuple[int, ...] = (32, 64, 96),
         input_size: int = 112,
         silence_db: float = -35.0,
-        normalize: bool = True,
+        normalize: bool = False,
         audio_encoder: str = "cnn2d",
         av_config: dict | None = None,
     ) -> None:
