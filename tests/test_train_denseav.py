@@ -24,7 +24,8 @@ def test_train_export_and_resume(tmp_path):
     assert foley_main([*train, "--steps", "2", "--val-every", "2"]) == 0
     model = DenseAVModel.from_pretrained(out / "model")
     assert model.config.heads == 2 and model.config.dim == 4
-    assert (out / "cache" / "train" / "waves.npy").is_file()
+    # the stored inputs a step reads: one feature store per split (the CNN's raw frames here)
+    assert (out / "cache" / "train-cnn-32" / "visual.npy").is_file()
     assert foley_main([*train, "--steps", "4", "--val-every", "2"]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [r["step"] for r in rows if "loss" in r]

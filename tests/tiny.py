@@ -32,8 +32,16 @@ AVS_TINY = dict(
     audio_window=16,
 )
 
-# a CPU-sized DenseAVModel (two heads): DenseAVModel(**DENSEAV_TINY)
-DENSEAV_TINY = dict(dim=8, heads=2, visual_channels=(8, 16), audio_channels=(8, 16), input_size=32)
+# a CPU-sized DenseAVModel (two heads, the trainer's recipe): DenseAVModel(**DENSEAV_TINY)
+DENSEAV_TINY = dict(
+    dim=8,
+    heads=2,
+    visual_channels=(8, 16),
+    audio_channels=(8, 16),
+    input_size=32,
+    normalize=True,
+    audio_encoder="conv1d",
+)
 
 
 def tiny_denoiser(cfg: AVConfig, curve_dim: int = 0, video_dim: int = 12) -> FoleyDenoiser:

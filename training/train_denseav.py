@@ -2,9 +2,10 @@
 
 No masks and no labels: each step pairs one frame of a clip with the clip's whole soundtrack and
 contrasts it against the other clips of the batch (``foley.models.denseav.denseav_loss``).
-Clips are decoded once into a cache (``CACHE/<split>/frames.npy`` (n, F, S, S, 3) uint8, ``F``
-frames spread over the clip; ``waves.npy`` (n, N) float16; ``index.json``), then training reads
-arrays. The model with the best validation retrieval (audio -> frame top-1 among
+Clips are decoded once into a :mod:`training.store` store per split (:func:`build_features`:
+the frozen EfficientNet's maps of ``F`` frames per clip, or the frames for the trained CNN; the
+log-mels; the voiced steps), so that a step runs only the trained layers. The model with the
+best validation retrieval (audio -> frame top-1 among
 ``batch_size`` clips, a label-free measure) is exported to ``OUT/model``.
 """
 
@@ -20,86 +21,174 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from foley.config import DEFAULT_CONFIG, AVConfig
+from foley.errors import InputError
 from training.config import add_config_arguments, config_from_args, opt, trainer_main
+from training.store import FeatureStore, StoreWriter
 
 
-def build_cache(
-    data: str | os.PathLike,
-    split: str,
-    cache: str | os.PathLike,
-    cfg: AVConfig = DEFAULT_CONFIG,
-    *,
-    frames_per_clip: int = 6,
-    limit: int | None = None,
-) -> Path:
-    """Decode ``split`` of ``data`` into ``cache/<split>`` (skipped when already complete)."""
-    from foley.data.ego4d import read_metadata, split_path
-    from foley.io import load_video
+def feature_settings(model, data: str | os.PathLike, split: str, frames_per_clip: int, limit):
+    """The store's invalidation key: the source split, the clip count and what the stored
+    inputs depend on (AV config, input size, the frozen backbone, the silence threshold)."""
+    from foley.data.ego4d import split_path
 
-    out = Path(cache) / split
-    index_path = out / "index.json"
-    if index_path.is_file() and json.loads(index_path.read_text()).get("done"):
-        return out
-    records = read_metadata(split_path(data, split))[:limit]
-    out.mkdir(parents=True, exist_ok=True)
-    S, N = cfg.frame_size, cfg.samples_per_clip
-    pick = np.linspace(0, cfg.frames_per_clip - 1, frames_per_clip).round().astype(int)
-    frames = np.lib.format.open_memmap(
-        out / "frames.npy", "w+", np.uint8, (len(records), frames_per_clip, S, S, 3)
-    )
-    waves = np.lib.format.open_memmap(out / "waves.npy", "w+", np.float16, (len(records), N))
-    for i, rec in enumerate(tqdm(records, desc=f"DenseAV cache {split}", unit="clip")):
-        video = load_video(rec.clip_path(data), cfg, max_seconds=cfg.clip_seconds + 1)
-        f = video.frames[np.minimum(pick, len(video.frames) - 1)]
-        frames[i] = f
-        audio = video.audio if video.audio is not None else np.zeros(N, np.float32)
-        waves[i] = np.pad(audio[:N], (0, max(0, N - audio[:N].size)))
-    frames.flush()
-    waves.flush()
-    ids = [r.clip_stem for r in records]
-    index_path.write_text(json.dumps({"clips": ids, "frames": pick.tolist(), "done": True}))
-    return out
-
-
-class CachedClips:
-    """Memmapped view of one cached split."""
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        folder = Path(folder)
-        self.frames = np.load(folder / "frames.npy", mmap_mode="r")  # (n, F, S, S, 3)
-        self.waves = np.load(folder / "waves.npy", mmap_mode="r")  # (n, N)
-
-    def __len__(self) -> int:
-        return len(self.waves)
-
-    def batch(self, idx, frame_idx, flip=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(b, 3, S, S)`` frames in [0, 1] and ``(b, N)`` waves."""
-        f = np.stack([self.frames[i, j] for i, j in zip(idx, frame_idx)])
-        x = torch.from_numpy(f).permute(0, 3, 1, 2).float() / 255.0
-        if flip is not None and flip.any():
-            x[torch.from_numpy(flip)] = x[torch.from_numpy(flip)].flip(-1)
-        w = torch.from_numpy(np.stack([self.waves[i] for i in idx]).astype(np.float32))
-        return x, w
+    tsv = Path(split_path(data, split))
+    c = model.config
+    return {
+        "store": "denseav-inputs-1",
+        "split": str(tsv.resolve()),
+        "tsv": [tsv.stat().st_size, tsv.stat().st_mtime_ns],
+        "frames_per_clip": int(frames_per_clip),
+        "limit": limit,
+        "visual": c.visual,
+        "input_size": int(c.input_size),
+        "audio_steps": model.audio_steps(1000),  # the time stride of the audio encoder
+        "silence_db": float(c.silence_db),
+        "av": model.av.to_dict(),
+    }
 
 
 @torch.no_grad()
-def retrieval_top1(model, clips: CachedClips, batch: int, device) -> dict:
+def build_features(
+    model,
+    data: str | os.PathLike,
+    split: str,
+    cache: str | os.PathLike,
+    *,
+    frames_per_clip: int = 4,
+    limit: int | None = None,
+    batch_size: int = 16,
+    decoded: str | os.PathLike | None = None,
+) -> FeatureStore:
+    """Decode ``split`` of ``data`` once and store what a training step reads (a
+    :mod:`training.store` store at ``cache/<split>-<visual>-<input_size>``, resumable):
+
+    - ``visual`` (n, F, 112, h, w) float16: the frozen EfficientNet's maps of ``F`` frames spread
+      over the clip, or (n, F, 3, S, S) uint8 frames for the trained CNN;
+    - ``mel`` (n, n_mels, M) float16: :meth:`DenseAVModel.audio_input` of the clip's audio;
+    - ``voiced`` (n, Ta) bool: :meth:`DenseAVModel.voiced` of the clip's audio.
+
+    ``decoded``: read the clips from a folder the first version of this trainer decoded
+    (``<split>/frames.npy`` (n, 6, S, S, 3) uint8 and ``waves.npy`` (n, N)) instead of the mp4s.
+    """
+    from foley.data.ego4d import ClipDataset
+
+    c = model.config
+    path = Path(cache) / f"{split}-{c.visual}-{c.input_size}"
+    settings = feature_settings(model, data, split, frames_per_clip, limit)
+    settings["decoded"] = str((Path(decoded) / split).resolve()) if decoded else None
+    store = FeatureStore.open(path, settings)
+    if store is not None:
+        return store
+    if decoded:
+        src = Path(decoded) / split
+        all_frames = np.load(src / "frames.npy", mmap_mode="r")  # (n, F0, S, S, 3) uint8
+        all_waves = np.load(src / "waves.npy", mmap_mode="r")  # (n, N) float16
+        ids = json.loads((src / "index.json").read_text())["clips"]
+        pick = np.linspace(0, all_frames.shape[1] - 1, frames_per_clip).round().astype(int)
+
+        def load(i: int) -> tuple[np.ndarray, np.ndarray]:
+            return all_frames[i], all_waves[i].astype(np.float32)
+    else:
+        ds = ClipDataset(data, split, model.av)
+        ids = [r.clip_stem for r in ds.records]
+        pick = np.linspace(0, model.av.frames_per_clip - 1, frames_per_clip).round().astype(int)
+        load = ds.load_clip
+    n = min(len(ids), limit or len(ids))
+    if n == 0:
+        raise InputError(f"{data}: split {split!r} has no clips")
+    ids = ids[:n]
+    writer = StoreWriter(
+        path, settings, n, resume=True, meta={"clips": ids, "frames": pick.tolist()}
+    )
+    mel_shape = tuple(model.audio_input(torch.zeros(1, model.av.samples_per_clip)).shape[1:])
+    steps = model.audio_steps(mel_shape[-1])
+    S = model.av.frame_size
+    if model.frozen_visual:
+        vis_shape = tuple(model.visual_input(torch.zeros(1, 3, S, S)).shape[1:])
+        visual = writer.array("visual", np.float16, (n, frames_per_clip, *vis_shape))
+    else:
+        visual = writer.array("visual", np.uint8, (n, frames_per_clip, 3, S, S))
+    mel = writer.array("mel", np.float16, (n, *mel_shape))
+    voiced = writer.array("voiced", np.bool_, (n, steps))
+    model.eval()
+    bar = tqdm(total=n, initial=writer.rows_done, desc=f"DenseAV features {split}", unit="clip")
+    for lo in range(writer.rows_done, n, batch_size):
+        hi = min(n, lo + batch_size)
+        frames, waves = zip(*(load(i) for i in range(lo, hi)))
+        frames = np.stack([f[pick] for f in frames])  # (b, F, S, S, 3) uint8
+        if model.frozen_visual:
+            x = torch.from_numpy(frames).flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
+            visual[lo:hi] = model.visual_input(x).unflatten(0, frames.shape[:2]).numpy()
+        else:
+            visual[lo:hi] = frames.transpose(0, 1, 4, 2, 3)
+        wave = torch.from_numpy(np.stack(waves))  # (b, N) float32
+        mel[lo:hi] = model.audio_input(wave).numpy()
+        voiced[lo:hi] = model.voiced(wave, steps).numpy()
+        for array in (visual, mel, voiced):
+            array.flush()
+        writer.checkpoint(hi)
+        bar.update(hi - lo)
+    bar.close()
+    return writer.commit()
+
+
+class StoredClips:
+    """A batch of stored inputs: what :func:`step_loss` takes."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.visual = store["visual"]  # (n, F, ...) float16 maps or uint8 frames
+        self.mel = store["mel"]  # (n, n_mels, M) float16
+        self.voiced = store["voiced"]  # (n, Ta) bool
+        self.frames_per_clip = self.visual.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.mel)
+
+    def batch(self, idx, frame_idx, flip=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``visual`` (b, ...) float32 (frames in [0, 1]), ``mel`` (b, n_mels, M), ``voiced``
+        (b, Ta); ``flip`` (b,) bool mirrors those clips' frames (or maps) left to right."""
+        v = torch.from_numpy(np.stack([self.visual[i, j] for i, j in zip(idx, frame_idx)]))
+        v = v.float() / 255.0 if v.dtype == torch.uint8 else v.float()
+        if flip is not None and flip.any():
+            f = torch.from_numpy(np.asarray(flip))
+            v[f] = v[f].flip(-1)
+        mel = torch.from_numpy(np.stack([self.mel[i] for i in idx]).astype(np.float32))
+        voiced = torch.from_numpy(np.stack([self.voiced[i] for i in idx]))
+        return v, mel, voiced
+
+
+def step_loss(model, visual: torch.Tensor, mel: torch.Tensor, voiced: torch.Tensor, weights=None):
+    """:func:`~foley.models.denseav.denseav_loss` on stored inputs: only the trained layers
+    run (the frozen backbone and the log-mel were computed once)."""
+    from foley.models.denseav import contrastive_loss
+
+    if not model.frozen_visual:
+        visual = model.visual_input(visual)  # resize only
+    audio = model.project_audio(mel)
+    return contrastive_loss(model, model.project_visual(visual), audio, voiced, weights)
+
+
+@torch.no_grad()
+def retrieval_top1(model, clips: StoredClips, batch: int, device) -> dict:
     """Label-free validation: audio -> frame top-1 and InfoNCE loss within groups of
-    ``batch`` clips (middle cached frame)."""
-    from foley.models.denseav import denseav_loss
+    ``batch`` clips (middle stored frame)."""
+    from foley.models.denseav import aggregate, contrastive_loss, similarity_volume
 
     model.eval()
     hits, losses, n = 0, [], 0
-    mid = clips.frames.shape[1] // 2
+    mid = clips.frames_per_clip // 2
     for lo in range(0, len(clips) - 1, batch):
         idx = list(range(lo, min(len(clips), lo + batch)))
         if len(idx) < 2:
             break
-        x, w = clips.batch(idx, [mid] * len(idx))
-        x, w = x.to(device), w.to(device)
-        hits += int((model(x, w).argmax(1) == torch.arange(len(idx), device=device)).sum())
-        losses.append(float(denseav_loss(model, x, w)[1]["nce"]) * len(idx))
+        v, mel, voiced = (t.to(device) for t in clips.batch(idx, [mid] * len(idx)))
+        if not model.frozen_visual:
+            v = model.visual_input(v)
+        audio, visual = model.project_audio(mel), model.project_visual(v)
+        scores = aggregate(similarity_volume(audio, visual), voiced)  # (b, b)
+        hits += int((scores.argmax(1) == torch.arange(len(idx), device=device)).sum())
+        nce = contrastive_loss(model, visual, audio, voiced)[1]["nce"]
+        losses.append(nce * len(idx))
         n += len(idx)
     model.train()
     return {"val_top1": hits / max(1, n), "val_nce": sum(losses) / max(1, n)}
@@ -111,9 +200,10 @@ class DenseAVConfig:
 
     data: str = opt("", "Ego4D-Sounds / FoleyWorld folder", positional=True, required=True)
     out: str = opt("", "training folder", required=True, short="-o")
-    cache: str = opt("", "decoded clip cache (default OUT/cache)")
+    cache: str = opt("", "stored inputs (default OUT/cache)")
+    decoded: str = opt("", "read clips from the first trainer's decoded cache (not the mp4s)")
     limit: int = opt(0, "clips per split (0: all)")
-    frames_per_clip: int = opt(6, "frames cached per clip")
+    frames_per_clip: int = opt(4, "frames stored per clip")
     steps: int = opt(3000)
     batch_size: int = opt(16)
     lr: float = opt(0.001)
@@ -121,6 +211,9 @@ class DenseAVConfig:
     heads: int = opt(2)
     visual: str = opt("cnn", "visual backbone", choices=("cnn", "efficientnet"))
     input_size: int = opt(112)
+    audio_encoder: str = opt("conv1d", "log-mel encoder", choices=("conv1d", "cnn2d"))
+    audio_channels: tuple[int, ...] = opt((64, 96, 128))
+    raw_features: bool = opt(False, "no per-head L2 normalisation (the collapsed first runs)")
     val_every: int = opt(250)
     max_minutes: float = opt(0.0, "stop (and export) after")
     threads: int = opt(0, "torch CPU threads (0: default)")
@@ -134,22 +227,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: DenseAVConfig | argparse.Namespace) -> int:
     args = config_from_args(DenseAVConfig, args)
-    from foley.models.denseav import DenseAVModel, denseav_loss
+    from foley.models.denseav import DenseAVModel
     from training.common import start_run
     from training.loop import TrainLoop, cosine_schedule, draw_batch
 
     accelerator, out = start_run(args)
     cache = Path(args.cache or out / "cache")
     limit = args.limit or None
-    with accelerator.main_process_first():
-        kw = dict(frames_per_clip=args.frames_per_clip, limit=limit)
-        train = CachedClips(build_cache(args.data, "train", cache, **kw))
-        has_val = (Path(args.data) / "val.tsv").is_file()
-        val = CachedClips(build_cache(args.data, "val", cache, **kw)) if has_val else train
     model = DenseAVModel(
-        dim=args.dim, heads=args.heads, visual=args.visual, input_size=args.input_size
+        dim=args.dim,
+        heads=args.heads,
+        visual=args.visual,
+        input_size=args.input_size,
+        audio_encoder=args.audio_encoder,
+        audio_channels=tuple(args.audio_channels),
+        normalize=not args.raw_features,
     )
     model.load_backbone_weights()
+    with accelerator.main_process_first():
+        kw = dict(frames_per_clip=args.frames_per_clip, limit=limit, decoded=args.decoded or None)
+        train = StoredClips(build_features(model, args.data, "train", cache, **kw))
+        has_val = (Path(args.data) / "val.tsv").is_file()
+        val = (
+            StoredClips(build_features(model, args.data, "val", cache, **kw)) if has_val else train
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
@@ -172,9 +273,9 @@ def run(args: DenseAVConfig | argparse.Namespace) -> int:
     for _ in loop:
         rng = loop.rng(args.seed)
         idx = draw_batch(rng, len(train), args.batch_size)
-        frame_idx = rng.integers(0, train.frames.shape[1], len(idx))
-        x, w = train.batch(idx, frame_idx, flip=rng.random(len(idx)) < 0.5)
-        loss, parts = denseav_loss(model, x.to(accelerator.device), w.to(accelerator.device))
+        frame_idx = rng.integers(0, train.frames_per_clip, len(idx))
+        batch = train.batch(idx, frame_idx, flip=rng.random(len(idx)) < 0.5)
+        loss, parts = step_loss(model, *(t.to(accelerator.device) for t in batch))
         loop.optimize(loss, optim, params, 1.0, sched)
         loop.end_step(loss=loss.item(), **parts)
     return 0

@@ -43,6 +43,12 @@ def _conv(cin: int, cout: int, stride: int | tuple = 1) -> nn.Sequential:
     )
 
 
+def _conv1d(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv1d(cin, cout, 3, stride=stride, padding=1), nn.GroupNorm(1, cout), nn.GELU()
+    )
+
+
 class FrozenEfficientNet(nn.Module):
     """EfficientNet-Lite0's stem and first blocks: ``(b, 3, H, W)`` in [0, 1] ->
     ``(b, 112, H/8, W/8)`` (input upsampled x2 first, so 112 px frames give 14 x 14)."""
@@ -86,6 +92,8 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         audio_channels: tuple[int, ...] = (32, 64, 96),
         input_size: int = 112,
         silence_db: float = -35.0,
+        normalize: bool = False,
+        audio_encoder: str = "cnn2d",
         av_config: dict | None = None,
     ) -> None:
         super().__init__()
@@ -105,10 +113,18 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         self.visual_proj = nn.Sequential(
             nn.Conv2d(cin, code, 1), nn.GELU(), nn.Conv2d(code, code, 1)
         )
-        layers, cin = [], 1  # (b, 1, n_mels, M): stride 2 in frequency, 2 then 1 in time
-        for i, cout in enumerate(audio_channels):
-            layers += [_conv(cin, cout, (2, 2 if i < 2 else 1)), _conv(cout, cout)]
-            cin = cout
+        if audio_encoder not in ("cnn2d", "conv1d"):
+            raise ValueError(f"audio_encoder must be 'cnn2d' or 'conv1d', got {audio_encoder!r}")
+        if audio_encoder == "cnn2d":  # (b, 1, n_mels, M): stride 2 in frequency, 2, 2, 1 in time
+            layers, cin = [], 1
+            for i, cout in enumerate(audio_channels):
+                layers += [_conv(cin, cout, (2, 2 if i < 2 else 1)), _conv(cout, cout)]
+                cin = cout
+        else:  # (b, n_mels, M): mel bands as channels, stride 2 in time per stage (~10x cheaper)
+            layers, cin = [], self.av.n_mels
+            for cout in audio_channels:
+                layers += [_conv1d(cin, cout, 2), _conv1d(cout, cout)]
+                cin = cout
         self.audio_backbone = nn.Sequential(*layers)
         self.audio_proj = nn.Sequential(
             nn.Conv1d(cin, code, 1), nn.GELU(), nn.Conv1d(code, code, 1)
@@ -116,6 +132,9 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))  # learned temperature
 
     # ---- features ----------------------------------------------------------------------
+    # Each ``*_features`` is ``project_*(*_input(...))``: the inputs (frozen backbone maps, or
+    # frames for the trained CNN; normalised log-mels) can be pre-extracted once
+    # (``training.train_denseav``), so that a training step runs only the trained layers.
     def load_backbone_weights(self) -> None:
         """Fill a frozen EfficientNet backbone with the shipped ImageNet weights."""
         if self.config.visual != "efficientnet":
@@ -125,23 +144,65 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         pretrained = FrozenEfficientNet(EfficientNetLite0.from_package().net)
         self.backbone.load_state_dict(pretrained.state_dict())
 
-    def visual_features(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(b, 3, H, W)`` in [0, 1] -> ``(b, heads, dim, h, w)``."""
+    @property
+    def frozen_visual(self) -> bool:
+        """True when the visual backbone is frozen (its maps can be stored once)."""
+        return self.config.visual == "efficientnet"
+
+    def visual_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(b, 3, H, W)`` in [0, 1] -> what :meth:`project_visual` takes: the frozen
+        backbone's maps ``(b, 112, h, w)``, or the resized frames for the trained CNN."""
         size = int(self.config.input_size)
         if frames.shape[-2:] != (size, size):
             frames = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
-        x = self.visual_proj(self.backbone(frames))  # (b, heads * dim, h, w)
-        b, _, h, w = x.shape
-        return x.view(b, self.config.heads, self.config.dim, h, w)
+        if self.frozen_visual:
+            with torch.no_grad():
+                return self.backbone(frames)
+        return frames
 
-    def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
-        """``(b, N)`` -> ``(b, heads, dim, Ta)``, Ta = mel frames / 4."""
+    def project_visual(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`visual_input`'s output -> ``(b, heads, dim, h, w)``."""
+        if not self.frozen_visual:
+            x = self.backbone(x)
+        x = self.visual_proj(x)  # (b, heads * dim, h, w)
+        b, _, h, w = x.shape
+        return self._norm(x.view(b, self.config.heads, self.config.dim, h, w))
+
+    def visual_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(b, 3, H, W)`` in [0, 1] -> ``(b, heads, dim, h, w)``."""
+        return self.project_visual(self.visual_input(frames))
+
+    def audio_input(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(b, N)`` -> log-mel ``(b, n_mels, M)`` at roughly unit scale."""
         mel = log_mel(wave, self.av)  # (b, n_mels, M), natural log of power
-        mel = (mel + 5.0) / 5.0  # roughly unit scale
-        x = self.audio_backbone(mel.unsqueeze(1)).mean(2)  # (b, C, Ta): pooled over frequency
+        return (mel + 5.0) / 5.0
+
+    def project_audio(self, mel: torch.Tensor) -> torch.Tensor:
+        """:meth:`audio_input`'s output -> ``(b, heads, dim, Ta)``, Ta = :meth:`audio_steps`."""
+        if self.config.audio_encoder == "cnn2d":
+            x = self.audio_backbone(mel.unsqueeze(1)).mean(2)  # (b, C, Ta): pooled over frequency
+        else:
+            x = self.audio_backbone(mel)  # (b, C, Ta)
         x = self.audio_proj(x)
         b, _, t = x.shape
-        return x.view(b, self.config.heads, self.config.dim, t)
+        return self._norm(x.view(b, self.config.heads, self.config.dim, t))
+
+    def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(b, N)`` -> ``(b, heads, dim, Ta)``."""
+        return self.project_audio(self.audio_input(wave))
+
+    def audio_steps(self, mel_frames: int) -> int:
+        """Ta for ``mel_frames`` log-mel frames (stride 2 in time in the first two stages of
+        ``cnn2d``, in every stage of ``conv1d``)."""
+        stages = len(self.config.audio_channels)
+        for _ in range(min(2, stages) if self.config.audio_encoder == "cnn2d" else stages):
+            mel_frames = -(-mel_frames // 2)
+        return mel_frames
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit length per head (over ``dim``, axis 2) when ``normalize``: scores are cosines, so
+        features cannot shrink to the bilinear score's zero-gradient point (the collapse)."""
+        return F.normalize(x, dim=2) if self.config.normalize else x
 
     def voiced(self, wave: torch.Tensor, steps: int) -> torch.Tensor:
         """``(b, steps)`` bool: audio time steps louder than ``silence_db`` (dBFS RMS); a clip
@@ -205,10 +266,21 @@ def denseav_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Symmetric InfoNCE on the aggregated scores of a batch (``frames (b, 3, H, W)`` paired
     with ``wave (b, N)``) plus the regularisers; returns (loss, parts)."""
-    w = {"neg": 0.01, "silence": 0.01, "tv": 0.01, "calib": 0.01, "heads": 0.01, **(weights or {})}
     audio = model.audio_features(wave)  # (b, K, D, Ta)
-    visual = model.visual_features(frames)  # (b, K, D, h, w)
     voiced = model.voiced(wave, audio.shape[-1])  # (b, Ta)
+    return contrastive_loss(model, model.visual_features(frames), audio, voiced, weights)
+
+
+def contrastive_loss(
+    model: DenseAVModel,
+    visual: torch.Tensor,
+    audio: torch.Tensor,
+    voiced: torch.Tensor,
+    weights: dict | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`denseav_loss` from features: ``visual (b, K, D, h, w)`` paired with ``audio
+    (b, K, D, Ta)`` whose voiced steps are ``voiced (b, Ta)`` bool."""
+    w = {"neg": 0.01, "silence": 0.01, "tv": 0.01, "calib": 0.01, "heads": 0.01, **(weights or {})}
     sim = similarity_volume(audio, visual)  # (b, b, K, h, w, Ta)
     scores = aggregate(sim, voiced)  # (b, b)
     logits = scores * model.log_scale.exp().clamp(max=100.0)
