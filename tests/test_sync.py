@@ -173,6 +173,18 @@ def test_pipeline_with_a_sync_encoder_generates_and_round_trips(tmp_path):
     assert isinstance(again.video_encoder, SyncModel)
     assert np.allclose(run(again), audio, atol=1e-5)
 
+    # a saved default shaping factor: a call that does not choose one uses it, and it survives
+    # save/load; without it, shaping defaults to 1 with a sync model
+    assert again.resolve_sync_shaping(None) == 1.0
+    off = FoleyPipeline.from_pipe(again, sync_shaping_default=0.0)
+    off.save_pretrained(tmp_path / "off")
+    loaded = FoleyPipeline.from_pretrained(tmp_path / "off")
+    assert loaded.resolve_sync_shaping(None) == 0.0 and loaded.resolve_sync_shaping(0.5) == 0.5
+    loaded.set_progress_bar_config(disable=True)
+    unshaped = loaded(video, mode="no_condition", num_inference_steps=2, sync_shaping=0.0,
+                      generator=torch.Generator().manual_seed(0)).audios[0]  # fmt: skip
+    assert np.array_equal(run(loaded), unshaped)
+
 
 def test_curve_denoiser_without_a_sync_encoder_is_a_one_line_error():
     from foley.errors import ModelMismatchError

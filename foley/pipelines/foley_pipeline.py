@@ -123,6 +123,7 @@ class FoleyPipeline(DiffusionPipeline):
         avs: AVSModel | None = None,
         sync: SyncModel | None = None,
         denseav: DenseAVModel | None = None,
+        sync_shaping_default: float | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -136,6 +137,9 @@ class FoleyPipeline(DiffusionPipeline):
             denseav=denseav,
         )
         self.register_to_config(av_config=dict(av_config or DEFAULT_CONFIG.to_dict()))
+        # the shaping factor of a call that does not choose one, saved with the pipeline (None:
+        # 1 with a sync model, else 0): a denoiser in sync by itself may ship with shaping off
+        self.register_to_config(sync_shaping_default=sync_shaping_default)
         self.av_config = AVConfig(**self.config.av_config)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
@@ -752,10 +756,14 @@ class FoleyPipeline(DiffusionPipeline):
         return isinstance(encoder, PretrainedVideoEncoder) and encoder.sync is not None
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
-        """The shaping factor a call with ``sync_shaping`` uses (None: 1 with a sync model, else
-        0); a one-line InputError when it is out of range or there is no sync model."""
+        """The shaping factor a call with ``sync_shaping`` uses (None: the pipeline's saved
+        ``sync_shaping_default``, else 1 with a sync model and 0 without); a one-line InputError
+        when it is out of range or there is no sync model."""
         if sync_shaping is None:
-            return 1.0 if self.has_sync_curves else 0.0
+            if not self.has_sync_curves:
+                return 0.0
+            saved = self.config.get("sync_shaping_default")
+            return 1.0 if saved is None else float(saved)
         value = float(sync_shaping)
         if not (np.isfinite(value) and 0 <= value <= MAX_SHAPING):
             raise InputError(
