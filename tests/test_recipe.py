@@ -43,3 +43,26 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert foley_main(["train", "all", "--preset", "tiny", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("skipped") == len(stages)
+
+
+def test_recipe_takes_a_trained_codec(tmp_path):
+    """--codec DIR: the codec stage copies that codec (weights identical), the card says so."""
+    import argparse
+
+    import torch
+
+    from foley.models.codec import FoleyCodec
+    from training.recipe import Recipe, add_arguments
+
+    torch.manual_seed(0)
+    given = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=1)
+    given.save_pretrained(tmp_path / "mycodec")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "run"), "--preset", "tiny", "--codec",
+                              str(tmp_path / "mycodec"), "--data", str(tmp_path)])  # fmt: skip
+    recipe = Recipe(args)
+    recipe.stage("codec", lambda: recipe.copy_codec(args.codec))
+    copied = FoleyCodec.from_pretrained(tmp_path / "run" / "codec" / "model")
+    for (k, a), b in zip(given.state_dict().items(), copied.state_dict().values()):
+        assert torch.equal(a, b), k

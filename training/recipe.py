@@ -106,7 +106,7 @@ PRESETS: dict[str, RecipePreset] = {
         sync=SyncConfig(steps=800, val_every=100, max_minutes=15),
         denoiser=DenoiserConfig(
             steps=4000, batch_size=16, hidden_dim=192, layers=4, lr=4e-4, save_every=500,
-            val_every=2000, val_num=2, workers=0,
+            val_every=2000, val_num=2, workers=0, teacher_curves=0.8, curve_input="peaks",
         ),
         eval_n=16,
         eval_steps=25,
@@ -137,7 +137,8 @@ PRESETS: dict[str, RecipePreset] = {
             setting="multi", steps=6000, frame_diff=True, negatives=0.5, batch_size=8
         ),
         sync=SyncConfig(steps=6000, batch_size=32, val_every=500),
-        denoiser=DenoiserConfig(steps=60000, batch_size=64, workers=4),
+        denoiser=DenoiserConfig(steps=60000, batch_size=64, workers=4, teacher_curves=0.8,
+                                curve_input="peaks"),
         eval_n=200,
         eval_steps=25,
         index_max_clips=2000,
@@ -168,7 +169,8 @@ PRESETS: dict[str, RecipePreset] = {
                       negatives=0.5, batch_size=16),
         sync=SyncConfig(steps=4000, batch_size=32, val_every=500, max_minutes=1.0),
         denoiser=DenoiserConfig(steps=8000, batch_size=64, hidden_dim=256, layers=4, lr=4e-4,
-                                save_every=2000, val_every=4000, val_num=2, workers=4),
+                                save_every=2000, val_every=4000, val_num=2, workers=4,
+                                teacher_curves=0.8, curve_input="peaks"),
         eval_n=48,
         eval_steps=25,
         index_max_clips=600,
@@ -185,6 +187,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ship", action="store_true", help=f"install the result as {SHIPPED_DIR}")
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    parser.add_argument(
+        "--codec",
+        default=None,
+        metavar="DIR",
+        help="use this trained FoleyCodec (a codec or pipeline folder) instead of training one: "
+        "the codec stage copies it",
+    )
     parser.add_argument(
         "--sound-bank",
         default=None,
@@ -277,6 +286,15 @@ class Recipe:
         config = replace(config, **paths, cpu=config.cpu or bool(self.args.cpu))
         return TRAINERS[component].run(config)
 
+    def copy_codec(self, given: str) -> int:
+        """The codec stage with ``--codec DIR``: that codec becomes OUT/codec/model."""
+        from foley.models.codec import FoleyCodec
+        from training.finetune import component_dir
+
+        codec = FoleyCodec.from_pretrained(component_dir(given, "codec", "FoleyCodec"))
+        codec.save_pretrained(self.out / "codec" / "model")
+        return 0
+
     def features(self) -> int:
         from training.features import efficientnet_encoder, extract
 
@@ -349,7 +367,16 @@ class Recipe:
     def run(self) -> int:
         self.stage("data", self.make_data)
         data, out = str(self.data), self.out
-        self.stage("codec", lambda: self.train("codec", data=data, out=str(out / "codec")))
+        given = getattr(self.args, "codec", None)
+        self.stage(
+            "codec",
+            (lambda: self.copy_codec(given))
+            if given
+            else (lambda: self.train("codec", data=data, out=str(out / "codec"))),
+        )
+        if given and "note" not in self.state["stages"]["codec"]:  # the model card says so
+            self.state["stages"]["codec"]["note"] = f"not trained here: --codec {given}"
+            self.state_path.write_text(json.dumps(self.state, indent=2))
         self.stage("mc3", lambda: self.train("mc3", data=data, out=str(out / "mc3")))
         self.stage("avs", lambda: self.train("avs", data=data, out=str(out / "avs")))
         self.stage("features", self.features)
