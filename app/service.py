@@ -340,7 +340,7 @@ class FoleyService:
         video: str | os.PathLike | None,
         mode: str = "ambient_joint",
         *,
-        steps: int = 25,
+        steps: int | None = None,
         guidance: float = 3.0,
         seed: int = 0,
         candidates: int = 1,
@@ -352,6 +352,7 @@ class FoleyService:
     ) -> GenerateResult:
         """Generate ``candidates`` soundtracks (seeds ``seed``, ``seed + 1``...) for ``video``.
 
+        ``steps``: sampler steps (None: the model's default, :attr:`default_steps`);
         ``sync_shaping``: the pipeline's (None: its default, on when the model has a sync
         model); ``solver``: the sampler (:data:`foley.pipelines.solvers.SOLVERS`; None or
         ``"model"``: the model folder's scheduler)."""
@@ -361,6 +362,7 @@ class FoleyService:
 
         start = time.time()
         report = progress or (lambda fraction, desc: None)
+        steps = self.default_steps if steps is None else steps
         steps, guidance, seed, candidates = self._check_settings(
             mode, steps, guidance, seed, candidates
         )
@@ -500,6 +502,16 @@ class FoleyService:
         """Whether the loaded model predicts contact timing (sync shaping is available)."""
         return bool(getattr(self.models.pipeline, "has_sync_curves", False))
 
+    @property
+    def default_steps(self) -> int:
+        """The sampler steps the loaded model was shipped for (its saved default)."""
+        return int(self.models.pipeline.default_num_inference_steps)
+
+    @property
+    def default_shaping(self) -> float:
+        """The sync-shaping factor the loaded model uses when a request names none."""
+        return float(self.models.pipeline.resolve_sync_shaping(None))
+
     def _request_pipeline(self, index):
         """A pipeline object for one request: shared weights, its own scheduler and index."""
         p = self.models.pipeline
@@ -513,6 +525,9 @@ class FoleyService:
             avs=self.models.avs,
             sync=getattr(p, "sync", None),
             denseav=getattr(p, "denseav", None),
+            sync_shaping_default=p.config.get("sync_shaping_default"),
+            default_steps=p.config.get("default_steps"),
+            action_level_db=p.config.get("action_level_db"),
         )
         pipe.set_progress_bar_config(desc="denoising", leave=False)
         return pipe

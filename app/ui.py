@@ -208,9 +208,12 @@ def build_ui(
                         MODE_CHOICES, value="action_focused", label="Mode", elem_id="mode"
                     )
                     with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                        # the model's own defaults (few-step solver, shaping), read when the
+                        # page loads (callables: the models load on first use)
                         steps = gr.Slider(
-                            1, lim.max_steps, value=25, step=1, label="Steps", elem_id="steps"
-                        )
+                            1, lim.max_steps, value=lambda: service.default_steps, step=1,
+                            label="Steps", elem_id="steps",
+                        )  # fmt: skip
                         solver = gr.Dropdown(
                             ["model", *SOLVERS], value="model", elem_id="solver",
                             label="Solver (model: the model's own; dpm and unipc: second order, "
@@ -224,7 +227,7 @@ def build_ui(
                             1, lim.max_candidates, value=1, step=1, label="Candidates"
                         )
                         shaping = gr.Slider(
-                            0.0, MAX_SHAPING, value=1.0, step=0.1,
+                            0.0, MAX_SHAPING, value=lambda: service.default_shaping, step=0.1,
                             label="Sync shaping: loudness follows the contacts seen (0: off; "
                             "models with a sync encoder)",
                             elem_id="sync-shaping",
@@ -323,7 +326,7 @@ def build_ui(
 
         def on_generate(
             video, mode_value, steps_v, guidance_v, seed_v, cands_v, cond_v, ambient_v,
-            shaping_v=1.0, solver_v="model", progress=gr.Progress(track_tqdm=True),
+            shaping_v=None, solver_v="model", progress=gr.Progress(track_tqdm=True),
         ):  # fmt: skip
             with _shown_as_message(gr):
                 result = service.generate(
@@ -335,7 +338,7 @@ def build_ui(
                     candidates=cands_v,
                     condition_audio=cond_v,
                     ambient_db_max=ambient_v,
-                    sync_shaping=shaping_v if service.has_sync_model else None,
+                    sync_shaping=shaping_v if service.has_sync_model else None,  # None: the model's
                     solver=solver_v,
                     progress=lambda f, d: progress(f, desc=d),
                 )

@@ -37,6 +37,10 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert pipe.index is not None and len(pipe.index) == len(
         list((pipeline / "retriever" / "clips").iterdir())
     )
+    # action-focused loudness: calibrated on the recipe's FoleyWorld action tracks
+    from foley.pipelines.level import action_level_of
+
+    assert pipe.config.action_level_db == action_level_of(out / "data", "train")
 
     # a second run finds every stage done and only rewrites the model card
     capsys.readouterr()

@@ -195,3 +195,41 @@ def test_curve_denoiser_without_a_sync_encoder_is_a_one_line_error():
     with pytest.raises(ModelMismatchError, match="SyncModel") as err:
         pipe(video, mode="no_condition", num_inference_steps=1)
     assert "\n" not in str(err.value)
+
+
+def test_saved_default_steps_and_shaping_reach_every_caller(tmp_path):
+    """A model shipped for few steps with shaping off: calls, the eval and the app's requests
+    that name neither use the saved defaults; a pipeline saved without them keeps 25 steps."""
+    from app.service import FoleyService
+    from foley.errors import InputError
+    from foley.pipelines.foley_pipeline import DEFAULT_STEPS, FoleyPipeline
+    from tests.tiny import tiny_pipeline
+
+    torch.manual_seed(0)
+    sync = SyncModel(
+        dim=12, channels=(4, 8), input_size=32, latents_per_frame=CFG.latents_per_frame, head_dim=8
+    )
+    pipe = tiny_pipeline(cfg=CFG, video_encoder=sync, curve_dim=2)
+    assert pipe.default_num_inference_steps == DEFAULT_STEPS == 25
+    few = FoleyPipeline.from_pipe(pipe, default_steps=3, sync_shaping_default=0.0)
+    few.save_pretrained(tmp_path / "few")
+    loaded = FoleyPipeline.from_pretrained(tmp_path / "few")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.default_num_inference_steps == 3
+    video = np.random.default_rng(1).integers(0, 255, (20, 112, 112, 3), dtype=np.uint8)
+
+    def run(p, **kw):
+        out = p(video, mode="no_condition", generator=torch.Generator().manual_seed(0), **kw)
+        return out.audios[0]
+
+    default = run(loaded)
+    assert np.array_equal(default, run(loaded, num_inference_steps=3, sync_shaping=0.0))
+    assert not np.array_equal(default, run(loaded, num_inference_steps=2, sync_shaping=0.0))
+
+    service = FoleyService(loaded)
+    assert service.default_steps == 3 and service.default_shaping == 0.0
+    request = service._request_pipeline(None)  # what one app request generates with
+    assert request.default_num_inference_steps == 3 and request.resolve_sync_shaping(None) == 0.0
+
+    with pytest.raises(InputError, match="default_steps"):
+        FoleyPipeline.from_pipe(pipe, default_steps=0)

@@ -341,6 +341,10 @@ class Recipe:
             max_clips=self.preset.index_max_clips,
             bank=self.bank,
         )
+        if (self.data / "foleyworld.json").is_file():  # action-focused loudness (its GT)
+            from foley.pipelines.level import action_level_of
+
+            extra["action_level_db"] = action_level_of(self.data, "train")
         # every component saved through the pipeline: model_index.json lists retriever, avs
         # and sync (the retriever's index and clips are already in place)
         FoleyPipeline.from_pipe(pipe, **extra).save_pretrained(self.pipeline)

@@ -1,7 +1,7 @@
 """``foley eval``: the quality benchmark, every baseline in the same run.
 
     foley eval --data DATA --split test [--model MODEL] [--avs AVS_DIR] [--n N] [--out DIR]
-               [--steps 25] [--guidance 3.0] [--seed 0] [--modes ...] [--no-pretrained]
+               [--steps N] [--guidance 3.0] [--seed 0] [--modes ...] [--no-pretrained]
     foley eval --no-ground-truth --data VIDEOS [--model MODEL] [--n N] [--modes ...]
 
 Writes ``report.md`` (the table), ``report.json``, ``per_clip.jsonl`` and ``examples.png`` to
@@ -53,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--avs", help="saved AVSModel folder: adds the alignment J column")
     p.add_argument("--n", type=int, help="only the first N clips of the split")
     p.add_argument("--out", help="output folder (default: eval-<split>)")
-    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="sampler steps (default: the model's, saved with it; 25 if it names none)",
+    )
     p.add_argument("--guidance", type=float, default=3.0, help="guidance scale (default 3)")
     p.add_argument(
         "--sync-shaping",
@@ -90,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(
             "--n must be at least 2 (FD compares sets of clips; 1 with --no-ground-truth)"
         )
-    if args.steps < 1 or args.batch_size < 1 or args.examples < 0:
+    if (args.steps is not None and args.steps < 1) or args.batch_size < 1 or args.examples < 0:
         raise InputError("--steps and --batch-size must be at least 1, --examples at least 0")
     if not Path(args.data).is_dir():
         raise InputError(f"--data {args.data}: no such folder")

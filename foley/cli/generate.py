@@ -1,7 +1,7 @@
 """``foley generate``: put generated action sounds on silent videos.
 
     foley generate IN.mp4 -o OUT.mp4 [--mode ambient_joint|action_focused|no_condition]
-                   [--steps 25 --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
+                   [--steps N --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
                    [--solver euler|heun|dpm|unipc --shift S]  # default: the model's scheduler
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
                    [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
@@ -60,7 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["ambient_joint", "action_focused", "no_condition"],
         help="keep the scene's ambience (ambient_joint) or suppress it (action_focused)",
     )
-    parser.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="sampler steps (default: the model's, saved with it; 25 if it names none)",
+    )
     parser.add_argument(
         "--solver",
         choices=SOLVERS,
@@ -121,7 +126,7 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
 
 
 def _check_settings(args: argparse.Namespace) -> None:
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
         raise InputError(f"--guidance must be between 0 and {MAX_GUIDANCE:g}")

@@ -119,7 +119,7 @@ def evaluate_videos(
     modes: tuple[str, ...] = ("ambient_joint",),
     n: int | None = None,
     seed: int = 0,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     guidance_scale: float = 3.0,
     sync_shaping: float | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -134,6 +134,8 @@ def evaluate_videos(
     from foley.io import frames_to_tensor, load_video
 
     cfg = pipeline.av_config
+    if num_inference_steps is None:
+        num_inference_steps = pipeline.default_num_inference_steps
     videos = find_videos(data_dir)[: None if n is None else max(int(n), 0)]
     unknown = [m for m in modes if f"model_{m}" not in BLIND_ROWS]
     if unknown:

@@ -131,7 +131,7 @@ def evaluate(
     modes: tuple[str, ...] = DEFAULT_MODES,
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
-    num_inference_steps: int = 25,
+    num_inference_steps: int | None = None,
     guidance_scale: float = 3.0,
     ambient_db_max: float = -45.0,
     batch_size: int = 8,
@@ -156,6 +156,7 @@ def evaluate(
         out_dir: if given, the report is written there (:meth:`EvalReport.save`).
         ambient_db_max: the action-focused retrieval threshold (dBFS).
         batch_size: clips generated together.
+        num_inference_steps: sampler steps (None: the pipeline's default).
         num_examples: clips drawn in the spectrogram grid.
         sync_shaping: the pipeline's ``sync_shaping`` (None: its default, on with a sync
             model; 0: the denoiser's audio as it is). When it is on, each model row has an
@@ -170,6 +171,8 @@ def evaluate(
     scorers = Scorers(cfg, mc3 if mc3 is not None else pipeline.mc3, avs, judges)
     can_retrieve = pipeline.mc3 is not None and pipeline.index is not None
     shaping = pipeline.resolve_sync_shaping(sync_shaping)
+    if num_inference_steps is None:
+        num_inference_steps = pipeline.default_num_inference_steps
     row_names = []
     for r in ROWS:
         if (r == "retrieval" and not can_retrieve) or (

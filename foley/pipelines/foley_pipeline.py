@@ -53,6 +53,7 @@ from foley.pipelines.windows import CROSSFADES, plan_windows, stitch
 from foley.retrieval import MC3_SUBFOLDER, ClipRetriever, Retrieved, open_index
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
+DEFAULT_STEPS = 25  # sampler steps of a pipeline saved without ``default_steps``
 
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
@@ -124,6 +125,8 @@ class FoleyPipeline(DiffusionPipeline):
         sync: SyncModel | None = None,
         denseav: DenseAVModel | None = None,
         sync_shaping_default: float | None = None,
+        default_steps: int | None = None,
+        action_level_db: float | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -140,6 +143,16 @@ class FoleyPipeline(DiffusionPipeline):
         # the shaping factor of a call that does not choose one, saved with the pipeline (None:
         # 1 with a sync model, else 0): a denoiser in sync by itself may ship with shaping off
         self.register_to_config(sync_shaping_default=sync_shaping_default)
+        # the sampler steps of a call that does not choose them (None: 25), saved with the
+        # pipeline beside its scheduler: a few-step solver ships with its step count
+        if default_steps is not None and int(default_steps) < 1:
+            raise InputError(f"default_steps must be >= 1, got {default_steps}")
+        self.register_to_config(default_steps=None if default_steps is None else int(default_steps))
+        # action-focused loudness (foley.pipelines.level): the level of its training data's
+        # action tracks; None: action-focused audio is left at the level the denoiser gives
+        self.register_to_config(
+            action_level_db=None if action_level_db is None else float(action_level_db)
+        )
         self.av_config = AVConfig(**self.config.av_config)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
@@ -381,7 +394,7 @@ class FoleyPipeline(DiffusionPipeline):
         video: VideoLike | list[VideoLike],
         mode: str = "ambient_joint",
         condition_audio: AudioLike | list[AudioLike] | None = None,
-        num_inference_steps: int = 25,
+        num_inference_steps: int | None = None,
         guidance_scale: float = 3.0,
         generator: torch.Generator | None = None,
         overlap_seconds: float | None = None,
@@ -398,6 +411,7 @@ class FoleyPipeline(DiffusionPipeline):
         solver: str | None = None,
         shift: float | None = None,
         return_unshaped: bool = False,
+        match_action_level: bool = True,
     ) -> FoleyPipelineOutput | tuple:
         """Generate audio for one video or a batch.
 
@@ -407,7 +421,9 @@ class FoleyPipeline(DiffusionPipeline):
             mode: ``"ambient_joint"``, ``"action_focused"`` or ``"no_condition"``.
             condition_audio: overrides retrieval: a path or a (N,) wave at 16 kHz, one for all
                 videos or one per video. Only its first clip_seconds are used.
-            num_inference_steps, guidance_scale: sampler steps; classifier-free guidance on the
+            num_inference_steps, guidance_scale: sampler steps (None: the pipeline's saved
+                ``default_steps``, see :attr:`default_num_inference_steps`); classifier-free
+                guidance on the
                 video (1 disables the unconditional pass).
             generator: torch.Generator for the initial noise (same seed, same audio).
             overlap_seconds, crossfade: windowing of videos longer than one clip (default
@@ -435,6 +451,10 @@ class FoleyPipeline(DiffusionPipeline):
                 step, the others one).
             return_unshaped: also return the audio before sync shaping (``unshaped_audios``),
                 from the same denoised latents.
+            match_action_level: in ``action_focused`` mode, gain each soundtrack so that its
+                contacts sit at the level of the training data's actions (the saved
+                ``action_level_db``, :mod:`foley.pipelines.level`; nothing without it). The
+                unshaped audio is levelled the same way, on its own measurement.
         """
         videos = list(video) if isinstance(video, (list, tuple)) else [video]
         conditions = None
@@ -446,6 +466,8 @@ class FoleyPipeline(DiffusionPipeline):
             )
         if overlap_seconds is None:
             overlap_seconds = self.av_config.clip_seconds / 6
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
         self.check_inputs(
             videos,
             mode,
@@ -563,6 +585,12 @@ class FoleyPipeline(DiffusionPipeline):
             if raw_waves:
                 unshaped.append(stitch(np.stack(raw_waves[k : k + n]), plan, crossfade))
             k += n
+        level = self.config.get("action_level_db")
+        if mode == "action_focused" and match_action_level and level is not None:
+            from foley.pipelines.level import match_level
+
+            audios = [match_level(a, level, cfg.sample_rate) for a in audios]
+            unshaped = [match_level(a, level, cfg.sample_rate) for a in unshaped]
         masks, scores = None, None
         if return_masks:
             masks, scores = self._masks_of(prepared, audios, mask_shuffles, max_batch_windows)
@@ -754,6 +782,13 @@ class FoleyPipeline(DiffusionPipeline):
         """Whether the video encoder is a PretrainedVideoEncoder with a sync part."""
         encoder = self.video_encoder
         return isinstance(encoder, PretrainedVideoEncoder) and encoder.sync is not None
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        """The sampler steps of a call that does not choose them: the saved ``default_steps``
+        (set with the solver the model was shipped for), else 25."""
+        saved = self.config.get("default_steps")
+        return DEFAULT_STEPS if saved is None else int(saved)
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
         """The shaping factor a call with ``sync_shaping`` uses (None: the pipeline's saved
