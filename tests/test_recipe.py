@@ -41,6 +41,12 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     from foley.pipelines.level import action_level_of
 
     assert pipe.config.action_level_db == action_level_of(out / "data", "train")
+    # the preset's sampling defaults are saved with the pipeline and named in the model card
+    from foley.pipelines.solvers import solver_name
+
+    assert solver_name(pipe.scheduler) == "unipc" and pipe.default_num_inference_steps == 2
+    assert "2 steps by default" in card and "Sync shaping is on by default (factor 1)" in card
+    assert report["settings"]["num_inference_steps"] == 2  # the eval used the model's default
 
     # a second run finds every stage done and only rewrites the model card
     capsys.readouterr()

