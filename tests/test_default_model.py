@@ -65,8 +65,7 @@ def _sync_rows(pipe, clips, sync_shaping=None) -> dict:
         pipe,
         n=30,
         modes=("ambient_joint", "action_focused"),
-        num_inference_steps=25,
-        progress=False,
+        progress=False,  # the model's own default steps
         sync_shaping=sync_shaping,
     )
     return report.rows
