@@ -73,8 +73,10 @@ def test_check_install_passes_on_this_install(monkeypatch, capsys):
 
 
 def test_model_options_default_to_the_shipped_model(tmp_path):
-    assert mc3_dir_or_default(None) == DEFAULT_MODEL_DIR / "mc3"
-    assert mc3_dir_or_default(DEFAULT_MODEL_DIR) == DEFAULT_MODEL_DIR / "mc3"
+    shipped = DEFAULT_MODEL_DIR / "retriever" / "mc3"  # the retriever component's MC3
+    assert (shipped / "config.json").is_file()
+    assert mc3_dir_or_default(None) == shipped
+    assert mc3_dir_or_default(DEFAULT_MODEL_DIR) == shipped
     assert mc3_dir_or_default(tmp_path) == tmp_path  # an MC3 folder given as such
 
 
@@ -104,5 +106,5 @@ def test_index_build_without_model_uses_the_shipped_mc3(tmp_path, capsys):
     rc = main(["index", "build", "--data", str(data), "--out", str(out), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     index = ClipIndex.open(out)
-    assert index.model_id == model_id(DEFAULT_MODEL_DIR / "mc3")
+    assert index.model_id == model_id(DEFAULT_MODEL_DIR / "retriever" / "mc3")
     assert len(index) > 0

@@ -517,8 +517,11 @@ def shaping_note(pipeline: Path) -> str:
         f"Sampling: `{scheduler}`, {pipe.default_num_inference_steps} steps by default "
         "(`--steps`, `--solver` choose others).",
         "",
-        (f"Sync shaping is on by default (factor {shaping:g}). " if shaping > 0 else
-         "Sync shaping is off by default (`--sync-shaping F` turns it on). ") + SHAPING_NOTE,
+        f"Sync shaping is on by default (factor {shaping:g}). {SHAPING_NOTE}{SHAPING_ROWS}"
+        if shaping > 0
+        else f"Sync shaping is off by default (`--sync-shaping F` turns it on). {SHAPING_NOTE} "
+        "The eval tables below score the model as shipped; `foley eval --sync-shaping 1` scores "
+        "each model row with and without shaping, from the same denoising.",
     ]  # fmt: skip
     level = pipe.config.get("action_level_db")
     if level is not None:
@@ -533,7 +536,10 @@ def shaping_note(pipeline: Path) -> str:
 SHAPING_NOTE = (
     "Sync shaping (foley/pipelines/shaping.py) makes each decoded window's "
     "loudness follow the onset and level curves that the sync encoder predicts from the "
-    "frames. The eval tables below score each model row twice, from the same denoising: as "
+    "frames."
+)
+SHAPING_ROWS = (
+    " The eval tables below score each model row twice, from the same denoising: as "
     "shipped, and with shaping off (the `_unshaped` rows: what the denoiser does alone); their "
     "'shaping' section says whether shaping improves both onset F1 and FD aisfx."
 )
