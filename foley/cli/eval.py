@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sync-shaping",
         type=float,
         default=None,
-        help="sync shaping factor (default: 1 when the model has a sync model; 0: off). When "
-        "on, the model rows are also reported unshaped (the same denoising) beside them",
+        help="sync shaping factor (default: the model's saved choice, else 1 with a sync model; "
+        "0: off). When on, the model rows are also reported unshaped (the same denoising)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="F",
         help="how strongly the loudness follows the contacts seen in the video (0: off; "
-        "default 1 with a sync model, as the shipped one has)",
+        "default: the model's saved choice, off for the shipped one; else 1 with a sync model)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--condition-audio", help="audio file to condition on (no retrieval)")
