@@ -231,9 +231,11 @@ def test_rebuild_of_the_shipped_index_writes_a_user_copy(world, tmp_path):
     the user copy and the shipped versions stay byte for byte."""
     import foley
 
-    shipped = Path(foley.__file__).resolve().parent / "assets" / "default" / "index"
-    if not shipped.is_dir():
-        pytest.skip("no shipped index in this install")
+    model = Path(foley.__file__).resolve().parent / "assets" / "default"
+    if not (model / "model_index.json").is_file():
+        pytest.skip("no shipped model in this install")
+    shipped = model / "retriever" / "index"  # the retriever component's index
+    assert shipped.is_dir()
     before = digest(shipped)
     service = FoleyService(
         lambda: load_models(world["model"]),
