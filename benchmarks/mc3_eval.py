@@ -9,6 +9,13 @@ among the test clips, and sounding-action discovery ROC-AUC against the ``positi
 (FoleyWorld's silent verbs, hold and look, are visible and narrated but make no sound).  The
 score is the audio-video cosine for both models, and for MC3 also its consensus (minimum of the
 three pairwise cosines).  A chance row is printed for reference.
+
+``--score NAME=DIR[:av] ...`` trains nothing: it scores saved models (an MC3 folder, or a
+pipeline folder whose MC3 is used; ``:av`` for a plain audio-video model, which has no text
+tower) on ``--data``'s test split, e.g. on a fresh seed::
+
+    python -m benchmarks.mc3_eval --work /tmp/mc3_fresh --data FRESH \
+        --score "MC3=runs/mc3/train_mc3/model" "AV=runs/mc3/train_av/model:av" "shipped=default"
 """
 
 from __future__ import annotations
@@ -76,6 +83,36 @@ def _train(args: argparse.Namespace, objective: str, data: Path) -> tuple[Path, 
     return out / "model", time.perf_counter() - start
 
 
+def score_saved(args: argparse.Namespace) -> int:
+    """``--score``: one row per saved model on ``--data``'s test split."""
+    from foley.defaults import mc3_dir_or_default
+    from foley.errors import InputError
+
+    if args.data is None:
+        raise InputError("--score needs --data (a dataset with a test split)")
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for spec in args.score:
+        name, _, path = spec.partition("=")
+        path, _, kind = path.partition(":")
+        objective = "av" if kind == "av" else "mc3"
+        folder = mc3_dir_or_default(None if path == "default" else path)
+        rows[name] = evaluate(folder, args.data, args.work / "cache", objective)
+    first = next(iter(rows.values()))
+    print(f"\n{args.data} test: {first['test_clips']} clips ({first['silent_clips']} silent)")
+    cols = [f"v2a_R@{k}" for k in KS] + [f"a2v_R@{k}" for k in KS]
+    print("| model | " + " | ".join(cols) + " | AUC (a-v cos) | AUC (consensus) |")
+    print("|" + "---|" * (len(cols) + 3))
+    chance = [f"{min(1.0, k / first['test_clips']):.3f}" for k in KS] * 2
+    print("| chance | " + " | ".join(chance) + " | 0.500 | 0.500 |")
+    for name, row in rows.items():
+        cons = f"{row['auc_consensus']:.3f}" if "auc_consensus" in row else "-"
+        cells = [f"{row[c]:.3f}" for c in cols] + [f"{row['auc_av']:.3f}", cons]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    (args.work / "results.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="working folder")
@@ -94,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--quick", action="store_true", help="20 videos, 6 epochs (a smoke run)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--score", nargs="+", metavar="NAME=DIR[:av]", help="score saved models, train nothing"
+    )
     args = parser.parse_args(argv)
+    if args.score:
+        return score_saved(args)
     if args.quick:
         args.videos, args.epochs, args.warmup_epochs = 20, 6, 2
     args.work.mkdir(parents=True, exist_ok=True)

@@ -232,3 +232,32 @@ def test_trainer_exports_and_resumes(tmp_path, capsys) -> None:
     assert train_mc3.run(args) == 0
     assert set(read_metrics(av_out)[-1]) >= {"nce_av", "loss"}
     assert "nce_at" not in read_metrics(av_out)[-1]
+
+
+def test_mc3_eval_scores_saved_models_without_training(tmp_path, capsys) -> None:
+    """``benchmarks.mc3_eval --score``: each saved model's row equals ``evaluate`` on the same
+    test split (a pipeline folder stands for its MC3), and nothing is trained."""
+    import json
+
+    from benchmarks.mc3_eval import evaluate
+    from benchmarks.mc3_eval import main as bench_main
+    from foley.data.foleyworld.generate import generate_dataset
+    from foley.data.foleyworld.scene import FoleyWorldSettings
+
+    data = tmp_path / "fw"
+    generate_dataset(data, FoleyWorldSettings(videos=4, clips_per_video=3, seed=7), progress=False)
+    torch.manual_seed(0)
+    MC3Model(**TINY).save_pretrained(tmp_path / "a")
+    torch.manual_seed(1)
+    MC3Model(**TINY).save_pretrained(tmp_path / "b")
+    work = tmp_path / "work"
+    argv = ["--work", str(work), "--data", str(data), "--quiet",
+            "--score", f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}:av"]  # fmt: skip
+    assert bench_main(argv) == 0
+    rows = json.loads((work / "results.json").read_text())
+    expected = evaluate(tmp_path / "a", data, work / "cache", "mc3")
+    assert rows["A"] == pytest.approx(expected, nan_ok=True)  # (AUC: NaN without silent clips)
+    assert "auc_consensus" not in rows["B"]  # a plain audio-video model: no text tower scored
+    printed = capsys.readouterr().out
+    assert "| chance |" in printed and "| A |" in printed and "| B |" in printed
+    assert not (work / "train_mc3").exists() and not (work / "train_av").exists()

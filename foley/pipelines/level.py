@@ -12,7 +12,6 @@ action track (it ignores the silence between them), and of a generated one.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -58,25 +57,22 @@ def action_level_of(
     data_dir: str | Path, split: str = "train", max_clips: int = 400, sample_rate: int = 16000
 ) -> float:
     """The median :func:`loud_level_db` of the action-only ground truth of up to ``max_clips``
-    clips of a FoleyWorld ``split`` (clips spread over the split; clips whose action track is
-    silent are left out). A one-line InputError when there is no such clip."""
+    clips of a FoleyWorld ``split`` (clips spread over the split; clips without ground truth or
+    with a silent action track are left out). A one-line InputError when there is no such
+    clip."""
+    from foley.data.ego4d import read_metadata, split_path
     from foley.errors import InputError
 
-    root = Path(data_dir)
-    tsv = root / f"{split}.tsv"
-    if not tsv.is_file():
-        raise InputError(f"{root}: no {split}.tsv")
-    with open(tsv, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    stride = max(1, len(rows) // max(1, int(max_clips)))
+    records = read_metadata(split_path(data_dir, split))
+    stride = max(1, len(records) // max(1, int(max_clips)))
     levels = []
-    for row in rows[::stride][:max_clips]:
-        gt_path = root / row["clip_file"].replace(".mp4", ".gt.npz")
-        if not gt_path.is_file():
-            continue
-        level = loud_level_db(np.load(gt_path)["action"], sample_rate)
-        if level > SILENT_DB:
-            levels.append(level)
+    for record in records[::stride][:max_clips]:
+        gt_path = record.gt_path(data_dir)
+        if gt_path.is_file():
+            with np.load(gt_path) as gt:
+                level = loud_level_db(gt["action"], sample_rate)
+            if level > SILENT_DB:
+                levels.append(level)
     if not levels:
-        raise InputError(f"{root} {split}: no clip with an action-only track (FoleyWorld .gt.npz)")
+        raise InputError(f"{data_dir} {split}: no clip with an action-only track (FoleyWorld)")
     return float(np.median(levels))
