@@ -37,6 +37,9 @@ from foley.errors import InputError, ModelMismatchError
 MC3_SUBFOLDER = "mc3"
 INDEX_SUBFOLDER = "index"
 CLIPS_SUBFOLDER = "clips"
+#: metadata key of a clip's action-only track (an audio file, or a FoleyWorld ``.gt.npz``
+#: whose ``action`` array it is): action-focused retrieval conditions on it, ambience-free
+ACTION_KEY = "action_clip_path"
 ProgressFn = Callable[[int, int], None]  # (clips embedded so far, clips in total)
 
 
@@ -91,6 +94,9 @@ def clip_metadata(embeddings, data_root: Path, split: str) -> list[dict[str, Any
                 "clip_end": float(record.clip_end),
             }
         )
+        gt = record.gt_path(data_root)
+        if gt.is_file():  # FoleyWorld: the clip's action-only track (action-focused retrieval)
+            rows[-1][ACTION_KEY] = str(gt.resolve())
     return rows
 
 
@@ -396,8 +402,11 @@ class ClipRetriever(ModelMixin):
         """The conditioning clip of each video (``frames``: per video (T, 3, S, S) float in
         [0, 1]) or each sound (``audio``: per sound an (N,) wave at ``cfg.sample_rate``):
         ``ambient_joint`` the nearest clip by MC3 cosine similarity to the clips' audio,
-        ``action_focused`` the nearest among clips whose ambient level is at most
-        ``ambient_db_max`` dBFS; ``where``: extra index filters. Give one of frames or audio."""
+        ``action_focused`` the nearest among clips with an action-only track (``ACTION_KEY``;
+        its audio is then that track) and clips whose ambient level is at most
+        ``ambient_db_max`` dBFS; ``where``: extra index filters. Give one of frames or audio.
+        Each hit's metadata says which audio came back: ``condition_track`` "action" or
+        "mix"."""
         if (frames is None) == (audio is None):
             raise InputError("retrieve by video (frames) or by audio: give exactly one")
         if self.index is None:
@@ -421,19 +430,37 @@ class ClipRetriever(ModelMixin):
         every kind of query (video, audio, and text beside them) ends in."""
         flt = dict(where or {})
         if mode == "action_focused":
-            flt["ambient_db_max"] = ambient_db_max
-        with index_errors():
-            results = self.index.search(queries, k=1, where=flt or None)
+            # the nearest clip among those with an action-only track (conditioned on that
+            # track) and those whose own ambience is quiet enough, whichever scores higher
+            quiet = {**flt, "ambient_db_max": ambient_db_max}
+            with index_errors():
+                tracks = self.index.search(queries, k=1, where={**flt, "has": ACTION_KEY})
+                results = self.index.search(queries, k=1, where=quiet)
+            results = [
+                [max(a + b, key=lambda h: h.score)] if a + b else []
+                for a, b in zip(tracks, results)
+            ]
+            missing = (
+                f"no clip in the index (filters {flt or 'none'}) has an action-only track or "
+                f"an ambient level at most {ambient_db_max:g} dBFS: raise ambient_db_max"
+            )
+        else:
+            missing = f"no clip in the index matches {flt}: check the index"
+            with index_errors():
+                results = self.index.search(queries, k=1, where=flt or None)
         out = []
         for hits in results:
             if not hits:
-                raise InputError(
-                    f"no clip in the index matches {flt}: "
-                    + ("raise ambient_db_max" if mode == "action_focused" else "check the index")
-                )
+                raise InputError(missing)
             hit = hits[0]
-            wave = self.clip_audio(hit.metadata, cfg.sample_rate) if with_audio else None
-            out.append(Retrieved(str(hit.id), float(hit.score), dict(hit.metadata), wave))
+            meta = dict(hit.metadata)
+            track = mode == "action_focused" and meta.get(ACTION_KEY) is not None
+            wave = None
+            if with_audio:
+                rate = cfg.sample_rate
+                wave = self.action_audio(meta, rate) if track else self.clip_audio(meta, rate)
+            meta["condition_track"] = "action" if track else "mix"
+            out.append(Retrieved(str(hit.id), float(hit.score), meta, wave))
         return out
 
     @torch.no_grad()
@@ -473,17 +500,20 @@ class ClipRetriever(ModelMixin):
         ]
 
     def has_quiet_clip(self, ambient_db_max: float) -> bool:
-        """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS
-        (action-focused retrieval needs one); a metadata count, no query."""
+        """Whether any indexed clip has an ambient level at most ``ambient_db_max`` dBFS or an
+        action-only track (action-focused retrieval needs one); metadata counts, no query."""
         if self.index is None:
             return False
         with index_errors():
-            return self.index.count({"ambient_db_max": ambient_db_max}) > 0
+            return (
+                self.index.count({"ambient_db_max": ambient_db_max}) > 0
+                or self.index.count({"has": ACTION_KEY}) > 0
+            )
 
-    def clip_path(self, metadata: dict) -> Path:
-        """A clip's file from its index metadata: absolute, or relative to the retriever's
-        root (or the index folder)."""
-        p = Path(metadata["clip_path"])
+    def clip_path(self, metadata: dict, key: str = "clip_path") -> Path:
+        """A clip's file (or, with ``key=ACTION_KEY``, its action-only track's) from its index
+        metadata: absolute, or relative to the retriever's root (or the index folder)."""
+        p = Path(metadata[key])
         if p.is_absolute() or p.exists():
             return p
         bases = [self._clip_root()]
@@ -499,6 +529,10 @@ class ClipRetriever(ModelMixin):
 
         return load_audio(self.clip_path(metadata), sample_rate)
 
+    def action_audio(self, metadata: dict, sample_rate: int) -> np.ndarray:
+        """A clip's action-only track (metadata ``ACTION_KEY``), (N,) float32."""
+        return load_track(self.clip_path(metadata, ACTION_KEY), sample_rate)
+
     def _clip_root(self) -> Path:
         if self.root is not None:
             return self.root
@@ -513,14 +547,36 @@ def open_index(path: str | os.PathLike, **kwargs):
         return ClipIndex.open(path, **kwargs)
 
 
+def load_track(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """An audio file, or the ``action`` array of a FoleyWorld ``.gt.npz`` (stored at the
+    dataset's rate, which must be ``sample_rate``), as (N,) float32."""
+    from foley.io import load_audio
+
+    path = Path(path)
+    if path.name.endswith(".npz"):
+        try:
+            with np.load(path) as gt:
+                return np.asarray(gt["action"], np.float32).reshape(-1)
+        except (OSError, KeyError, ValueError) as err:
+            raise InputError(f"{path.name}: no readable action track ({err})") from None
+    return load_audio(path, sample_rate)
+
+
 def _pack(ids: list[str], rows: list[dict], root: Path, cfg: AVConfig) -> list[dict]:
-    """Copy each clip's audio to ``root/clips/<id>.ogg``; rows point there (relative)."""
+    """Copy each clip's audio to ``root/clips/<id>.ogg`` (and its action-only track, when it
+    has one, to ``<id>.action.ogg``); rows point there (relative)."""
     from foley.io import load_audio, save_audio
 
     (root / CLIPS_SUBFOLDER).mkdir(parents=True, exist_ok=True)
     packed = []
+    rate = cfg.sample_rate
     for clip_id, row in zip(ids, rows):
         name = f"{CLIPS_SUBFOLDER}/{clip_id}.ogg"
-        save_audio(root / name, load_audio(row["clip_path"], cfg.sample_rate), cfg.sample_rate)
-        packed.append({**row, "clip_path": name})
+        save_audio(root / name, load_audio(row["clip_path"], rate), rate)
+        row = {**row, "clip_path": name}
+        if row.get(ACTION_KEY) is not None:
+            action = f"{CLIPS_SUBFOLDER}/{clip_id}.action.ogg"
+            save_audio(root / action, load_track(row[ACTION_KEY], rate), rate)
+            row[ACTION_KEY] = action
+        packed.append(row)
     return packed

@@ -27,7 +27,8 @@ Metadata dicts need ``clip_path`` (str), ``video_uid`` (str), ``narration`` (str
 ``ambient_db`` (float, dBFS; -inf allowed) and ``split`` (str); other JSON-able keys are kept and
 returned. Filters (``where``, all optional, ANDed): ``split`` and ``video_uid`` (str or list),
 ``exclude_video_uid`` (str or list), ``ambient_db_max`` (ambient_db <= level),
-``ambient_db_min`` (>= level). A filtered search returns min(k, clips passing) hits per query.
+``ambient_db_min`` (>= level), ``has`` (str or list: extra metadata keys present and not null).
+A filtered search returns min(k, clips passing) hits per query.
 ``add``, ``search`` and ``IndexBuilder.add`` take ``model_id=`` to refuse vectors of another model.
 
 Search: vectors are L2-normalised on the way in; scores are inner products, i.e. cosine

@@ -215,7 +215,8 @@ class ClipIndex:
         queries: (q, dim) float32 (a single (dim,) vector is taken as q=1); normalised here.
         where: filters, all optional and ANDed: ``split`` (str or list), ``video_uid`` (str or
             list), ``exclude_video_uid`` (str or list), ``ambient_db_max`` (keep clips with
-            ambient_db <= level, dBFS), ``ambient_db_min`` (>= level).
+            ambient_db <= level, dBFS), ``ambient_db_min`` (>= level), ``has`` (str or list:
+            extra metadata keys that must be present and not null).
         Returns q lists of min(k, number of clips passing the filter) :class:`Hit`.
         """
         v = self._v  # one snapshot for the whole call

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -20,7 +21,10 @@ import numpy as np
 from .errors import IndexCorruptError, IndexInputError
 
 REQUIRED_KEYS = ("clip_path", "video_uid", "narration", "ambient_db", "split")
-FILTER_KEYS = ("split", "video_uid", "exclude_video_uid", "ambient_db_max", "ambient_db_min")
+FILTER_KEYS = (
+    "split", "video_uid", "exclude_video_uid", "ambient_db_max", "ambient_db_min", "has"
+)  # fmt: skip
+_EXTRA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _COLUMNS = "label, id, clip_path, video_uid, narration, ambient_db, split, extra"
 _SCHEMA = """
 CREATE TABLE clips (
@@ -183,6 +187,12 @@ def where_sql(where: dict[str, Any]) -> tuple[str, list[Any]]:
                 raise IndexInputError(f"filter {key}={where[key]!r} must be a number") from None
             parts.append(f"ambient_db {op} ?")
             params.append(level)
+    if "has" in where:  # extra metadata keys that must be present and not null
+        for key in _as_list(where["has"], "has"):
+            if not _EXTRA_KEY.fullmatch(key):
+                raise IndexInputError(f"filter has={key!r}: not a metadata key name")
+            parts.append("json_extract(extra, ?) IS NOT NULL")
+            params.append(f"$.{key}")
     return (" AND ".join(parts) or "1"), params
 
 

@@ -230,6 +230,84 @@ def test_retrieval_modes_pick_the_nearest_clip_and_survive_save_load(tmp_path):
     np.testing.assert_allclose(again.audios[0], focused.audios[0], atol=1e-5)
 
 
+def test_action_focused_conditions_on_the_nearest_clips_action_track(tmp_path):
+    """A clip with an action-only track (a FoleyWorld .gt.npz, packed to an .ogg) competes in
+    action-focused retrieval whatever its own ambience, and its track is the condition."""
+    from foley.models.mc3 import MC3Model
+    from foley.retrieval import ACTION_KEY, ClipRetriever, _pack
+    from retrieval_index import ClipIndex
+
+    torch.manual_seed(0)
+    mc3 = MC3Model(
+        embed_dim=16, audio_channels=(4, 8), video_dim=8, video_channels=(4, 8),
+        video_frame_size=32, text_dim=384,
+    ).eval()  # fmt: skip
+    rng = np.random.default_rng(1)
+    t = np.arange(CFG.samples_per_clip) / CFG.sample_rate
+    waves, actions, rows = [], [], []
+    for i, level in enumerate([-20.0, -25.0, -60.0]):
+        wave = 0.3 * np.sin(2 * np.pi * (200 + 300 * i) * t) + rng.normal(0, 0.05, t.size)
+        action = np.zeros_like(wave)
+        action[4000:4800] = 0.5 * np.sign(np.sin(np.arange(800)))
+        wave, action = wave.astype(np.float32), action.astype(np.float32)
+        waves.append(wave)
+        actions.append(action)
+        row = {
+            "clip_path": str(save_audio(tmp_path / "src" / f"c{i}.wav", wave)),
+            "video_uid": f"v{i}",
+            "narration": "knock",
+            "ambient_db": level,
+            "split": "train",
+        }
+        if i < 2:  # clips 0 and 1 are FoleyWorld clips: their ground truth holds the track
+            np.savez(tmp_path / "src" / f"c{i}.gt.npz", action=action)
+            row[ACTION_KEY] = str(tmp_path / "src" / f"c{i}.gt.npz")
+        rows.append(row)
+    ids = [f"clip{i}" for i in range(3)]
+    rows = _pack(ids, rows, tmp_path / "r", CFG)  # what a shipped index holds
+    assert [r.get(ACTION_KEY) for r in rows] == [
+        "clips/clip0.action.ogg", "clips/clip1.action.ogg", None
+    ]  # fmt: skip
+    with torch.no_grad():
+        audio_emb = mc3.encode_audio(torch.from_numpy(np.stack(waves))).numpy()
+    index = ClipIndex.create(tmp_path / "r" / "index", model_id="mc3-test", dim=16)
+    index.add(ids, audio_emb, rows)
+    retriever = ClipRetriever(mc3, index, root=tmp_path / "r")
+    assert retriever.has_quiet_clip(-90.0)  # no clip that quiet, but two action tracks
+
+    frames = moving_square(CFG.frames_per_clip, size=32)
+    with torch.no_grad():
+        query = mc3.encode_video(torch.from_numpy(frames).permute(0, 3, 1, 2)[None] / 255.0)
+    sims = audio_emb @ query[0].numpy()
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2) / 255.0
+    for threshold in (-50.0, -90.0):
+        allowed = [0, 1] + ([2] if threshold >= -60.0 else [])
+        best = max(allowed, key=lambda i: sims[i])
+        hit = retriever.retrieve([video], "action_focused", ambient_db_max=threshold, cfg=CFG)[0]
+        assert hit.id == f"clip{best}" and hit.score == pytest.approx(sims[best], abs=1e-4)
+        if best < 2:
+            assert hit.metadata["condition_track"] == "action"
+            assert np.corrcoef(hit.audio, actions[best])[0, 1] > 0.95  # (an ogg of it)
+        else:
+            assert hit.metadata["condition_track"] == "mix"
+    # each kind of hit, whatever the similarities: a track's clip, a quiet clip's own mix
+    (own,) = retriever.retrieve([video], "action_focused", where={"video_uid": "v1"}, cfg=CFG)
+    assert own.metadata["condition_track"] == "action" and own.id == "clip1"
+    assert np.corrcoef(own.audio, actions[1])[0, 1] > 0.95
+    (quiet,) = retriever.retrieve(
+        [video], "action_focused", ambient_db_max=-50.0, where={"video_uid": "v2"}, cfg=CFG
+    )
+    assert quiet.metadata["condition_track"] == "mix" and quiet.id == "clip2"
+    joint = retriever.retrieve([video], "ambient_joint", cfg=CFG)[0]
+    assert joint.id == f"clip{int(np.argmax(sims))}" and joint.metadata["condition_track"] == "mix"
+    assert np.corrcoef(joint.audio, waves[int(np.argmax(sims))])[0, 1] > 0.95
+    # with only the mix-only clip left, a threshold it misses is a one-line error
+    with pytest.raises(InputError, match="action-only track or an ambient level at most -90"):
+        retriever.retrieve(
+            [video], "action_focused", ambient_db_max=-90.0, where={"video_uid": "v2"}, cfg=CFG
+        )
+
+
 def test_cli_generate_file_and_folder(pipe, tmp_path, capsys, monkeypatch):
     from foley.cli.main import main
     from foley.io import load_audio, probe_video

@@ -202,6 +202,19 @@ def test_filters_match_exact_filtered_search(tmp_path, kind):
     assert index.search(q, 10, where={"ambient_db_max": -500.0}) == [[] for _ in range(8)]
 
 
+def test_has_filter_keeps_clips_whose_extra_key_is_present_and_not_null(tmp_path):
+    index = ClipIndex.create(tmp_path / "idx", model_id=MODEL, dim=DIM)
+    rows = [meta(i) for i in range(6)]
+    rows[1]["track"], rows[2]["track"], rows[4]["track"] = "a.ogg", "b.ogg", None
+    index.add(ids(6), clustered(6, 0), rows)
+    assert index.count({"has": "track"}) == 2
+    assert index.count({"has": ["track", "tag"]}) == 2 and index.count({"has": "nope"}) == 0
+    hits = index.search(clustered(3, 1), 6, where={"has": "track", "split": "val"})
+    assert [[h.id for h in row] for row in hits] == [["c1"], ["c1"], ["c1"]]
+    with pytest.raises(IndexInputError, match="not a metadata key name"):
+        index.count({"has": "x') OR 1=1 --"})
+
+
 def test_ivf_filter_fills_k_when_probed_lists_lack_passing_items(tmp_path, monkeypatch):
     """nprobe=1 over 32 lists with a 1-in-10 filter: the first probe leaves queries short."""
     monkeypatch.setattr(backend, "SUBSET_EXACT_MAX", 0)  # force the IDSelector path

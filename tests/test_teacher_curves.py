@@ -3,6 +3,8 @@ sync encoder's predictions at inference through the same clean onset bumps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,76 @@ def test_feature_dataset_gives_teacher_curves_at_the_asked_rate():
         ds = FeatureDataset(Feats(n), 0, True, True, teacher_curves=teacher, teacher=p)
         rates[p] = np.mean([float(ds[i]["curves"].mean()) for i in range(n)])
     assert rates[0.0] == 0.0 and rates[1.0] == 1.0 and 0.4 < rates[0.5] < 0.6
+
+
+def test_feature_dataset_gives_action_only_items_at_the_asked_rate():
+    """action=P: about P of the items are action-focused (target and condition both from the
+    action latents, the condition a neighbour's); clips without a track never are."""
+    from training.train_denoiser import FeatureDataset
+
+    class Feats:
+        def __init__(self, n):
+            self.latents = np.zeros((n, 10, 4), np.float16)
+            self.action_latents = np.zeros((n, 10, 4), np.float16)
+            for i in range(n):  # latents say which clip and which kind they are
+                self.latents[i], self.action_latents[i] = i, -i - 1
+            self.has_action = (np.arange(n) % 4 != 3).astype(np.uint8)
+            self.video_feats = np.zeros((n, 3, 5), np.float16)
+
+        def __len__(self):
+            return len(self.latents)
+
+        def neighbours(self, i):
+            return [k for k in range(i - i % 4, i - i % 4 + 4) if k != i]  # groups of 4
+
+    n = 400
+    for p in (0.0, 0.5):
+        ds = FeatureDataset(Feats(n), 0, True, False, action=p)
+        kinds = []
+        for i in range(n):
+            item = ds[i]
+            target, cond = float(item["latents"][0, 0]), float(item["condition"][0, 0])
+            if target < 0:  # an action item: its own track, a tracked neighbour's track
+                assert target == -i - 1 and cond < 0 and -cond - 1 in ds.feats.neighbours(i)
+                assert ds.feats.has_action[int(-cond - 1)]
+            else:
+                assert target == i and cond >= 0 and cond in ds.feats.neighbours(i)
+            kinds.append(target < 0)
+        kinds = np.array(kinds)
+        assert not kinds[3::4].any()  # untracked clips: never
+        tracked = kinds[np.arange(n) % 4 != 3]
+        assert tracked.mean() == 0.0 if p == 0 else 0.4 < tracked.mean() < 0.6
+
+
+def test_write_action_latents_encodes_each_clips_ground_truth_track(tmp_path):
+    """The features' action latents are the codec's latents of the .gt.npz action track beside
+    each clip's video; a clip without ground truth gets zeros and flag 0; a second call keeps
+    them."""
+    from foley.models.codec import FoleyCodec
+    from tests.test_denoiser import _tiny_dataset
+    from training.features import SplitFeatures, action_track, extract, write_action_latents
+
+    cfg = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
+    data = tmp_path / "data"
+    _tiny_dataset(data, cfg)
+    torch.manual_seed(0)
+    codec = FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0).eval()
+    codec.save_pretrained(tmp_path / "codec")
+    extract(data, tmp_path / "feat", tmp_path / "codec", ["train"], cfg)
+    train = SplitFeatures(tmp_path / "feat", "train")
+    rng = np.random.default_rng(0)
+    tracks = {}
+    for i, clip in enumerate(train.clips[:-1]):  # the last clip has no ground truth
+        wave = rng.normal(0, 0.1, cfg.samples_per_clip).astype(np.float32)
+        path = Path(clip["clip_path"])
+        np.savez(path.with_name(path.stem + ".gt.npz"), action=wave)
+        tracks[i] = wave
+    assert write_action_latents(tmp_path / "feat", "train", codec) == len(train) - 1
+    train = SplitFeatures(tmp_path / "feat", "train")
+    assert train.has_action.tolist() == [1] * (len(train) - 1) + [0]
+    assert not train.action_latents[-1].any()
+    with torch.no_grad():
+        want = codec.encode(torch.from_numpy(tracks[1])[None])[0, : cfg.latents_per_clip]
+    np.testing.assert_allclose(train.action_latents[1], want.numpy(), atol=2e-3, rtol=2e-3)
+    assert action_track(train.clips[-1], cfg.samples_per_clip) is None
+    assert write_action_latents(tmp_path / "feat", "train", codec) == len(train) - 1

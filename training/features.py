@@ -11,6 +11,10 @@ Training then reads arrays, never decodes mp4 in the loop (MMAudio's practice). 
                                export use it)
     FEAT/<split>/sync_curves.npy  (num_clips, latents_per_clip, 2) float16, added by
                                ``foley train sync`` (with its video_feats.npy)
+    FEAT/<split>/action_latents.npy, has_action.npy  (num_clips, latents_per_clip, latent_dim)
+                               float16 and (num_clips,) uint8: latents of each clip's
+                               action-only track (FoleyWorld ground truth), added by
+                               :func:`write_action_latents` for action-focused training
     FEAT/<split>/manifest.json the :mod:`training.store` manifest: invalidation key (data, split,
                                count, AV config, codec and video encoder settings), arrays,
                                clips written; meta: clip ids, video_uid, clip paths, neighbours
@@ -37,6 +41,7 @@ from foley.errors import InputError
 from training.store import MANIFEST, FeatureStore, StoreWriter
 
 FEATURES_JSON = "features.json"
+ACTION_LATENTS, HAS_ACTION = "action_latents", "has_action"
 
 
 class SplitFeatures:
@@ -54,6 +59,8 @@ class SplitFeatures:
         self.frames = self.store["frames"]
         self.video_feats = self.store.get("video_feats")
         self.sync_curves = self.store.get("sync_curves")  # added by train_sync.py
+        self.action_latents = self.store.get(ACTION_LATENTS)  # by write_action_latents
+        self.has_action = self.store.get(HAS_ACTION)
         self.clips: list[dict] = self.store.meta["clips"]
 
     def __len__(self) -> int:
@@ -150,6 +157,56 @@ def extract_split(
     bar.close()
     writer.commit()
     return out
+
+
+def action_track(clip: dict, num_samples: int) -> np.ndarray | None:
+    """A features clip's action-only track (the ``action`` array of the FoleyWorld ground
+    truth beside its video), cut or zero-padded to ``num_samples``; None without one."""
+    from foley.data.ego4d import GT_SUFFIX
+
+    path = Path(clip["clip_path"])
+    gt = path.with_name(path.stem + GT_SUFFIX)
+    if not gt.is_file():
+        return None
+    with np.load(gt) as arrays:
+        if "action" not in arrays:
+            return None
+        wave = np.asarray(arrays["action"], np.float32).reshape(-1)[:num_samples]
+    return np.pad(wave, (0, num_samples - wave.size))
+
+
+@torch.no_grad()
+def write_action_latents(
+    feat_root: str | os.PathLike, split: str, codec, *, batch_size: int = 16, device="cpu"
+) -> int:
+    """Codec latents of every clip's action-only track -> ``action_latents.npy`` and
+    ``has_action.npy`` of the split (clips without ground truth: zeros, flag 0), the arrays
+    action-focused training reads (``foley train denoiser --action-tracks``). Done once: a split
+    that has them is left as it is. Returns how many clips have a track."""
+    feats = SplitFeatures(feat_root, split)
+    if ACTION_LATENTS in feats.store and HAS_ACTION in feats.store:
+        return int(np.asarray(feats.store[HAS_ACTION]).sum())
+    cfg = read_config(feat_root)
+    n, lat, dim = feats.latents.shape
+    latents = feats.store.new_array(ACTION_LATENTS, np.float16, (n, lat, dim))
+    has = feats.store.new_array(HAS_ACTION, np.uint8, (n,))
+    codec = codec.to(device).eval()
+    for lo in tqdm(range(0, n, batch_size), desc=f"action latents {split}", unit="batch"):
+        idx = range(lo, min(n, lo + batch_size))
+        tracks = [action_track(feats.clips[i], cfg.samples_per_clip) for i in idx]
+        found = [i for i, t in zip(idx, tracks) if t is not None]
+        latents[lo : idx[-1] + 1] = 0
+        has[lo : idx[-1] + 1] = 0
+        if found:
+            waves = torch.from_numpy(np.stack([t for t in tracks if t is not None]))
+            codes = codec.encode(waves.to(device)).float().cpu().numpy()[:, :lat]
+            for k, i in enumerate(found):
+                latents[i], has[i] = codes[k], 1
+    latents.flush()
+    has.flush()
+    del latents, has
+    feats.store.publish(ACTION_LATENTS, HAS_ACTION)
+    return int(np.asarray(SplitFeatures(feat_root, split).store[HAS_ACTION]).sum())
 
 
 def _settings_of(model) -> dict:

@@ -1,10 +1,14 @@
 """Train the AV-LDM denoiser and its video encoder on pre-extracted features (accelerate).
 
 The audio condition of a clip is another clip of the same ``video_uid`` at another time (AV-LDM:
-same ambience, other action). Video and condition are dropped (learned null tokens) with
-``--drop-video`` / ``--drop-condition`` for classifier-free guidance. Objectives: rectified flow
-(``flow``: x_t = (1 - s) x0 + s noise, target noise - x0, sampled with diffusers'
-FlowMatchEulerDiscreteScheduler) or DDPM ``v``/``eps`` prediction (sampled with DPM-Solver++).
+same ambience, other action). With ``--action-tracks P`` a fraction P of the items are
+action-focused ones: the clip's action-only track (FoleyWorld ground truth) conditioned on the
+neighbour's action-only track, so the denoiser learns to leave the ambience out when its
+condition has none (what action-focused retrieval gives it). Video and condition are dropped
+(learned null tokens) with ``--drop-video`` / ``--drop-condition`` for classifier-free guidance.
+Objectives: rectified flow (``flow``: x_t = (1 - s) x0 + s noise, target noise - x0, sampled
+with diffusers' FlowMatchEulerDiscreteScheduler) or DDPM ``v``/``eps`` prediction (sampled with
+DPM-Solver++).
 
 Resume format: ``OUT/ckpt`` (training/common.py). Export: ``OUT/model`` (FoleyPipeline
 ``save_pretrained``; EMA weights). Validation: ``OUT/val/step-N/*.wav`` + spectrogram PNGs and
@@ -32,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from foley.errors import InputError
 from foley.models.objectives import Objective
 from training.common import cycle, make_accelerator
 from training.config import add_config_arguments, config_from_args, opt
@@ -54,6 +59,7 @@ class FeatureDataset(Dataset):
         curves: bool = False,
         teacher_curves: np.ndarray | None = None,
         teacher: float = 0.0,
+        action: float = 0.0,
     ) -> None:
         self.feats = feats
         self.seed = seed
@@ -62,6 +68,9 @@ class FeatureDataset(Dataset):
         self.curves = curves
         self.teacher_curves = teacher_curves
         self.teacher = teacher if teacher_curves is not None else 0.0
+        has = getattr(feats, "has_action", None)
+        self.has_action = None if has is None or action <= 0 else np.asarray(has, bool)
+        self.action = action if self.has_action is not None else 0.0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -73,14 +82,20 @@ class FeatureDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         neighbours = self.feats.neighbours(i)
         j = int(rng.choice(neighbours)) if neighbours else i
+        latents, conditions = self.feats.latents, self.feats.latents
+        if self.action > 0 and self.has_action[i] and rng.random() < self.action:
+            tracked = [k for k in neighbours if self.has_action[k]]
+            if tracked:  # action-focused: action-only target, action-only condition
+                j = int(rng.choice(tracked))
+                latents = conditions = self.feats.action_latents
         if self.frozen_video:
             video = torch.from_numpy(np.array(self.feats.video_feats[i], np.float32))
         else:
             video = torch.from_numpy(np.array(self.feats.frames[i]))
         item = {
-            "latents": torch.from_numpy(np.array(self.feats.latents[i], np.float32)),
+            "latents": torch.from_numpy(np.array(latents[i], np.float32)),
             "video": video,
-            "condition": torch.from_numpy(np.array(self.feats.latents[j], np.float32)),
+            "condition": torch.from_numpy(np.array(conditions[j], np.float32)),
             "has_condition": bool(neighbours),
         }
         if self.curves:
@@ -255,6 +270,10 @@ class DenoiserConfig:
         0.0, "probability of giving the denoiser the clip's own audio curves (onset bumps and "
         "level, the sync encoder's targets) instead of the sync encoder's predictions"
     )  # fmt: skip
+    action_tracks: float = opt(
+        0.0, "fraction of action-focused items (action-only target and condition, from "
+        "FoleyWorld's ground truth; the features get their action latents on first use)"
+    )  # fmt: skip
     curve_input: str = opt(
         "raw", "how the denoiser reads the onset curve: as given, or re-drawn as unit bumps at "
         "its peaks (pair 'peaks' with --teacher-curves)", choices=("raw", "peaks")
@@ -297,6 +316,15 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
     meta = json.loads((feat_root / FEATURES_JSON).read_text())
     args = replace(args, codec=args.codec or meta["codec"])
     accelerator = make_accelerator(out, args.seed, cpu=args.cpu)
+    if args.action_tracks > 0:
+        from foley.models.codec import FoleyCodec
+        from training.features import write_action_latents
+
+        # the codec that encoded the features' latents, so both kinds of item agree
+        codec = FoleyCodec.from_pretrained(meta["codec"])
+        found = write_action_latents(feat_root, "train", codec)
+        if not found:
+            raise InputError(f"{feat_root}: no training clip has an action-only track")
     train = SplitFeatures(feat_root, "train")
     val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else None
     frozen = bool(meta.get("video_encoder")) and not args.train_video_encoder
@@ -318,8 +346,9 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
 
         teacher, _ = split_targets(train, cfg)  # (n, L, 2), cached beside the split
     dataset = FeatureDataset(
-        train, args.seed, frozen, use_curves, teacher_curves=teacher, teacher=args.teacher_curves
-    )
+        train, args.seed, frozen, use_curves, teacher_curves=teacher, teacher=args.teacher_curves,
+        action=args.action_tracks,
+    )  # fmt: skip
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,

@@ -30,7 +30,7 @@ BLIND_ROWS: dict[str, str] = {
     "own_audio": "the video's own soundtrack (absent when the file has none)",
     "model_no_condition": "the model without audio condition",
     "model_ambient_joint": "the model, ambient-joint (retrieved nearest clip as condition)",
-    "model_action_focused": "the model, action-focused (retrieved low-ambience clip)",
+    "model_action_focused": "the model, action-focused (retrieved action track or quiet clip)",
     "silence": "all-zero audio (floor)",
     "random_clip": "another video's soundtrack (floor)",
 }

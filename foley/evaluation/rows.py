@@ -25,7 +25,10 @@ ROWS: dict[str, str] = {
     "retrieval": "retrieval-only: the audio of the clip retrieved for ambient-joint, as the output",
     "model_no_condition": "the model without audio condition (learned null condition)",
     "model_ambient_joint": "the model, ambient-joint (retrieved nearest clip as condition)",
-    "model_action_focused": "the model, action-focused (retrieved low-ambience clip as condition)",
+    "model_action_focused": (
+        "the model, action-focused (a retrieved clip's action track or low-ambience clip as "
+        "condition)"
+    ),
     "silence": "all-zero audio (floor)",
     "random_clip": "another clip's audio from the same split, another video if any (floor)",
 }

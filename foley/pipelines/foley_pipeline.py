@@ -19,8 +19,9 @@ Components (diffusers ``DiffusionPipeline``; each saved in its own subfolder):
   attaches one, and ``from_pretrained`` loads ``DIR/avs`` whenever that folder exists.
 
 Modes: ``"ambient_joint"`` conditions on the training clip whose audio is nearest to the video
-in MC3 space (keeps a matching ambience); ``"action_focused"`` on the nearest among clips whose
-ambient level is below ``ambient_db_max`` (suppresses ambience); ``"no_condition"`` uses the
+in MC3 space (keeps a matching ambience); ``"action_focused"`` on the nearest among clips with
+an action-only track (FoleyWorld's, conditioning on that track) and clips whose own ambient
+level is below ``ambient_db_max`` (suppresses ambience); ``"no_condition"`` uses the
 learned null condition (the "model without audio condition" baseline).
 """
 
@@ -371,7 +372,8 @@ class FoleyPipeline(DiffusionPipeline):
 
         frames: per video (T, 3, S, S) float, or any form ``__call__`` accepts. The query is
         the mean MC3 video embedding of its clip-length windows; ``action_focused`` only
-        considers clips with ``ambient_db`` at or below ``ambient_db_max`` (dBFS).
+        considers clips with an action-only track (and returns that track) or with
+        ``ambient_db`` at or below ``ambient_db_max`` (dBFS).
         """
         cfg = self.av_config
         frames = [
