@@ -13,8 +13,15 @@ clip's mp4 audio.
   on-screen track is above -60 dBFS.
 - Suppression (dB): 10 log10(P(mixture) / P(on-screen estimate)) on clips whose sounds are all
   off screen (on-screen track below -60 dBFS), capped at 60 dB.
-- ``AudioScope, p > 0.5``: the sources kept whole or dropped (hard threshold) instead of
-  weighted by their probability.
+- Weightings of the same sources (``foley.models.audioscope.source_weights``): ``probability``
+  (each source weighted by its on-screen probability, the rule up to s6), ``relative`` (the
+  clip's most on-screen source kept, the others by their logit's distance to it, all scaled by
+  the top probability; the model's ``weight_temperature`` / ``weight_offset``) and ``p > 0.5``
+  (sources kept whole or dropped, hard threshold).
+- Silent estimates: clips with on-screen sound whose on-screen estimate is more than 40 dB
+  below the mixture (SI-SNR scores an all-but-empty estimate near 0 dB, which is an
+  "improvement" whenever the mixture's own SI-SNR is negative, so this count is shown beside
+  SI-SNRi: a rule that empties clips can look good on SI-SNRi alone).
 - AUC: ROC-AUC of each source's on-screen probability against its oracle label (the MixIT
   assignment of the sources to the (on, off) references).
 ``--cost`` also times one training step of the STFT-mask separator against the codec round trip
@@ -32,6 +39,7 @@ import numpy as np
 import torch
 
 SILENT_DBFS = -60.0
+MUTED_DB = 40.0  # an on-screen estimate this far below the mixture counts as silent
 
 
 def _dbfs(x: np.ndarray) -> float:
@@ -90,20 +98,29 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
     from foley.models.audioscope import mixit_loss, video_input
 
     cfg, c = DEFAULT_CONFIG, model.config
-    rows = {
-        k: {"sisnri": [], "suppression": [], "scores": []}
-        for k in ("mixture", "AudioScope", "AudioScope, p > 0.5", "audio-only", "oracle assignment")
-    }
+    names = (
+        "mixture",
+        "AudioScope, probability weights",
+        "AudioScope, relative weights",
+        "AudioScope, p > 0.5",
+        "audio-only, probability weights",
+        "audio-only, relative weights",
+        "oracle assignment",
+    )
+    rows = {k: {"sisnri": [], "suppression": [], "scores": [], "silent": 0} for k in names}
+    own = f"AudioScope, {c.weighting} weights"  # the model's own rule, for the pictures
     labels, examples = [], []
     for it in items:
         mix = torch.from_numpy(it["mixture"])[None]
         frames = video_input(it["frames"], cfg.fps, c.video_fps, c.frame_size)[None]
         out = model(mix, frames)
-        probs = {
-            "AudioScope": torch.sigmoid(out.logits)[0],
-            "audio-only": torch.sigmoid(model.classify(out.sources, None))[0],
-        }
-        probs["AudioScope, p > 0.5"] = (probs["AudioScope"] > 0.5).float()  # hard assignment
+        audio_logits = model.classify(out.sources, None)
+        probs = {}
+        for rule in ("probability", "relative"):
+            probs[f"AudioScope, {rule} weights"] = model.weights(out.logits, rule)[0]
+            probs[f"audio-only, {rule} weights"] = model.weights(audio_logits, rule)[0]
+        p_video = torch.sigmoid(out.logits)[0]
+        probs["AudioScope, p > 0.5"] = (p_video > 0.5).float()  # hard assignment
         refs = torch.from_numpy(np.stack([it["on"], it["off"]]))[None].float()
         _, assign = mixit_loss(refs, out.sources)
         oracle = (assign[0] == 0).float()
@@ -118,6 +135,8 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
             e = e.numpy()
             if on_db > SILENT_DBFS:
                 rows[name]["sisnri"].append(float(si_sdr(it["on"][None], e[None])[0]) - base)
+                muted = _dbfs(it["mixture"]) - _dbfs(e) > MUTED_DB
+                rows[name]["silent"] += int(muted)
             else:
                 p_mix, p_est = np.mean(it["mixture"] ** 2), np.mean(e.astype(np.float64) ** 2)
                 rows[name]["suppression"].append(10 * np.log10(p_mix / (p_est + 1e-6 * p_mix)))
@@ -126,8 +145,8 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
                 {
                     "mixture": it["mixture"],
                     "on (truth)": it["on"],
-                    "on (AudioScope)": est["AudioScope"].numpy(),
-                    "off (AudioScope)": it["mixture"] - est["AudioScope"].numpy(),
+                    "on (AudioScope)": est[own].numpy(),
+                    "off (AudioScope)": it["mixture"] - est[own].numpy(),
                 }
             )
     table = {}
@@ -138,6 +157,7 @@ def evaluate(model, items: list[dict], mc3: tuple | None = None) -> tuple[dict, 
             if r["suppression"]
             else None,
             "source AUC": roc_auc(np.array(r["scores"]), np.array(labels)) if r["scores"] else None,
+            "silent on-screen estimates": r["silent"],
         }
     if mc3 is not None:
         table["noisy-label scores"] = label_auc(*mc3, items, model)

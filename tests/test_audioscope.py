@@ -13,7 +13,7 @@ from foley.cli.main import main as cli
 from foley.config import DEFAULT_CONFIG
 from foley.errors import InputError
 from foley.io import load_audio, probe_video, write_video
-from foley.models.audioscope import AudioScope, mixit_loss, snr_loss
+from foley.models.audioscope import WEIGHTINGS, AudioScope, mixit_loss, snr_loss, source_weights
 from foley.pipelines.separation import separate_track
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,6 +81,59 @@ def test_save_load_round_trip(tmp_path):
     torch.testing.assert_close(a.logits, b.logits)
 
 
+def test_relative_weighting_keeps_the_top_source_and_gates_the_clip():
+    # soft probabilities that rank well: on-screen sources at p 0.40 / 0.38, off at 0.15 / 0.10
+    p = torch.tensor([[0.40, 0.38, 0.15, 0.10], [0.08, 0.06, 0.05, 0.04]])
+    logits = torch.logit(p)
+    torch.testing.assert_close(source_weights(logits, "probability"), p)
+    w = source_weights(logits, "relative", temperature=0.1, offset=3.0)
+    # the clip's most on-screen source: its own probability times sigmoid(offset)
+    assert float(w[0, 0]) == pytest.approx(0.40 * float(torch.sigmoid(torch.tensor(3.0))), rel=1e-5)
+    # the runner-up (0.09 logits below the top) is kept nearly as much; the off-screen pair fades
+    assert float(w[0, 1]) > 0.8 * float(w[0, 0])
+    assert float(w[0, 2:].max()) < 1e-3
+    # relative to the probabilities, the on-screen share of the estimate rises
+    assert float(w[0, :2].sum() / w[0].sum()) > 0.99 > float(p[0, :2].sum() / p[0].sum())
+    # a clip whose best source is unlikely on screen is turned down as a whole (the gate)
+    assert float(w[1].max()) < 0.08 and float(w[1].sum()) < 0.5 * float(w[0].sum())
+    with pytest.raises(ValueError, match="weighting"):
+        source_weights(logits, "softmax")
+
+
+def test_weighting_from_config_old_configs_and_override(tmp_path):
+    old = tiny_model(seed=2)
+    assert old.config.weighting == "probability"  # what models saved before it existed get
+    old.save_pretrained(tmp_path / "old")
+    cfg_path = tmp_path / "old/config.json"
+    cfg = json.loads(cfg_path.read_text())
+    for key in ("weighting", "weight_temperature", "weight_offset"):
+        cfg.pop(key)
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = AudioScope.from_pretrained(tmp_path / "old").eval()
+    assert loaded.config.weighting == "probability"
+    mix, frames = torch.randn(1, 3000) * 0.3, torch.rand(1, 4, 3, 16, 16)
+    on, off, out = loaded.on_screen(mix, frames)
+    torch.testing.assert_close(on, (torch.sigmoid(out.logits)[..., None] * out.sources).sum(1))
+    rel, _, _ = loaded.on_screen(mix, frames, "relative")
+    w = source_weights(out.logits, "relative", 0.1, 3.0)
+    torch.testing.assert_close(rel, (w[..., None] * out.sources).sum(1))
+    new = tiny_model(seed=2, weighting="relative", weight_temperature=0.2, weight_offset=1.0)
+    new.save_pretrained(tmp_path / "new")
+    reloaded = AudioScope.from_pretrained(tmp_path / "new").eval()
+    on2, off2, out2 = reloaded.on_screen(mix, frames)
+    w2 = source_weights(out2.logits, "relative", 0.2, 1.0)
+    torch.testing.assert_close(on2, (w2[..., None] * out2.sources).sum(1))
+    torch.testing.assert_close(on2 + off2, mix)
+    with pytest.raises(ValueError, match="weighting"):
+        tiny_model(weighting="hard")
+
+
+def test_cli_weighting_choices_match_the_model():
+    from foley.cli.separate import WEIGHTINGS as cli_weightings
+
+    assert cli_weightings == WEIGHTINGS
+
+
 def test_tiny_model_mixit_loss_falls():
     """Mixtures of a tone and a noise burst: MixIT training separates them better."""
     rng = np.random.default_rng(0)
@@ -115,6 +168,10 @@ def test_separate_track_any_length_sums_to_mixture():
     np.testing.assert_allclose(result.on_screen + result.off_screen, wave, atol=1e-6)
     short = separate_track(model, wave[:8000], None, cfg)  # shorter than a clip, audio only
     assert short.on_screen.shape == (8000,)
+    # the weighting is the model's unless given; another rule changes the split, not the sum
+    rel = separate_track(model, wave, frames, cfg, weighting="relative")
+    np.testing.assert_allclose(rel.on_screen + rel.off_screen, wave, atol=1e-6)
+    assert not np.allclose(rel.on_screen, result.on_screen)
 
 
 def test_cli_separate_file_and_errors(tmp_path, capsys):
@@ -142,6 +199,9 @@ def test_cli_separate_file_and_errors(tmp_path, capsys):
         )
         == 0
     )
+    rel_args = ["-o", str(tmp_path / "rel.mp4"), "--wav", str(tmp_path / "rel.wav")]
+    assert cli([*args, *rel_args, "--weighting", "relative"]) == 0
+    assert not np.allclose(load_audio(tmp_path / "rel.wav"), load_audio(tmp_path / "on.wav"))
     on, off = load_audio(tmp_path / "on.wav"), load_audio(tmp_path / "off.wav")
     mixture = load_audio(src)
     np.testing.assert_allclose(on + off, mixture[: on.size], atol=1e-3)
@@ -189,11 +249,13 @@ def test_trainer_runs_and_resumes(tmp_path):
     # the "sync" classifier on the frozen separator, from cached pair features
     sync_args = [*args[:1], "-o", str(tmp_path / "sync"), *args[3:5], "--batch-size", "2"]
     sync_args += ["--init", str(tmp_path / "run/model"), "--context", "sync", "--freeze-separator"]
+    sync_args += ["--label-threshold", "0.5"]  # hard noisy labels (s8)
     assert train([*sync_args, "--pairs-per-clip", "1", "--steps", "2", "--val-every", "2"]) == 0
     assert (tmp_path / "sync/cache/train_pairs.npz").is_file()
     sync_model = AudioScope.from_pretrained(tmp_path / "sync/model")
     separator = AudioScope.from_pretrained(tmp_path / "run/model")
     assert sync_model.config.context == "sync"
+    assert sync_model.config.weighting == "relative"  # what the trainer exports now
     torch.testing.assert_close(sync_model.mask.weight, separator.mask.weight)  # kept frozen
 
 

@@ -59,6 +59,14 @@ class AudioScopeConfig:
     num_blocks: int = opt(8)
     classifier_weight: float = opt(5.0)
     video_dropout: float = opt(0.2, "share of steps whose classifier sees no video")
+    label_threshold: float = opt(
+        0.0, "train on hard noisy labels (label > this); 0: the soft labels themselves"
+    )
+    weighting: str = opt(
+        "relative",
+        "how the exported model turns probabilities into source weights (AudioScope.weights)",
+        choices=("probability", "relative"),
+    )
     val_every: int = opt(200)
     max_minutes: float = opt(0.0, "stop (and export) after")
     threads: int = opt(0, "torch CPU threads (0: default)")
@@ -196,7 +204,7 @@ def step_losses(model, mc3, batch: dict, args, rng: np.random.Generator) -> dict
     with torch.set_grad_enabled(torch.is_grad_enabled() and not args.freeze_separator):
         out_sources = model.separate(mixtures.sum(1))
     mixit, assignment = mixit_loss(mixtures, out_sources)
-    labels = noisy_labels(mc3, out_sources, assignment, batch, args.labels)
+    labels = harden(noisy_labels(mc3, out_sources, assignment, batch, args.labels), args)
     drop = rng.random() < args.video_dropout
     if model.config.context == "sync":
         curves = None if drop else batch["curves_a"]
@@ -236,15 +244,23 @@ def build_pair_cache(model, cache: dict, path: Path, pairs_per_clip: int, seed: 
     return pairs
 
 
-def pair_step_losses(model, pairs: dict, cache: dict, idx: np.ndarray, video: bool) -> dict:
-    """BCE of the ``"sync"`` classifier on cached pairs ``idx``, with or without the video."""
+def harden(labels: torch.Tensor, args) -> torch.Tensor:
+    """``--label-threshold t`` > 0: the soft noisy labels made 0/1 (label > t); else as is."""
+    t = getattr(args, "label_threshold", 0.0)
+    return (labels > t).to(labels.dtype) if t > 0 else labels
+
+
+def pair_step_losses(
+    model, pairs: dict, cache: dict, idx: np.ndarray, video: bool, args=None
+) -> dict:
+    """BCE of the ``"sync"`` classifier on cached pairs ``idx``, with or without the video
+    (against :func:`harden`'s labels)."""
     feats = torch.from_numpy(pairs["features"][idx]).float()
     curves = torch.from_numpy(np.array(cache["sync_curves"][np.sort(pairs["a"][idx])]))
     curves = curves[np.argsort(np.argsort(pairs["a"][idx]))]
     logits = model.classify_features(feats, curves if video else None)
-    return {
-        "bce": F.binary_cross_entropy_with_logits(logits, torch.from_numpy(pairs["labels"][idx]))
-    }
+    labels = harden(torch.from_numpy(pairs["labels"][idx]).float(), args)
+    return {"bce": F.binary_cross_entropy_with_logits(logits, labels)}
 
 
 def build_model(args: AudioScopeConfig, sync):
@@ -254,8 +270,10 @@ def build_model(args: AudioScopeConfig, sync):
     from foley.config import DEFAULT_CONFIG
     from foley.models.audioscope import SEPARATOR_MODULES, AudioScope
 
+    weighting = getattr(args, "weighting", "relative")
     init = AudioScope.from_pretrained(args.init) if args.init else None
     if init is not None and init.config.context == args.context:
+        init.register_to_config(weighting=weighting)
         return init
     base = {k: v for k, v in (init.config if init is not None else {}).items() if k[0] != "_"}
     if init is None:
@@ -268,7 +286,7 @@ def build_model(args: AudioScopeConfig, sync):
         base.update(frame_size=DEFAULT_CONFIG.frame_size)
     else:
         base.update(context="tokens", sync_config=None, video_fps=8.0, frame_size=48)
-    model = AudioScope(**base)
+    model = AudioScope(**{**base, "weighting": weighting})
     if init is not None:
         for name in SEPARATOR_MODULES:
             getattr(model, name).load_state_dict(getattr(init, name).state_dict())
@@ -342,7 +360,7 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
             if cached:
                 idx = np.arange(len(pairs["val"]["a"]))
                 for video in (True, False):
-                    losses.append(pair_step_losses(unwrapped, pairs["val"], val, idx, video))
+                    losses.append(pair_step_losses(unwrapped, pairs["val"], val, idx, video, args))
                 losses = [{"bce": losses[0]["bce"], "bce_audio_only": losses[1]["bce"]}]
             for _ in range(0 if cached else 4):
                 a, b = draw_pairs(val["video_uid"], rng, args.batch_size)
@@ -362,7 +380,7 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
         if cached:
             idx = rng.choice(len(pairs["train"]["a"]), args.batch_size)
             video = rng.random() >= args.video_dropout
-            losses = pair_step_losses(model, pairs["train"], train, idx, video)
+            losses = pair_step_losses(model, pairs["train"], train, idx, video, args)
         else:
             a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
             batch = batch_tensors(train, a, b, accelerator.device)

@@ -1,7 +1,8 @@
 """``foley separate``: keep the sounds you can see (or the ones you can't), with AudioScope.
 
     foley separate IN.mp4 -o OUT.mp4 [--keep on-screen|off-screen] [--wav OUT.wav]
-                   [--model DIR] [--audio-only] [--device cpu] [--overwrite]
+                   [--model DIR] [--audio-only] [--weighting probability|relative]
+                   [--device cpu] [--overwrite]
     foley separate IN_FOLDER -o OUT_FOLDER ...     # every video in the folder
 
 The output is the input video with its video stream copied and the kept part of its soundtrack
@@ -22,6 +23,9 @@ from foley.defaults import model_dir_or_default
 from foley.errors import InputError
 from foley.pipelines.separation import KEEP
 
+# foley.models.audioscope.WEIGHTINGS, spelled out so that the CLI starts without torch models
+WEIGHTINGS = ("probability", "relative")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -34,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="AudioScope folder (default: MODEL/audioscope)")
     parser.add_argument(
         "--audio-only", action="store_true", help="classify sources without the video (ablation)"
+    )
+    parser.add_argument(
+        "--weighting",
+        choices=WEIGHTINGS,
+        help="how on-screen probabilities become source weights (default: the model's own;"
+        " relative: sources close to the clip's most on-screen one, scaled by its probability)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: cuda if any)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -61,7 +71,9 @@ def load_audioscope(path: str | None, device: str | None = None):
     return model.to(device or default_device()).eval()
 
 
-def separate_file(model, src: Path, keep: str, *, audio_only: bool = False):
+def separate_file(
+    model, src: Path, keep: str, *, audio_only: bool = False, weighting: str | None = None
+):
     """Decode one video (any length) and separate it -> (Separation, sample rate, warnings)."""
     from foley.config import DEFAULT_CONFIG
     from foley.io import load_video
@@ -71,7 +83,8 @@ def separate_file(model, src: Path, keep: str, *, audio_only: bool = False):
     if video.audio is None or video.audio.size == 0:
         raise InputError(f"{src.name}: the video has no sound to separate")
     frames = None if audio_only else video.frames
-    return separate_track(model, video.audio, frames, DEFAULT_CONFIG), video.warnings
+    result = separate_track(model, video.audio, frames, DEFAULT_CONFIG, weighting=weighting)
+    return result, video.warnings
 
 
 def main(args: argparse.Namespace) -> int:
@@ -85,7 +98,9 @@ def main(args: argparse.Namespace) -> int:
 
     def separate_one(job: Job) -> str:
         src, out, wav, _ = job
-        result, warnings = separate_file(model, src, args.keep, audio_only=args.audio_only)
+        result, warnings = separate_file(
+            model, src, args.keep, audio_only=args.audio_only, weighting=args.weighting
+        )
         warn("separate", warnings)
         track = result.track(args.keep)
         mux_audio(src, track, sr, out)

@@ -38,6 +38,7 @@ from torch import nn
 
 SNR_TAU = 1e-3  # soft threshold of the MixIT SNR loss (the paper's tau)
 CONTEXTS = ("tokens", "sync")
+WEIGHTINGS = ("probability", "relative")  # how on-screen probabilities become source weights
 SEPARATOR_MODULES = ("inp", "blocks", "mask")  # what ``--freeze-separator`` keeps fixed
 LEVEL_RANGE_DB = 30.0  # as foley.models.sync: loudness curves span 30 dB above the floor
 
@@ -75,6 +76,31 @@ def mixit_loss(
     best = losses.argmin(-1)  # (batch,)
     assignment = masks[best].argmax(1)  # (batch, M)
     return losses[torch.arange(b), best], assignment
+
+
+def source_weights(
+    logits: torch.Tensor,
+    weighting: str = "probability",
+    temperature: float = 0.1,
+    offset: float = 3.0,
+) -> torch.Tensor:
+    """On-screen weights (batch, M) in [0, 1] of the sources, from their logits (batch, M).
+
+    - ``"probability"``: ``sigmoid(logit)`` (the weighting of the models up to s6);
+    - ``"relative"``: ``p_max * sigmoid((logit - logit_max) / temperature + offset)``: each
+      source is compared with the clip's most on-screen source (the shape: sources within a
+      fraction of ``temperature`` of the top logit are kept almost whole, the rest fade out),
+      and the whole clip is scaled by the top source's probability ``p_max = sigmoid(logit_max)``
+      (the gate: a clip whose best source is unlikely on screen is turned down as a whole).
+      The classifier's probabilities rank sources well but are soft (mostly below 0.5), so the
+      probability weighting leaves much of every on-screen source in the off-screen track.
+    """
+    if weighting == "probability":
+        return torch.sigmoid(logits)
+    if weighting != "relative":
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
+    top = logits.amax(-1, keepdim=True)
+    return torch.sigmoid(top) * torch.sigmoid((logits - top) / temperature + offset)
 
 
 def video_input(frames: np.ndarray, fps: float, model_fps: float, size: int) -> torch.Tensor:
@@ -127,10 +153,15 @@ class AudioScope(ModelMixin, ConfigMixin):
         latent_hop: int = 320,
         num_bands: int = 8,
         coincidence_channels: int = 32,
+        weighting: str = "probability",
+        weight_temperature: float = 0.1,
+        weight_offset: float = 3.0,
     ) -> None:
         super().__init__()
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
         bins = n_fft // 2 + 1
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         # separator
@@ -313,14 +344,22 @@ class AudioScope(ModelMixin, ConfigMixin):
         sources = self.separate(mixture)
         return AudioScopeOutput(sources=sources, logits=self.classify(sources, frames))
 
+    def weights(self, logits: torch.Tensor, weighting: str | None = None) -> torch.Tensor:
+        """:func:`source_weights` of ``logits`` (batch, M) with this model's ``weighting``
+        (config; ``"probability"`` for models saved before it existed) unless one is given."""
+        c = self.config
+        return source_weights(
+            logits, weighting or c.weighting, c.weight_temperature, c.weight_offset
+        )
+
     @torch.no_grad()
     def on_screen(
-        self, mixture: torch.Tensor, frames: torch.Tensor | None
+        self, mixture: torch.Tensor, frames: torch.Tensor | None, weighting: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, AudioScopeOutput]:
         """(on-screen (batch, N), off-screen (batch, N), the output); on + off = mixture.
 
-        The on-screen estimate is the sum of the sources weighted by their on-screen
-        probability."""
+        The on-screen estimate is the sum of the sources weighted by :meth:`weights` (the
+        model's ``weighting`` unless ``weighting`` is given)."""
         out = self(mixture, frames)
-        on = (torch.sigmoid(out.logits).unsqueeze(-1) * out.sources).sum(1)
+        on = (self.weights(out.logits, weighting).unsqueeze(-1) * out.sources).sum(1)
         return on, mixture - on, out

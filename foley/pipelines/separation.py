@@ -2,7 +2,8 @@
 
 A video of any length is cut into clip-length windows (``foley.pipelines.windows``, as
 generation does); each window's mixture is separated and its sources weighted by their
-on-screen probability; the windows' on-screen tracks are joined with the crossfade, and the
+on-screen weights (``AudioScope.weights``: the model's ``weighting`` rule on the classifier's
+logits); the windows' on-screen tracks are joined with the crossfade, and the
 off-screen track is the rest of the mixture, so ``on + off == mixture`` exactly. Shared by
 ``foley separate``, the app's Separate tab and ``benchmarks/audioscope_eval.py``.
 """
@@ -41,12 +42,15 @@ def separate_track(
     *,
     overlap_seconds: float | None = None,
     batch_size: int = 8,
+    weighting: str | None = None,
 ) -> Separation:
     """Split ``wave`` (N,) float32 at ``cfg.sample_rate`` into on- and off-screen tracks.
 
     frames: (T, S, S, 3) uint8 at ``cfg.fps`` (the video), or None for the audio-only mode
     (the classifier's null video context). Windows of ``cfg.clip_seconds`` overlapping by
-    ``overlap_seconds`` (default a sixth of a clip).
+    ``overlap_seconds`` (default a sixth of a clip). ``weighting``: how the sources'
+    probabilities become weights (``foley.models.audioscope.source_weights``; default the
+    model's own, ``config.weighting``).
     """
     from foley.models.audioscope import video_input
 
@@ -80,7 +84,7 @@ def separate_track(
                     f = np.concatenate([f, np.repeat(f[-1:], cfg.frames_per_clip - len(f), 0)])
                 clips.append(video_input(f, cfg.fps, c.video_fps, c.frame_size))
             video = torch.stack(clips).to(device)
-        on, _, out = model.on_screen(mix.to(device), video)
+        on, _, out = model.on_screen(mix.to(device), video, weighting)
         ons.append(on.cpu().numpy())
         probs += list(torch.sigmoid(out.logits).cpu().numpy())
     on_track = stitch(np.concatenate(ons), plan, "adaptive")
