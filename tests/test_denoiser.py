@@ -279,3 +279,23 @@ def test_features_train_resume_export(tmp_path):
     shipped = FoleyPipeline.from_pretrained(tmp_path / "run2/model").video_encoder
     for name, value in encoder.state_dict().items():
         torch.testing.assert_close(shipped.state_dict()[name], value)
+
+
+def test_init_denoiser_widens_the_video_input_as_the_same_function(tmp_path):
+    """--init-from onto wider video features (sync + EfficientNet): the extra inputs start at
+    zero weight, so the widened denoiser computes what the saved one does, whatever they hold."""
+    from foley.errors import ModelMismatchError
+    from training.train_denoiser import _init_denoiser
+
+    model = tiny()
+    model.save_pretrained(tmp_path / "pipe" / "denoiser")
+    x, v, c = inputs()
+    width = model.config.video_dim
+    wide = _init_denoiser(str(tmp_path / "pipe"), 0, width + 5).eval()
+    assert wide.config.video_dim == width + 5
+    extra = torch.randn(*v.shape[:-1], 5)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, 500, torch.cat([v, extra], -1), c), model(x, 500, v, c))
+    assert _init_denoiser(str(tmp_path / "pipe"), 0, width).config.video_dim == width
+    with pytest.raises(ModelMismatchError, match="video features"):
+        _init_denoiser(str(tmp_path / "pipe"), 0, width - 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from foley.cli.main import main as foley_main
 
 
@@ -34,9 +36,14 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
 
     # --denoiser-video mc3 (default): MC3's video tower feeds the denoiser, sync/ the shaping
     assert isinstance(pipe.sync, SyncModel) and not isinstance(pipe.video_encoder, SyncModel)
-    assert pipe.index is not None and len(pipe.index) == len(
-        list((pipeline / "retriever" / "clips").iterdir())
-    )
+    clips = sorted(p.name for p in (pipeline / "retriever" / "clips").iterdir())
+    tracks = [c for c in clips if c.endswith(".action.ogg")]
+    assert pipe.index is not None and len(pipe.index) == len(clips) - len(tracks)
+    # FoleyWorld clips ship their action-only track: action-focused conditions on it
+    assert len(tracks) == len(pipe.index)
+    silence = np.zeros(pipe.av_config.samples_per_clip, np.float32)
+    hit = pipe.retriever.retrieve(audio=[silence], mode="action_focused", cfg=pipe.av_config)[0]
+    assert hit.metadata["condition_track"] == "action"
     # action-focused loudness: calibrated on the recipe's FoleyWorld action tracks
     from foley.pipelines.level import action_level_of
 

@@ -173,3 +173,39 @@ def test_write_action_latents_encodes_each_clips_ground_truth_track(tmp_path):
     np.testing.assert_allclose(train.action_latents[1], want.numpy(), atol=2e-3, rtol=2e-3)
     assert action_track(train.clips[-1], cfg.samples_per_clip) is None
     assert write_action_latents(tmp_path / "feat", "train", codec) == len(train) - 1
+
+
+def test_train_denoiser_action_tracks_with_and_without_ground_truth(tmp_path, capsys):
+    """--action-tracks on features without any action track trains without (one warning line);
+    with tracks beside the videos it writes the action latents into the features first."""
+    import argparse
+
+    from foley.models.codec import FoleyCodec
+    from tests.test_denoiser import _tiny_dataset
+    from training import train_denoiser
+    from training.features import SplitFeatures, extract
+
+    cfg = AVConfig(clip_seconds=1.0, fps=8.0, frame_size=32)
+    _tiny_dataset(tmp_path / "data", cfg)
+    torch.manual_seed(0)
+    FoleyCodec(latent_dim=8, n_filters=4, lstm_layers=0).save_pretrained(tmp_path / "codec")
+    extract(tmp_path / "data", tmp_path / "feat", tmp_path / "codec", ["train"], cfg)
+    parser = argparse.ArgumentParser()
+    train_denoiser.add_arguments(parser)
+    argv = [str(tmp_path / "feat"), "--hidden-dim", "16", "--layers", "1", "--heads", "2",
+            "--video-dim", "8", "--video-channels", "4", "8", "--batch-size", "2",
+            "--val-num", "0", "--workers", "0", "--cpu", "--steps", "1",
+            "--action-tracks", "0.5"]  # fmt: skip
+    assert train_denoiser.run(parser.parse_args(argv + ["-o", str(tmp_path / "r1")])) == 0
+    assert "no training clip has an action-only track" in capsys.readouterr().err
+    train = SplitFeatures(tmp_path / "feat", "train")
+    assert train.has_action is not None and not train.has_action.any()
+
+    # a new features folder whose clips have ground truth
+    for clip in train.clips:
+        path = Path(clip["clip_path"])
+        np.savez(path.with_name(path.stem + ".gt.npz"), action=np.ones(100, np.float32) * 0.1)
+    extract(tmp_path / "data", tmp_path / "feat2", tmp_path / "codec", ["train"], cfg)
+    argv[0] = str(tmp_path / "feat2")
+    assert train_denoiser.run(parser.parse_args(argv + ["-o", str(tmp_path / "r2")])) == 0
+    assert SplitFeatures(tmp_path / "feat2", "train").has_action.all()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,7 +37,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from foley.errors import InputError
 from foley.models.objectives import Objective
 from training.common import cycle, make_accelerator
 from training.config import add_config_arguments, config_from_args, opt
@@ -322,9 +322,13 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
 
         # the codec that encoded the features' latents, so both kinds of item agree
         codec = FoleyCodec.from_pretrained(meta["codec"])
-        found = write_action_latents(feat_root, "train", codec)
-        if not found:
-            raise InputError(f"{feat_root}: no training clip has an action-only track")
+        if not write_action_latents(feat_root, "train", codec):  # e.g. Ego4D-Sounds
+            print(
+                f"foley: {feat_root}: no training clip has an action-only track (FoleyWorld "
+                "ground truth); training without action-focused items",
+                file=sys.stderr,
+                flush=True,
+            )
     train = SplitFeatures(feat_root, "train")
     val = SplitFeatures(feat_root, "val") if (feat_root / "val").is_dir() else None
     frozen = bool(meta.get("video_encoder")) and not args.train_video_encoder
@@ -335,7 +339,7 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
         args, int(meta["latent_dim"]), cfg, frozen_dir, curve_dim
     )
     if args.init_from:
-        denoiser = _init_denoiser(args.init_from, curve_dim)
+        denoiser = _init_denoiser(args.init_from, curve_dim, int(denoiser.config.video_dim))
     model = AVLDM(video_encoder, denoiser, frozen)
     trained = [p for p in model.parameters() if p.requires_grad]
     ema = EMAModel(trained, decay=args.ema_decay)
@@ -443,7 +447,10 @@ def _finetune_args(args: DenoiserConfig, out: Path) -> DenoiserConfig:
     )  # fmt: skip
 
 
-def _init_denoiser(init_from: str, curve_dim: int):
+def _init_denoiser(init_from: str, curve_dim: int, video_dim: int | None = None):
+    """The init pipeline's denoiser. Features wider than its video input (a
+    ``sync+efficientnet`` encoder around the init's sync encoder: the sync features come first)
+    widen it with zero weights on the new inputs, so it starts as the same function."""
     from foley.errors import ModelMismatchError
     from foley.models.denoiser import FoleyDenoiser
 
@@ -453,7 +460,24 @@ def _init_denoiser(init_from: str, curve_dim: int):
             f"{init_from}: its denoiser takes {denoiser.config.curve_dim} sync curves, the "
             f"features give {curve_dim}; extract them with that pipeline's video encoder"
         )
-    return denoiser
+    have = int(denoiser.config.video_dim)
+    if video_dim is None or video_dim == have:
+        return denoiser
+    if video_dim < have:
+        raise ModelMismatchError(
+            f"{init_from}: its denoiser reads {have}-d video features, the features are "
+            f"{video_dim}-d"
+        )
+    print(f"foley: widening the init denoiser's video input {have} -> {video_dim} (new inputs "
+          "start at zero weight)", file=sys.stderr, flush=True)  # fmt: skip
+    config = {k: v for k, v in dict(denoiser.config).items() if not k.startswith("_")}
+    wide = FoleyDenoiser(**{**config, "video_dim": video_dim})
+    state = denoiser.state_dict()
+    for name in ("video_sync.0.weight", "video_tokens.weight"):
+        weight = state[name]
+        state[name] = torch.cat([weight, weight.new_zeros(weight.shape[0], video_dim - have)], 1)
+    wide.load_state_dict(state)
+    return wide
 
 
 def main(argv: list[str] | None = None) -> int:
