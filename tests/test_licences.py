@@ -98,7 +98,12 @@ def test_pack_index_keeps_shippable_clips_and_credits_exactly_their_recordings(w
     retriever = recipe.pack_index(
         root / "data", root / "mc3", pipeline / "retriever", max_clips=100, bank=root / "bank"
     )
-    packed = {p.stem for p in (pipeline / "retriever" / "clips").iterdir()}
+    files = sorted((pipeline / "retriever" / "clips").iterdir())
+    packed = {p.stem for p in files if not p.name.endswith(".action.ogg")}
+    # each shipped clip's action-only track (action-focused retrieval) ships beside it
+    assert {
+        p.name.removesuffix(".action.ogg") for p in files if p.name.endswith(".action.ogg")
+    } == packed
     assert packed == ok and len(retriever.index) == len(ok) < len(records)
     credited = {f for c in ok for f in truth[c]}
     assert credited and all(rows[f]["shippable"] for f in credited)
