@@ -45,13 +45,15 @@ ProgressFn = Callable[[int, int], None]  # (clips embedded so far, clips in tota
 
 @dataclass
 class Retrieved:
-    """One retrieved clip: index id, MC3 video-to-audio cosine score, its index metadata and
-    (when asked for) its audio, (N,) float32 at the config's sample rate."""
+    """One retrieved clip: index id, MC3 video-to-audio cosine score, its index metadata,
+    (when asked for) its audio, (N,) float32 at the config's sample rate, and which audio that
+    is: ``track`` "mix" (the clip's own) or "action" (its action-only track, action-focused)."""
 
     id: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
     audio: np.ndarray | None = None
+    track: str = "mix"
 
 
 @contextmanager
@@ -405,8 +407,7 @@ class ClipRetriever(ModelMixin):
         ``action_focused`` the nearest among clips with an action-only track (``ACTION_KEY``;
         its audio is then that track) and clips whose ambient level is at most
         ``ambient_db_max`` dBFS; ``where``: extra index filters. Give one of frames or audio.
-        Each hit's metadata says which audio came back: ``condition_track`` "action" or
-        "mix"."""
+        Each hit's ``track`` says which audio came back: "action" or "mix"."""
         if (frames is None) == (audio is None):
             raise InputError("retrieve by video (frames) or by audio: give exactly one")
         if self.index is None:
@@ -459,8 +460,9 @@ class ClipRetriever(ModelMixin):
             if with_audio:
                 rate = cfg.sample_rate
                 wave = self.action_audio(meta, rate) if track else self.clip_audio(meta, rate)
-            meta["condition_track"] = "action" if track else "mix"
-            out.append(Retrieved(str(hit.id), float(hit.score), meta, wave))
+            out.append(
+                Retrieved(str(hit.id), float(hit.score), meta, wave, "action" if track else "mix")
+            )
         return out
 
     @torch.no_grad()

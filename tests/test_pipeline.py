@@ -286,20 +286,20 @@ def test_action_focused_conditions_on_the_nearest_clips_action_track(tmp_path):
         hit = retriever.retrieve([video], "action_focused", ambient_db_max=threshold, cfg=CFG)[0]
         assert hit.id == f"clip{best}" and hit.score == pytest.approx(sims[best], abs=1e-4)
         if best < 2:
-            assert hit.metadata["condition_track"] == "action"
+            assert hit.track == "action"
             assert np.corrcoef(hit.audio, actions[best])[0, 1] > 0.95  # (an ogg of it)
         else:
-            assert hit.metadata["condition_track"] == "mix"
+            assert hit.track == "mix"
     # each kind of hit, whatever the similarities: a track's clip, a quiet clip's own mix
     (own,) = retriever.retrieve([video], "action_focused", where={"video_uid": "v1"}, cfg=CFG)
-    assert own.metadata["condition_track"] == "action" and own.id == "clip1"
+    assert own.track == "action" and own.id == "clip1"
     assert np.corrcoef(own.audio, actions[1])[0, 1] > 0.95
     (quiet,) = retriever.retrieve(
         [video], "action_focused", ambient_db_max=-50.0, where={"video_uid": "v2"}, cfg=CFG
     )
-    assert quiet.metadata["condition_track"] == "mix" and quiet.id == "clip2"
+    assert quiet.track == "mix" and quiet.id == "clip2"
     joint = retriever.retrieve([video], "ambient_joint", cfg=CFG)[0]
-    assert joint.id == f"clip{int(np.argmax(sims))}" and joint.metadata["condition_track"] == "mix"
+    assert joint.id == f"clip{int(np.argmax(sims))}" and joint.track == "mix"
     assert np.corrcoef(joint.audio, waves[int(np.argmax(sims))])[0, 1] > 0.95
     # with only the mix-only clip left, a threshold it misses is a one-line error
     with pytest.raises(InputError, match="action-only track or an ambient level at most -90"):

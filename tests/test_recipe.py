@@ -43,7 +43,7 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert len(tracks) == len(pipe.index)
     silence = np.zeros(pipe.av_config.samples_per_clip, np.float32)
     hit = pipe.retriever.retrieve(audio=[silence], mode="action_focused", cfg=pipe.av_config)[0]
-    assert hit.metadata["condition_track"] == "action"
+    assert hit.track == "action"
     # action-focused loudness: calibrated on the recipe's FoleyWorld action tracks
     from foley.pipelines.level import action_level_of
 
