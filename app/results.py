@@ -34,6 +34,7 @@ class ConditionClip:
     ambient_db: float | None = None
     score: float | None = None  # MC3 video-to-audio similarity of a retrieved clip
     clip_path: str | None = None
+    track: str = "mix"  # "action": the retrieved clip's action-only track (action-focused)
 
 
 @dataclass
@@ -146,13 +147,17 @@ def condition_clip(out_dir: Path, first, cond_wave, upload, sr: int) -> Conditio
         )
     found = first.retrieved[0] if first.retrieved else None
     meta = found.metadata if found is not None else {}
+    track = found.track if found is not None else "mix"
+    # an action-only track's own level, not the clip's: that is what the model heard
+    level = float(ambient_level_db(wave, sr)) if track == "action" else meta.get("ambient_db")
     return ConditionClip(
         first.condition_ids[0],
         wav,
         narration=meta.get("narration"),
-        ambient_db=meta.get("ambient_db"),
+        ambient_db=level,
         score=first.condition_scores[0],
         clip_path=meta.get("clip_path"),
+        track=track,
     )
 
 

@@ -87,8 +87,9 @@ def _condition_md(result: GenerateResult) -> str:
             f"ambient level {_fmt_db(c.ambient_db)}"
         )
     score = "" if c.score is None else f", MC3 similarity {c.score:.3f}"
+    what = "Retrieved clip's action-only track" if c.track == "action" else "Retrieved clip"
     return (
-        f"**Retrieved clip** `{html.escape(c.id)}`  \n"
+        f"**{what}** `{html.escape(c.id)}`  \n"
         f"narration: *{html.escape(c.narration or 'n/a')}*  \n"
         f"ambient level {_fmt_db(c.ambient_db)}{score}"
     )

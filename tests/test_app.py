@@ -129,6 +129,11 @@ def test_both_modes_retrieve_from_the_index(served, world):
     cond = focused["condition"]
     assert cond["id"] in index and cond["ambient_db"] <= threshold
     assert cond["narration"] == index.get(cond["id"])["narration"]
+    # a clip with an action-only track conditions on that track, and the app says so
+    from foley.retrieval import ACTION_KEY
+
+    with_track = index.get(cond["id"]).get(ACTION_KEY) is not None
+    assert cond["track"] == ("action" if with_track else "mix")
 
     result = generate(client, world["clip"], "ambient_joint", candidates=2)
     joint = check_outputs(result, world["clip"])
