@@ -327,7 +327,8 @@ class FoleyService:
             raise InputError(f"steps must be between 1 and {lim.max_steps}, got {steps}")
         if not 1 <= candidates <= lim.max_candidates:
             raise InputError(f"candidates must be between 1 and {lim.max_candidates}")
-        guidance = float(guidance)
+        # None: the model's guidance for the mode
+        guidance = self.default_guidance(mode) if guidance is None else float(guidance)
         if not (np.isfinite(guidance) and 0 <= guidance <= lim.max_guidance):
             raise InputError(f"guidance must be between 0 and {lim.max_guidance:g}")
         if not 0 <= seed < 2**63:
@@ -341,7 +342,7 @@ class FoleyService:
         mode: str = "ambient_joint",
         *,
         steps: int | None = None,
-        guidance: float = 3.0,
+        guidance: float | None = None,
         seed: int = 0,
         candidates: int = 1,
         condition_audio: str | os.PathLike | None = None,
@@ -507,6 +508,10 @@ class FoleyService:
         """The sampler steps the loaded model was shipped for (its saved default)."""
         return int(self.models.pipeline.default_num_inference_steps)
 
+    def default_guidance(self, mode: str) -> float:
+        """The guidance scale the loaded model uses in ``mode`` when a request names none."""
+        return float(self.models.pipeline.default_guidance_scale(mode))
+
     @property
     def default_shaping(self) -> float:
         """The sync-shaping factor the loaded model uses when a request names none."""
@@ -528,6 +533,7 @@ class FoleyService:
             sync_shaping_default=p.config.get("sync_shaping_default"),
             default_steps=p.config.get("default_steps"),
             action_level_db=p.config.get("action_level_db"),
+            default_guidance=p.config.get("default_guidance"),
         )
         pipe.set_progress_bar_config(desc="denoising", leave=False)
         return pipe

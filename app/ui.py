@@ -220,9 +220,12 @@ def build_ui(
                             label="Solver (model: the model's own; dpm and unipc: second order, "
                             "one model call per step, for few steps; heun: two calls per step)",
                         )  # fmt: skip
+                        # the model's guidance for the mode shown (it follows the mode below)
                         guidance = gr.Slider(
-                            0.0, lim.max_guidance, value=3.0, step=0.1, label="Guidance (video)"
-                        )
+                            0.0, lim.max_guidance, step=0.1, label="Guidance (video)",
+                            value=lambda: service.default_guidance("action_focused"),
+                            elem_id="guidance",
+                        )  # fmt: skip
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                         candidates = gr.Slider(
                             1, lim.max_candidates, value=1, step=1, label="Candidates"
@@ -413,6 +416,10 @@ def build_ui(
         video_in.change(
             on_check, video_in, video_note, api_name="check_video", concurrency_limit=None
         )
+        mode.change(
+            service.default_guidance, mode, guidance, api_name="default_guidance",
+            concurrency_limit=None,
+        )  # fmt: skip
         generate_btn.click(
             on_generate,
             [

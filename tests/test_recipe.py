@@ -48,6 +48,8 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     from foley.pipelines.level import action_level_of
 
     assert pipe.config.action_level_db == action_level_of(out / "data", "train")
+    assert pipe.default_guidance_scale("action_focused") == 4.0  # the preset's, saved
+    assert pipe.default_guidance_scale("ambient_joint") == 3.0
     # the preset's sampling defaults are saved with the pipeline and named in the model card
     from foley.pipelines.solvers import solver_name
 

@@ -233,3 +233,47 @@ def test_saved_default_steps_and_shaping_reach_every_caller(tmp_path):
 
     with pytest.raises(InputError, match="default_steps"):
         FoleyPipeline.from_pipe(pipe, default_steps=0)
+
+
+def test_saved_default_guidance_per_mode_reaches_every_caller(tmp_path):
+    """A model saved with a guidance for one mode uses it in that mode when a call names none
+    (3 in the others); the app's requests and the eval's settings follow it."""
+    from app.service import FoleyService
+    from foley.errors import InputError
+    from foley.evaluation.report import format_guidance, guidance_setting
+    from foley.pipelines.foley_pipeline import DEFAULT_GUIDANCE, FoleyPipeline
+    from tests.tiny import tiny_pipeline
+
+    torch.manual_seed(0)
+    pipe = tiny_pipeline(cfg=CFG)
+    assert pipe.default_guidance_scale("no_condition") == DEFAULT_GUIDANCE == 3.0
+    guided = FoleyPipeline.from_pipe(pipe, default_guidance={"no_condition": 5.0})
+    guided.save_pretrained(tmp_path / "g")
+    loaded = FoleyPipeline.from_pretrained(tmp_path / "g")
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.default_guidance_scale("no_condition") == 5.0
+    assert loaded.default_guidance_scale("ambient_joint") == 3.0
+    video = np.random.default_rng(1).integers(0, 255, (20, 112, 112, 3), dtype=np.uint8)
+
+    def run(**kw):
+        out = loaded(
+            video, mode="no_condition", num_inference_steps=2,
+            generator=torch.Generator().manual_seed(0), **kw,
+        )  # fmt: skip
+        return out.audios[0]
+
+    default = run()
+    assert np.array_equal(default, run(guidance_scale=5.0))
+    assert not np.array_equal(default, run(guidance_scale=3.0))
+
+    service = FoleyService(loaded)
+    assert service.default_guidance("no_condition") == 5.0
+    assert service.default_guidance("ambient_joint") == 3.0
+    request = service._request_pipeline(None)
+    assert request.default_guidance_scale("no_condition") == 5.0
+    setting = guidance_setting(loaded, None, ("ambient_joint", "no_condition"))
+    assert setting == {"ambient_joint": 3.0, "no_condition": 5.0}
+    assert format_guidance(setting) == "ambient_joint 3, no_condition 5"
+    assert guidance_setting(loaded, 2.0, ("no_condition",)) == 2.0
+    with pytest.raises(InputError, match="default_guidance"):
+        FoleyPipeline.from_pipe(pipe, default_guidance={"loud": 2.0})

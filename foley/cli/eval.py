@@ -1,7 +1,7 @@
 """``foley eval``: the quality benchmark, every baseline in the same run.
 
     foley eval --data DATA --split test [--model MODEL] [--avs AVS_DIR] [--n N] [--out DIR]
-               [--steps N] [--guidance 3.0] [--seed 0] [--modes ...] [--no-pretrained]
+               [--steps N] [--guidance G] [--seed 0] [--modes ...] [--no-pretrained]
     foley eval --no-ground-truth --data VIDEOS [--model MODEL] [--n N] [--modes ...]
 
 Writes ``report.md`` (the table), ``report.json``, ``per_clip.jsonl`` and ``examples.png`` to
@@ -59,7 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="sampler steps (default: the model's, saved with it; 25 if it names none)",
     )
-    p.add_argument("--guidance", type=float, default=3.0, help="guidance scale (default 3)")
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="guidance scale (default: the model's for each mode)",
+    )
     p.add_argument(
         "--sync-shaping",
         type=float,

@@ -1,7 +1,7 @@
 """``foley generate``: put generated action sounds on silent videos.
 
     foley generate IN.mp4 -o OUT.mp4 [--mode ambient_joint|action_focused|no_condition]
-                   [--steps N --guidance 3.0 --seed 0 --condition-audio FILE --wav OUT.wav]
+                   [--steps N --guidance G --seed 0 --condition-audio FILE --wav OUT.wav]
                    [--solver euler|heun|dpm|unipc --shift S]  # default: the model's scheduler
                    [--model DIR --index DIR --ambient-max -45 --device cpu]
                    [--masks OUT.png|OUT.mp4]   # sounding-object overlay (model with avs/)
@@ -80,7 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time shift of the sampler's noise schedule (> 1: more steps at high noise; "
         "default: the model's)",
     )
-    parser.add_argument("--guidance", type=float, default=3.0, help="video guidance scale")
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="video guidance scale (default: the model's for the mode; the shipped model's: 3, "
+        "action-focused 5)",
+    )
     parser.add_argument(
         "--sync-shaping",
         type=float,
@@ -128,7 +134,9 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
 def _check_settings(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
-    if not (math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE):
+    if args.guidance is not None and not (
+        math.isfinite(args.guidance) and 0 <= args.guidance <= MAX_GUIDANCE
+    ):
         raise InputError(f"--guidance must be between 0 and {MAX_GUIDANCE:g}")
     check_solver(args.solver, args.shift)
     if not 0 <= args.seed < 2**63:

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from foley.errors import InputError
-from foley.evaluation.report import _clean, _mean, table_lines
+from foley.evaluation.report import _clean, _mean, format_guidance, guidance_setting, table_lines
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 BLIND_ROWS: dict[str, str] = {
@@ -53,8 +53,8 @@ class BlindReport:
         s = self.settings
         lines = [
             f"{s['videos']} videos of `{s['data']}` (first {s['clip_seconds']:g} s each, no "
-            f"ground truth), {s['num_inference_steps']} steps, guidance {s['guidance_scale']:g}, "
-            f"seed {s['seed']}",
+            f"ground truth), {s['num_inference_steps']} steps, "
+            f"guidance {format_guidance(s['guidance_scale'])}, seed {s['seed']}",
             "",
         ]
         lines += table_lines(self.rows, (("videos", "videos", "{:.0f}"), *BLIND_COLUMNS))
@@ -120,7 +120,7 @@ def evaluate_videos(
     n: int | None = None,
     seed: int = 0,
     num_inference_steps: int | None = None,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | None = None,
     sync_shaping: float | None = None,
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
@@ -192,7 +192,7 @@ def evaluate_videos(
         "clip_seconds": cfg.clip_seconds,
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
-        "guidance_scale": float(guidance_scale),
+        "guidance_scale": guidance_setting(pipeline, guidance_scale, modes),
         "seed": int(seed),
     }
     report = BlindReport(settings, rows, per_video)

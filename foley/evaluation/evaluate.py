@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from foley.data.ego4d import ClipDataset, load_ground_truth
 from foley.errors import InputError
 from foley.evaluation.events import audible_spans
-from foley.evaluation.report import EvalReport, summarise
+from foley.evaluation.report import EvalReport, guidance_setting, summarise
 from foley.evaluation.rows import (
     MODEL_ROWS,
     RETRIEVAL_MODES,
@@ -132,7 +132,7 @@ def evaluate(
     seed: int = 0,
     out_dir: str | os.PathLike | None = None,
     num_inference_steps: int | None = None,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | None = None,
     ambient_db_max: float = -45.0,
     batch_size: int = 8,
     num_examples: int = 4,
@@ -261,7 +261,7 @@ def evaluate(
         "skipped": skipped,
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
-        "guidance_scale": float(guidance_scale),
+        "guidance_scale": guidance_setting(pipeline, guidance_scale, modes),
         "sync_shaping": shaping,
         "ambient_db_max": float(ambient_db_max),
         "seed": int(seed),
@@ -287,7 +287,7 @@ def _rows_for_batch(
     *,
     seed: int,
     steps: int,
-    guidance: float,
+    guidance: float | None,
     ambient_db_max: float,
     sync_shaping: float | None = None,
 ) -> tuple[dict[str, list[np.ndarray]], list[dict]]:

@@ -54,6 +54,21 @@ _MEANS = (
 )
 
 
+def guidance_setting(pipeline, guidance_scale: float | None, modes) -> float | dict:
+    """What a report records as its guidance: the scale given, or per mode the pipeline's own
+    (``FoleyPipeline.default_guidance_scale``) when none was."""
+    if guidance_scale is not None:
+        return float(guidance_scale)
+    return {m: pipeline.default_guidance_scale(m) for m in modes}
+
+
+def format_guidance(value) -> str:
+    """``3`` or ``ambient_joint 3, action_focused 5`` (a per-mode setting)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{m} {v:g}" for m, v in value.items())
+    return f"{float(value):g}"
+
+
 def table_lines(rows: dict[str, dict], columns: tuple[tuple[str, str, str], ...]) -> list[str]:
     """Markdown header, rule and one line per row; a missing or non-finite value reads n/a."""
     lines = [
@@ -118,7 +133,7 @@ class EvalReport:
         lines = [
             f"FoleyWorld `{s['split']}`, {s['clips']} clips{_skipped(s)}, "
             f"{s['num_inference_steps']} steps, "
-            f"guidance {s['guidance_scale']:g}, seed {s['seed']}",
+            f"guidance {format_guidance(s['guidance_scale'])}, seed {s['seed']}",
             "",
         ]
         lines += table_lines(self.rows, COLUMNS)

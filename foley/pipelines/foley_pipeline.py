@@ -55,6 +55,7 @@ from foley.retrieval import MC3_SUBFOLDER, ClipRetriever, Retrieved, open_index
 
 MODES = ("ambient_joint", "action_focused", "no_condition")
 DEFAULT_STEPS = 25  # sampler steps of a pipeline saved without ``default_steps``
+DEFAULT_GUIDANCE = 3.0  # guidance scale of a mode a pipeline saved no ``default_guidance`` for
 
 
 VideoLike = Any  # path | foley.io.Video | uint8 (T, S, S, 3) array | float (T, 3, S, S) tensor
@@ -128,6 +129,7 @@ class FoleyPipeline(DiffusionPipeline):
         sync_shaping_default: float | None = None,
         default_steps: int | None = None,
         action_level_db: float | None = None,
+        default_guidance: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -154,6 +156,12 @@ class FoleyPipeline(DiffusionPipeline):
         self.register_to_config(
             action_level_db=None if action_level_db is None else float(action_level_db)
         )
+        # the guidance scale of a call that names none, per mode (others: DEFAULT_GUIDANCE)
+        guidance = {str(k): float(v) for k, v in (default_guidance or {}).items()}
+        for k, v in guidance.items():
+            if k not in MODES or not (np.isfinite(v) and v >= 0):
+                raise InputError(f"default_guidance: {k!r}: {v} is not a mode and a scale >= 0")
+        self.register_to_config(default_guidance=guidance or None)
         self.av_config = AVConfig(**self.config.av_config)
         lpf = float(denoiser.config.latents_per_frame)
         if abs(lpf - self.av_config.latents_per_frame) > 1e-6:
@@ -397,7 +405,7 @@ class FoleyPipeline(DiffusionPipeline):
         mode: str = "ambient_joint",
         condition_audio: AudioLike | list[AudioLike] | None = None,
         num_inference_steps: int | None = None,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         overlap_seconds: float | None = None,
         crossfade: str = "adaptive",
@@ -425,8 +433,8 @@ class FoleyPipeline(DiffusionPipeline):
                 videos or one per video. Only its first clip_seconds are used.
             num_inference_steps, guidance_scale: sampler steps (None: the pipeline's saved
                 ``default_steps``, see :attr:`default_num_inference_steps`); classifier-free
-                guidance on the
-                video (1 disables the unconditional pass).
+                guidance on the video (1 disables the unconditional pass; None: the mode's
+                saved ``default_guidance``, see :meth:`default_guidance_scale`).
             generator: torch.Generator for the initial noise (same seed, same audio).
             overlap_seconds, crossfade: windowing of videos longer than one clip (default
                 overlap: a sixth of a clip, 0.5 s for 3 s clips).
@@ -470,6 +478,8 @@ class FoleyPipeline(DiffusionPipeline):
             overlap_seconds = self.av_config.clip_seconds / 6
         if num_inference_steps is None:
             num_inference_steps = self.default_num_inference_steps
+        if guidance_scale is None:
+            guidance_scale = self.default_guidance_scale(mode)
         self.check_inputs(
             videos,
             mode,
@@ -791,6 +801,12 @@ class FoleyPipeline(DiffusionPipeline):
         (set with the solver the model was shipped for), else 25."""
         saved = self.config.get("default_steps")
         return DEFAULT_STEPS if saved is None else int(saved)
+
+    def default_guidance_scale(self, mode: str) -> float:
+        """The guidance scale of a call in ``mode`` that names none: the saved
+        ``default_guidance`` of that mode, else ``DEFAULT_GUIDANCE`` (3)."""
+        saved = self.config.get("default_guidance") or {}
+        return float(saved.get(mode, DEFAULT_GUIDANCE))
 
     def resolve_sync_shaping(self, sync_shaping: float | None) -> float:
         """The shaping factor a call with ``sync_shaping`` uses (None: the pipeline's saved
