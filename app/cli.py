@@ -1,7 +1,7 @@
 """``foley app``: serve the Gradio app (binds 127.0.0.1 unless told otherwise).
 
-foley app [--model DIR] [--index DIR] [--avs DIR] [--host 127.0.0.1] [--port N] [--share]
-          [--auth USER:PASS] [--allow-rebuild DATA_ROOT]
+foley app [--model DIR] [--index DIR] [--avs DIR] [--audioscope DIR] [--host 127.0.0.1] [--port N]
+          [--share] [--auth USER:PASS] [--allow-rebuild DATA_ROOT]
 
 Serving on an address other than loopback needs ``--auth``; rebuilding the index from the app is
 off unless ``--allow-rebuild DATA_ROOT`` is given, and then reads only under DATA_ROOT.
@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--avs", help="AVS model folder (default: MODEL/avs when present)")
     parser.add_argument(
-        "--audioscope", help="AudioScope model folder: adds the Separate tab (foley separate)"
+        "--audioscope",
+        help="AudioScope model folder: the Separate tab (foley separate; default: "
+        "MODEL/audioscope when present)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -124,10 +126,13 @@ def run(args: argparse.Namespace) -> int:
     )
     service.load()  # a bad folder is reported here, before serving
     audioscope = None
-    if args.audioscope:
+    scope = args.audioscope
+    if scope is None and (model / "audioscope" / "config.json").is_file():
+        scope = str(model / "audioscope")  # the shipped one
+    if scope:
         from foley.cli.separate import load_audioscope
 
-        audioscope = load_audioscope(args.audioscope, args.device)
+        audioscope = load_audioscope(scope, args.device)
     demo = build_ui(service, examples=examples, audioscope=audioscope)
     if not _loopback(args.host):
         print(f"warning: serving on {args.host}: reachable from other machines (login required)")

@@ -33,7 +33,10 @@ def separate_upload(service, model, video: str | os.PathLike | None) -> Separate
     from foley.pipelines.separation import separate_track
 
     if model is None:
-        raise InputError("no AudioScope model is loaded: start the app with --audioscope DIR")
+        raise InputError(
+            "no AudioScope model is loaded: start the app with --audioscope DIR (or a --model "
+            "folder holding audioscope/)"
+        )
     service.check_video(video)
     cfg = DEFAULT_CONFIG
     decoded = load_video(video, cfg, with_audio=True, max_seconds=service.limits.max_video_seconds)

@@ -330,3 +330,19 @@ def test_text_search_plays_the_hits(served, world):
     assert str(world["root"]) not in md and "clip_path" not in md
     with pytest.raises(Exception, match="type what to search for"):
         client.predict("   ", api_name="/search_text")
+
+
+def test_app_serves_the_shipped_audioscope_without_a_flag(monkeypatch):
+    """`foley app` with the default model: the Separate tab gets the model's audioscope/."""
+    import app.ui as ui
+    from foley.cli.main import main
+    from foley.defaults import DEFAULT_MODEL_DIR
+    from foley.models.audioscope import AudioScope
+
+    if not (DEFAULT_MODEL_DIR / "audioscope" / "config.json").is_file():
+        pytest.skip("the default model with audioscope/ is not installed")
+    seen = {}
+    monkeypatch.setattr(ui, "build_ui", lambda service, **kw: seen.update(kw) or "demo")
+    monkeypatch.setattr(ui, "launch", lambda demo, **kw: seen.update(launched=demo))
+    assert main(["app", "--device", "cpu"]) == 0
+    assert seen["launched"] == "demo" and isinstance(seen["audioscope"], AudioScope)
