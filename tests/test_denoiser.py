@@ -291,11 +291,12 @@ def test_init_denoiser_widens_the_video_input_as_the_same_function(tmp_path):
     model.save_pretrained(tmp_path / "pipe" / "denoiser")
     x, v, c = inputs()
     width = model.config.video_dim
-    wide = _init_denoiser(str(tmp_path / "pipe"), 0, width + 5).eval()
+    wide = _init_denoiser(str(tmp_path / "pipe"), 0, width + 5, widen=True).eval()
     assert wide.config.video_dim == width + 5
     extra = torch.randn(*v.shape[:-1], 5)
     with torch.no_grad():
         torch.testing.assert_close(wide(x, 500, torch.cat([v, extra], -1), c), model(x, 500, v, c))
     assert _init_denoiser(str(tmp_path / "pipe"), 0, width).config.video_dim == width
-    with pytest.raises(ModelMismatchError, match="video features"):
-        _init_denoiser(str(tmp_path / "pipe"), 0, width - 1)
+    for dim, widen in ((width - 1, True), (width + 5, False)):  # narrower; other features
+        with pytest.raises(ModelMismatchError, match="video features"):
+            _init_denoiser(str(tmp_path / "pipe"), 0, dim, widen=widen)

@@ -171,7 +171,7 @@ def test_write_action_latents_encodes_each_clips_ground_truth_track(tmp_path):
     with torch.no_grad():
         want = codec.encode(torch.from_numpy(tracks[1])[None])[0, : cfg.latents_per_clip]
     np.testing.assert_allclose(train.action_latents[1], want.numpy(), atol=2e-3, rtol=2e-3)
-    assert action_track(train.clips[-1], cfg.samples_per_clip) is None
+    assert action_track(train.clips[-1], cfg) is None
     assert write_action_latents(tmp_path / "feat", "train", codec) == len(train) - 1
 
 

@@ -159,20 +159,18 @@ def extract_split(
     return out
 
 
-def action_track(clip: dict, num_samples: int) -> np.ndarray | None:
-    """A features clip's action-only track (the ``action`` array of the FoleyWorld ground
-    truth beside its video), cut or zero-padded to ``num_samples``; None without one."""
+def action_track(clip: dict, cfg: AVConfig) -> np.ndarray | None:
+    """A features clip's action-only track (the FoleyWorld ground truth beside its video, read
+    by :func:`foley.retrieval.load_track`), cut or zero-padded to a clip; None without one."""
     from foley.data.ego4d import GT_SUFFIX
+    from foley.retrieval import load_track
 
     path = Path(clip["clip_path"])
     gt = path.with_name(path.stem + GT_SUFFIX)
     if not gt.is_file():
         return None
-    with np.load(gt) as arrays:
-        if "action" not in arrays:
-            return None
-        wave = np.asarray(arrays["action"], np.float32).reshape(-1)[:num_samples]
-    return np.pad(wave, (0, num_samples - wave.size))
+    wave = load_track(gt, cfg.sample_rate)[: cfg.samples_per_clip]
+    return np.pad(wave, (0, cfg.samples_per_clip - wave.size))
 
 
 @torch.no_grad()
@@ -188,25 +186,23 @@ def write_action_latents(
         return int(np.asarray(feats.store[HAS_ACTION]).sum())
     cfg = read_config(feat_root)
     n, lat, dim = feats.latents.shape
-    latents = feats.store.new_array(ACTION_LATENTS, np.float16, (n, lat, dim))
+    latents = feats.store.new_array(ACTION_LATENTS, np.float16, (n, lat, dim))  # zeros
     has = feats.store.new_array(HAS_ACTION, np.uint8, (n,))
     codec = codec.to(device).eval()
+    count = 0
     for lo in tqdm(range(0, n, batch_size), desc=f"action latents {split}", unit="batch"):
-        idx = range(lo, min(n, lo + batch_size))
-        tracks = [action_track(feats.clips[i], cfg.samples_per_clip) for i in idx]
-        found = [i for i, t in zip(idx, tracks) if t is not None]
-        latents[lo : idx[-1] + 1] = 0
-        has[lo : idx[-1] + 1] = 0
+        tracks = {i: action_track(feats.clips[i], cfg) for i in range(lo, min(n, lo + batch_size))}
+        found = [i for i, t in tracks.items() if t is not None]
         if found:
-            waves = torch.from_numpy(np.stack([t for t in tracks if t is not None]))
-            codes = codec.encode(waves.to(device)).float().cpu().numpy()[:, :lat]
-            for k, i in enumerate(found):
-                latents[i], has[i] = codes[k], 1
+            waves = torch.from_numpy(np.stack([tracks[i] for i in found]))
+            latents[found] = codec.encode(waves.to(device)).float().cpu().numpy()[:, :lat]
+            has[found] = 1
+            count += len(found)
     latents.flush()
     has.flush()
     del latents, has
     feats.store.publish(ACTION_LATENTS, HAS_ACTION)
-    return int(np.asarray(SplitFeatures(feat_root, split).store[HAS_ACTION]).sum())
+    return count
 
 
 def _settings_of(model) -> dict:

@@ -82,20 +82,20 @@ class FeatureDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         neighbours = self.feats.neighbours(i)
         j = int(rng.choice(neighbours)) if neighbours else i
-        latents, conditions = self.feats.latents, self.feats.latents
+        source = self.feats.latents  # of the target and of the condition
         if self.action > 0 and self.has_action[i] and rng.random() < self.action:
             tracked = [k for k in neighbours if self.has_action[k]]
             if tracked:  # action-focused: action-only target, action-only condition
                 j = int(rng.choice(tracked))
-                latents = conditions = self.feats.action_latents
+                source = self.feats.action_latents
         if self.frozen_video:
             video = torch.from_numpy(np.array(self.feats.video_feats[i], np.float32))
         else:
             video = torch.from_numpy(np.array(self.feats.frames[i]))
         item = {
-            "latents": torch.from_numpy(np.array(latents[i], np.float32)),
+            "latents": torch.from_numpy(np.array(source[i], np.float32)),
             "video": video,
-            "condition": torch.from_numpy(np.array(conditions[j], np.float32)),
+            "condition": torch.from_numpy(np.array(source[j], np.float32)),
             "has_condition": bool(neighbours),
         }
         if self.curves:
@@ -339,7 +339,10 @@ def run(args: DenoiserConfig | argparse.Namespace) -> int:
         args, int(meta["latent_dim"]), cfg, frozen_dir, curve_dim
     )
     if args.init_from:
-        denoiser = _init_denoiser(args.init_from, curve_dim, int(denoiser.config.video_dim))
+        widen = meta.get("video_encoder_kind") == "sync+efficientnet"
+        denoiser = _init_denoiser(
+            args.init_from, curve_dim, int(denoiser.config.video_dim), widen=widen
+        )
     model = AVLDM(video_encoder, denoiser, frozen)
     trained = [p for p in model.parameters() if p.requires_grad]
     ema = EMAModel(trained, decay=args.ema_decay)
@@ -447,10 +450,13 @@ def _finetune_args(args: DenoiserConfig, out: Path) -> DenoiserConfig:
     )  # fmt: skip
 
 
-def _init_denoiser(init_from: str, curve_dim: int, video_dim: int | None = None):
-    """The init pipeline's denoiser. Features wider than its video input (a
-    ``sync+efficientnet`` encoder around the init's sync encoder: the sync features come first)
-    widen it with zero weights on the new inputs, so it starts as the same function."""
+def _init_denoiser(
+    init_from: str, curve_dim: int, video_dim: int | None = None, *, widen: bool = False
+):
+    """The init pipeline's denoiser, for features of ``video_dim`` per frame. With ``widen``
+    (features of a ``sync+efficientnet`` encoder around the init's sync encoder: the sync
+    features come first) a wider input gets zero weights on the new inputs, so the denoiser
+    starts as the same function; any other width is a one-line mismatch."""
     from foley.errors import ModelMismatchError
     from foley.models.denoiser import FoleyDenoiser
 
@@ -463,10 +469,10 @@ def _init_denoiser(init_from: str, curve_dim: int, video_dim: int | None = None)
     have = int(denoiser.config.video_dim)
     if video_dim is None or video_dim == have:
         return denoiser
-    if video_dim < have:
+    if video_dim < have or not widen:
         raise ModelMismatchError(
             f"{init_from}: its denoiser reads {have}-d video features, the features are "
-            f"{video_dim}-d"
+            f"{video_dim}-d; extract them with that pipeline's video encoder"
         )
     print(f"foley: widening the init denoiser's video input {have} -> {video_dim} (new inputs "
           "start at zero weight)", file=sys.stderr, flush=True)  # fmt: skip
