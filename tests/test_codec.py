@@ -316,3 +316,38 @@ def test_early_stopping_stops_a_harmful_codec_fine_tune(tmp_path):
     assert all(torch.equal(v, ref[k]) for k, v in tuned.state_dict().items() if "latent" not in k)
     assert train_codec.run(args) == 0  # a rerun of a stopped run does not train further
     assert sorted((out / "ckpt").iterdir())[-1] == ckpts[-1]
+
+
+def test_freeze_encoder_trains_the_decoder_only_and_keeps_the_latents(tmp_path):
+    """--freeze-encoder: the encoder's weights and the latent statistics stay bit-identical (so
+    a denoiser trained on those latents stays valid); the decoder changes; the mel share is
+    recorded."""
+    from training import train_codec
+
+    data, init = _wavs(tmp_path / "wavs"), _init_codec(tmp_path / "init")
+    init.set_latent_stats(torch.full((4,), 0.25), torch.full((4,), 2.0))
+    init.save_pretrained(tmp_path / "init")
+    out = tmp_path / "run"
+    args = _train_args(data, out, 3)
+    args.init_from, args.lr, args.adv_start = str(tmp_path / "init"), 1e-2, 100
+    args.freeze_encoder, args.mel_weight = True, 3.0
+    assert train_codec.run(args) == 0
+    tuned = FoleyCodec.from_pretrained(out / "model")
+    ref = init.state_dict()
+    state = tuned.state_dict()
+    encoder = [k for k in state if k.startswith("encoder.")]
+    decoder = [k for k in state if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(state[k], ref[k]) for k in encoder)
+    assert any(not torch.equal(state[k], ref[k]) for k in decoder)
+    assert tuned.config.latent_mean == [0.25] * 4 and tuned.config.latent_std == [2.0] * 4
+    wave = plucks(1, 0.6, seed=2)
+    assert torch.equal(tuned.encode(wave), init.encode(wave))  # the same latents
+    ckpt = sorted((out / "ckpt").iterdir())[-1]
+    saved = json.loads((ckpt / "trainer_state.json").read_text())
+    assert saved["freeze_encoder"] is True and saved["loss_weights"]["mel"] == 3.0
+
+    with pytest.raises(InputError, match="--freeze-encoder needs --init-from"):
+        bad = _train_args(data, tmp_path / "run2", 1)
+        bad.freeze_encoder = True
+        train_codec.run(bad)

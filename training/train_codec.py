@@ -105,6 +105,11 @@ class CodecConfig:
         None, "fine-tune this codec ('default': the shipped one; a pipeline or codec folder); "
         "its config wins over the preset's architecture and sizes"
     )  # fmt: skip
+    freeze_encoder: bool = opt(
+        False, "train the decoder only (needs --init-from): the encoder, its latents and their "
+        "statistics stay as they are, so a denoiser trained on them stays valid"
+    )  # fmt: skip
+    mel_weight: float | None = opt(None, "override the mel loss's share (default 1)")
     patience: int = opt(
         0, "early stopping: stop after this many evals without a lower eval mel distance "
         "(0: off; needs --eval-split)"
@@ -279,12 +284,16 @@ def disc_view(rng: np.random.Generator, length: int, seconds_samples: int):
     return lambda x: x[..., start : start + seconds_samples]
 
 
-def export(codec, out: Path, audio, offsets, cfg: AVConfig, stats_clips: int) -> Path:
-    """Measure latent statistics on training clips, record them, ``save_pretrained`` OUT/model."""
+def export(
+    codec, out: Path, audio, offsets, cfg: AVConfig, stats_clips: int, measure_stats: bool = True
+) -> Path:
+    """Measure latent statistics on training clips (unless ``measure_stats`` is False: a frozen
+    encoder keeps its own), record them, ``save_pretrained`` OUT/model."""
     was_training = codec.training
     codec.eval()
-    batches = clip_batches(audio, offsets, stats_clips, 8, cfg.samples_per_clip)
-    codec.set_latent_stats(*codec.measure_latent_stats(batches))
+    if measure_stats:
+        batches = clip_batches(audio, offsets, stats_clips, 8, cfg.samples_per_clip)
+        codec.set_latent_stats(*codec.measure_latent_stats(batches))
     codec.save_pretrained(out / "model")
     codec.train(was_training)
     return out / "model"
@@ -351,6 +360,10 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
     else:
         codec = FoleyCodec(sample_rate=cfg.sample_rate, latent_dim=s["latent_dim"], **seanet,
                            **arch)  # fmt: skip
+    if args.freeze_encoder:
+        if not args.init_from:
+            raise InputError("--freeze-encoder needs --init-from (the encoder to keep)")
+        codec.encoder.requires_grad_(False)
     if args.patience > 0 and eval_set is None:
         raise InputError(f"--patience needs an eval split: {args.data} has no {args.eval_split}")
     if 0 < cfg.num_samples(s.get("disc_seconds") or 0.0) <= 2048:  # the MS-STFT's widest window
@@ -363,11 +376,15 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         disc = MultiScaleSTFTDiscriminator(filters=s["disc_filters"])
     for sub in disc.discriminators:  # the STFT windows are views: give them their own storage
         sub.spec_transform.window = sub.spec_transform.window.clone()
-    opt_g = torch.optim.Adam(codec.parameters(), lr=s["lr"], betas=(0.5, 0.9))
+    trained = [p for p in codec.parameters() if p.requires_grad]  # all but a frozen encoder
+    opt_g = torch.optim.Adam(trained, lr=s["lr"], betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=s["lr"], betas=(0.5, 0.9))
     with_complex = s.get("complex_weight", 0.0) > 0
     complex_max_hz = s.get("complex_max_hz") or None  # 0: the whole band
-    balancer = LossBalancer({**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)})
+    weights = {**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)}
+    if args.mel_weight is not None:
+        weights["mel"] = args.mel_weight
+    balancer = LossBalancer(weights)
     codec, disc, opt_g, opt_d = accelerator.prepare(codec, disc, opt_g, opt_d)
     accelerator.register_for_checkpointing(balancer)
     unwrapped = accelerator.unwrap_model(codec)
@@ -379,7 +396,7 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         metrics = quick_eval(unwrapped, *eval_set, cfg, args.eval_clips) if eval_set else None
         if args.patience > 0 and not loop.improved(metrics["eval_mel_distance"], args.patience):
             return metrics
-        export(unwrapped, out, audio, offsets, cfg, args.stats_clips)
+        export(unwrapped, out, audio, offsets, cfg, args.stats_clips, not args.freeze_encoder)
         return metrics
 
     loop = TrainLoop(
@@ -392,7 +409,8 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         export_every=s["save_every"],
         max_minutes=args.max_minutes,
         export=export_codec,
-        state={"preset": args.preset, **s},
+        state={"preset": args.preset, **s, "freeze_encoder": args.freeze_encoder,
+               "loss_weights": weights},  # fmt: skip
         postfix="mel",
     )
     if loop.step == 0 and args.patience > 0:  # the starting point counts
