@@ -351,3 +351,32 @@ def test_freeze_encoder_trains_the_decoder_only_and_keeps_the_latents(tmp_path):
         bad = _train_args(data, tmp_path / "run2", 1)
         bad.freeze_encoder = True
         train_codec.run(bad)
+
+
+def test_disc_gain_scales_what_the_discriminator_judges_and_disc_lr_is_its_own(tmp_path, monkeypatch):
+    from encodec import msstftd
+
+    from training import train_codec
+
+    data = _wavs(tmp_path / "wavs")
+    seen: list[float] = []
+    forward = msstftd.MultiScaleSTFTDiscriminator.forward
+
+    def recording(self, x):
+        seen.append(float(x.detach().abs().max()))
+        return forward(self, x)
+
+    monkeypatch.setattr(msstftd.MultiScaleSTFTDiscriminator, "forward", recording)
+    peaks = {}
+    for gain in (1.0, 10.0):
+        seen.clear()
+        args = _train_args(data, tmp_path / f"run{gain}", 2)
+        args.adv_start, args.disc_gain, args.disc_lr = 0, gain, 3e-3
+        assert train_codec.run(args) == 0
+        peaks[gain] = seen[1]  # step 0: generator's view of the fake, then the real crop
+        ckpt = sorted((tmp_path / f"run{gain}" / "ckpt").iterdir())[-1]
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        assert state["disc_gain"] == gain and state["disc_lr"] == 3e-3
+        opt_d = torch.load(ckpt / "optimizer_1.bin", weights_only=False)
+        assert opt_d["param_groups"][0]["lr"] == 3e-3
+    assert peaks[10.0] == pytest.approx(10 * peaks[1.0], rel=1e-5)

@@ -110,6 +110,11 @@ class CodecConfig:
         "statistics stay as they are, so a denoiser trained on them stays valid"
     )  # fmt: skip
     mel_weight: float | None = opt(None, "override the mel loss's share (default 1)")
+    disc_lr: float | None = opt(None, "the discriminator's learning rate (default: --lr)")
+    disc_gain: float = opt(
+        1.0, "scale of the audio the discriminator judges (quiet audio leaves an MS-STFT "
+        "discriminator's logits near 0 and slow to learn)"
+    )  # fmt: skip
     patience: int = opt(
         0, "early stopping: stop after this many evals without a lower eval mel distance "
         "(0: off; needs --eval-split)"
@@ -378,7 +383,7 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         sub.spec_transform.window = sub.spec_transform.window.clone()
     trained = [p for p in codec.parameters() if p.requires_grad]  # all but a frozen encoder
     opt_g = torch.optim.Adam(trained, lr=s["lr"], betas=(0.5, 0.9))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=s["lr"], betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.disc_lr or s["lr"], betas=(0.5, 0.9))
     with_complex = s.get("complex_weight", 0.0) > 0
     complex_max_hz = s.get("complex_max_hz") or None  # 0: the whole band
     weights = {**LOSS_WEIGHTS, "complex": s.get("complex_weight", 0.0)}
@@ -410,7 +415,8 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         export=export_codec,
         state={"preset": args.preset, **s, "freeze_encoder": args.freeze_encoder,
-               "loss_weights": weights},  # fmt: skip
+               "loss_weights": weights, "disc_lr": args.disc_lr or s["lr"],
+               "disc_gain": args.disc_gain},  # fmt: skip
         postfix="mel",
     )
     if loop.step == 0 and args.patience > 0:  # the starting point counts
@@ -424,7 +430,11 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         wave = sample_crops(audio, offsets, rng, s["batch_size"], crop).to(accelerator.device)
         train_disc = step >= s["adv_start"]
         use_adv = step >= s["adv_start"] + s.get("disc_warmup", 0)  # the generator's adv losses
-        view = disc_view(rng, wave.shape[-1], cfg.num_samples(s.get("disc_seconds") or 0.0))
+        window = disc_view(rng, wave.shape[-1], cfg.num_samples(s.get("disc_seconds") or 0.0))
+
+        def view(x: torch.Tensor, window=window) -> torch.Tensor:  # what the discriminator judges
+            return window(x) * args.disc_gain
+
         with accelerator.autocast():
             recon, losses = generator_losses(
                 codec, disc, wave, use_adv, cfg.sample_rate, with_complex, complex_max_hz, view
