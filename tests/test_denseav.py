@@ -149,3 +149,40 @@ def test_stored_inputs_round_trip_and_step(tmp_path, visual):
     assert len(stored) == len(fly)
     for a, b in zip(stored, fly):
         torch.testing.assert_close(a, b, rtol=0.05, atol=2e-3)
+
+
+def test_centring_removes_what_is_constant():
+    """``center_visual``: a per-channel constant over space (a uniform background) changes
+    nothing; ``center_audio``: nor does a per-band constant over time (a steady bed). Both are
+    saved in the config; a config without them loads with both off."""
+    torch.manual_seed(4)
+    model = DenseAVModel(**DENSEAV_TINY, center_audio=True, center_visual=True).eval()
+    g = torch.Generator().manual_seed(4)
+    frames = torch.rand(2, 3, 32, 32, generator=g)
+    mel = torch.randn(2, model.av.n_mels, 40, generator=g)
+    with torch.no_grad():
+        x = model.backbone(model.visual_input(frames))  # the maps the centring sees
+        model.backbone = torch.nn.Identity()  # project_visual on maps from here on
+        bias = torch.randn(1, x.shape[1], 1, 1, generator=g)
+        torch.testing.assert_close(model.project_visual(x + bias), model.project_visual(x))
+        band = torch.randn(1, model.av.n_mels, 1, generator=g)
+        torch.testing.assert_close(model.project_audio(mel + band), model.project_audio(mel))
+    plain = DenseAVModel(**DENSEAV_TINY)
+    assert not plain.config.center_audio and not plain.config.center_visual
+    assert not plain.config.visual_gate
+
+
+def test_visual_gate_silences_the_background():
+    """``visual_gate``: features scaled by each position's distance from the frame's mean map,
+    relative to the farthest: zero where the map equals its mean, unit length at the farthest."""
+    torch.manual_seed(5)
+    model = DenseAVModel(**{**DENSEAV_TINY, "visual": "efficientnet"}, visual_gate=True).eval()
+    x = torch.zeros(1, 112, 6, 6)  # a uniform "background" with one different position
+    x[0, :, 2, 3] = torch.randn(112, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        norms = model.project_visual(x).norm(dim=2)  # (1, heads, 6, 6)
+    assert torch.allclose(norms[0, :, 2, 3], torch.ones(2), atol=1e-5)
+    background = norms[0].clone()
+    background[:, 2, 3] = 0.0
+    # the background is 1/35 of the way to the odd position from the mean (the mean moved)
+    assert float(background.max()) < 0.05

@@ -5,20 +5,32 @@ contrasts it against the other clips of the batch (``foley.models.denseav.densea
 Clips are decoded once into a :mod:`training.store` store per split (:func:`build_features`:
 the frozen EfficientNet's maps of ``F`` frames per clip, or the frames for the trained CNN; the
 log-mels; the voiced steps), so that a step runs only the trained layers. The model with the
-best validation retrieval (audio -> frame top-1 among
-``batch_size`` clips, a label-free measure) is exported to ``OUT/model``.
+best label-free validation (``--select``: audio -> frame top-1 among ``batch_size`` clips, or
+the InfoNCE loss; :func:`retrieval_top1` also reports both within one video and across videos)
+is exported to ``OUT/model``; ``--patience`` stops early.
+
+Tried against the per-video shortcut (each video's background and ambient bed are its own, so
+clips of different videos are told apart by them alone; docs/BENCHMARKS.md, DenseAV, session 9:
+none of these made validation or the heatmaps better on FoleyWorld): ``--clips-per-video K``
+builds each batch from ``batch_size / K`` videos with ``K`` clips each
+(:func:`draw_video_batch`; the video is metadata, not a label), so most negatives share the
+positive's background and ambience; ``--augment`` shifts the stored maps and the audio in time
+and level (:func:`augment`); the model's ``center_audio``, ``center_visual`` and
+``visual_gate`` options; ``--weight-decay``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from foley.errors import InputError
@@ -132,14 +144,77 @@ def build_features(
     return writer.commit()
 
 
+def clip_videos(data: str | os.PathLike, split: str, clips: list[str]) -> np.ndarray:
+    """``(n,)`` int: the video of each of ``clips`` (clip stems), numbered in order of first
+    appearance, from the split's ``video_uid`` column (a stem the TSV lacks is its own video)."""
+    from foley.data.ego4d import read_metadata, split_path
+
+    uid = {r.clip_stem: r.video_uid for r in read_metadata(split_path(data, split))}
+    number: dict[str, int] = {}
+    return np.array([number.setdefault(uid.get(c, "clip:" + c), len(number)) for c in clips])
+
+
+def draw_video_batch(
+    rng: np.random.Generator, videos: np.ndarray, batch_size: int, clips_per_video: int
+) -> np.ndarray:
+    """Sorted indices of ``batch_size`` distinct clips from ``batch_size // clips_per_video``
+    videos (``videos (n,)``: each clip's video), ``clips_per_video`` clips from each (all of a
+    shorter video's); clips of other videos fill what is left."""
+    n = len(videos)
+    size = min(batch_size, n)
+    order = rng.permutation(np.unique(videos))
+    chosen: list[int] = []
+    for v in order[: max(1, size // max(1, clips_per_video))]:
+        members = np.flatnonzero(videos == v)
+        chosen += rng.choice(members, min(clips_per_video, len(members)), replace=False).tolist()
+    chosen = chosen[:size]
+    if len(chosen) < size:
+        rest = np.setdiff1d(np.arange(n), chosen)
+        chosen += rng.choice(rest, size - len(chosen), replace=False).tolist()
+    return np.sort(np.asarray(chosen))
+
+
+def augment(
+    rng: np.random.Generator,
+    visual: torch.Tensor,
+    mel: torch.Tensor,
+    voiced: torch.Tensor,
+    *,
+    shift: float = 0.15,
+    gain_db: float = 6.0,
+    time_stride: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Label-free augmentation of stored inputs, per clip: ``visual (b, C, h, w)`` shifted by up
+    to ``shift`` of its side in each direction (edges repeated); ``mel (b, n_mels, M)`` (from
+    :meth:`DenseAVModel.audio_input`: natural log of power / 5) raised by a gain in
+    [-``gain_db``, ``gain_db``] dB and rolled in time by whole audio steps (``time_stride`` mel
+    frames), with ``voiced (b, Ta)`` rolled alike."""
+    b, _, h, w = visual.shape
+    s = int(round(shift * h))
+    if s > 0:
+        pad = F.pad(visual, (s, s, s, s), mode="replicate")
+        dy, dx = rng.integers(0, 2 * s + 1, (2, b))
+        visual = torch.stack(
+            [pad[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy, dx))]
+        )
+    gain = torch.from_numpy(rng.uniform(-gain_db, gain_db, b)).float()
+    mel = mel + (gain * math.log(10.0) / 50.0)[:, None, None]  # dB -> ln power -> / 5
+    steps = rng.integers(0, voiced.shape[1], b)
+    mel = torch.stack([m.roll(int(k) * time_stride, -1) for m, k in zip(mel, steps)])
+    voiced = torch.stack([v.roll(int(k), -1) for v, k in zip(voiced, steps)])
+    return visual, mel, voiced
+
+
 class StoredClips:
     """A batch of stored inputs: what :func:`step_loss` takes."""
 
-    def __init__(self, store: FeatureStore) -> None:
+    def __init__(self, store: FeatureStore, videos: np.ndarray | None = None) -> None:
         self.visual = store["visual"]  # (n, F, ...) float16 maps or uint8 frames
         self.mel = store["mel"]  # (n, n_mels, M) float16
         self.voiced = store["voiced"]  # (n, Ta) bool
         self.frames_per_clip = self.visual.shape[1]
+        # (n,) the video of each clip (metadata, not a label); None: every clip its own
+        self.videos = np.arange(len(self.mel)) if videos is None else np.asarray(videos)
 
     def __len__(self) -> int:
         return len(self.mel)
@@ -170,28 +245,42 @@ def step_loss(model, visual: torch.Tensor, mel: torch.Tensor, voiced: torch.Tens
 
 @torch.no_grad()
 def retrieval_top1(model, clips: StoredClips, batch: int, device) -> dict:
-    """Label-free validation: audio -> frame top-1 and InfoNCE loss within groups of
-    ``batch`` clips (middle stored frame)."""
+    """Label-free validation: audio -> frame top-1 and InfoNCE loss (middle stored frame)
+    within groups of clips: ``batch`` consecutive clips (``val_top1``, ``val_nce``); the clips
+    of one video (``*_within``: same background and ambience, only the action differs); one
+    clip per video, ``batch`` videos at most (``*_across``)."""
+    n, videos = len(clips), clips.videos
+    consecutive = [list(range(lo, min(n, lo + batch))) for lo in range(0, n, batch)]
+    within = [np.flatnonzero(videos == v).tolist() for v in np.unique(videos)]
+    across = []
+    for j in range(max(len(g) for g in within)):
+        column = [g[j] for g in within if j < len(g)]
+        across += [column[lo : lo + batch] for lo in range(0, len(column), batch)]
+    metrics = {}
+    model.eval()
+    for suffix, groups in (("", consecutive), ("_within", within), ("_across", across)):
+        top1, nce = _group_retrieval(model, clips, groups, device)
+        metrics.update({f"val_top1{suffix}": top1, f"val_nce{suffix}": nce})
+    model.train()
+    return metrics
+
+
+def _group_retrieval(model, clips: StoredClips, groups: list[list[int]], device):
+    """(top-1, mean InfoNCE) of audio -> frame retrieval within each group of 2+ clips."""
     from foley.models.denseav import aggregate, contrastive_loss, similarity_volume
 
-    model.eval()
-    hits, losses, n = 0, [], 0
+    hits, loss, n = 0, 0.0, 0
     mid = clips.frames_per_clip // 2
-    for lo in range(0, len(clips) - 1, batch):
-        idx = list(range(lo, min(len(clips), lo + batch)))
-        if len(idx) < 2:
-            break
+    for idx in (g for g in groups if len(g) >= 2):
         v, mel, voiced = (t.to(device) for t in clips.batch(idx, [mid] * len(idx)))
         if not model.frozen_visual:
             v = model.visual_input(v)
         audio, visual = model.project_audio(mel), model.project_visual(v)
         scores = aggregate(similarity_volume(audio, visual), voiced)  # (b, b)
         hits += int((scores.argmax(1) == torch.arange(len(idx), device=device)).sum())
-        nce = contrastive_loss(model, visual, audio, voiced)[1]["nce"]
-        losses.append(nce * len(idx))
+        loss += contrastive_loss(model, visual, audio, voiced)[1]["nce"] * len(idx)
         n += len(idx)
-    model.train()
-    return {"val_top1": hits / max(1, n), "val_nce": sum(losses) / max(1, n)}
+    return hits / max(1, n), loss / max(1, n)
 
 
 @dataclass(frozen=True)
@@ -214,6 +303,14 @@ class DenseAVConfig:
     audio_encoder: str = opt("conv1d", "log-mel encoder", choices=("conv1d", "cnn2d"))
     audio_channels: tuple[int, ...] = opt((64, 96, 128))
     raw_features: bool = opt(False, "no per-head L2 normalisation (the collapsed first runs)")
+    center_audio: bool = opt(False, "each mel band minus its median over the clip (no bed)")
+    center_visual: bool = opt(False, "the visual maps minus their mean over space")
+    visual_gate: bool = opt(False, "scale visual features by distance from the frame's mean")
+    clips_per_video: int = opt(0, "batches of batch-size/K videos x K clips (0: any clips)")
+    augment: bool = opt(False, "shift the stored maps, the audio's level and time (per clip)")
+    weight_decay: float = opt(0.01)
+    select: str = opt("top1", "export the best val top-1 or val InfoNCE", choices=("top1", "nce"))
+    patience: int = opt(0, "stop after this many validations without a better --select value")
     val_every: int = opt(250)
     max_minutes: float = opt(0.0, "stop (and export) after")
     threads: int = opt(0, "torch CPU threads (0: default)")
@@ -242,39 +339,48 @@ def run(args: DenseAVConfig | argparse.Namespace) -> int:
         audio_encoder=args.audio_encoder,
         audio_channels=tuple(args.audio_channels),
         normalize=not args.raw_features,
+        center_audio=args.center_audio,
+        center_visual=args.center_visual,
+        visual_gate=args.visual_gate,
     )
     model.load_backbone_weights()
     with accelerator.main_process_first():
         kw = dict(frames_per_clip=args.frames_per_clip, limit=limit, decoded=args.decoded or None)
-        train = StoredClips(build_features(model, args.data, "train", cache, **kw))
-        has_val = (Path(args.data) / "val.tsv").is_file()
-        val = (
-            StoredClips(build_features(model, args.data, "val", cache, **kw)) if has_val else train
-        )
+        splits = ["train"] + (["val"] if (Path(args.data) / "val.tsv").is_file() else [])
+        stored = {}
+        for split in splits:
+            store = build_features(model, args.data, split, cache, **kw)
+            videos = clip_videos(args.data, split, store.meta["clips"])
+            stored[split] = StoredClips(store, videos)
+        train, val = stored["train"], stored.get("val", stored["train"])
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
     model, optim, sched = accelerator.prepare(model, optim, sched)
 
     def export(step: int) -> dict:
-        """Validate; keep the best model (val top-1 retrieval) in OUT/model."""
+        """Validate; keep the best model (``--select``: val top-1 or val InfoNCE) in
+        OUT/model; with ``--patience``, stop when it has not improved for that many."""
         unwrapped = accelerator.unwrap_model(model)
         metrics = retrieval_top1(unwrapped, val, args.batch_size, accelerator.device)
         accelerator.print(f"step {step}: " + json.dumps(metrics))
-        if metrics["val_top1"] > loop.state["best"] and accelerator.is_main_process:
-            loop.state["best"] = metrics["val_top1"]
+        value = -metrics["val_top1"] if args.select == "top1" else metrics["val_nce"]
+        if loop.improved(value, args.patience) and accelerator.is_main_process:
             unwrapped.save_pretrained(out / "model")
         return metrics
 
-    loop = TrainLoop.validating(
-        accelerator, args, desc="denseav", log_every=25, export=export, state={"best": -1.0}
-    )
+    loop = TrainLoop.validating(accelerator, args, desc="denseav", log_every=25, export=export)
     model.train()
     for _ in loop:
         rng = loop.rng(args.seed)
-        idx = draw_batch(rng, len(train), args.batch_size)
+        if args.clips_per_video > 0:
+            idx = draw_video_batch(rng, train.videos, args.batch_size, args.clips_per_video)
+        else:
+            idx = draw_batch(rng, len(train), args.batch_size)
         frame_idx = rng.integers(0, train.frames_per_clip, len(idx))
         batch = train.batch(idx, frame_idx, flip=rng.random(len(idx)) < 0.5)
+        if args.augment:
+            batch = augment(rng, *batch)
         loss, parts = step_loss(model, *(t.to(accelerator.device) for t in batch))
         loop.optimize(loss, optim, params, 1.0, sched)
         loop.end_step(loss=loss.item(), **parts)

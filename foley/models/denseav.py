@@ -94,6 +94,9 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         silence_db: float = -35.0,
         normalize: bool = False,
         audio_encoder: str = "cnn2d",
+        center_audio: bool = False,
+        center_visual: bool = False,
+        visual_gate: bool = False,
         av_config: dict | None = None,
     ) -> None:
         super().__init__()
@@ -161,12 +164,23 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         return frames
 
     def project_visual(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`visual_input`'s output -> ``(b, heads, dim, h, w)``."""
+        """:meth:`visual_input`'s output -> ``(b, heads, dim, h, w)``. ``center_visual``: the
+        backbone's maps minus their mean over space (per channel), so that what fills the frame
+        (the background) is near zero and only what differs from it can score."""
         if not self.frozen_visual:
             x = self.backbone(x)
+        if self.config.center_visual or self.config.visual_gate:
+            x = x - x.mean((-2, -1), keepdim=True)
+        # visual_gate: (b, 1, 1, h, w) in [0, 1], how far each position is from the frame's mean
+        # map, relative to the farthest: a label-free saliency that scales the features, so that
+        # what fills the frame (the background) scores near zero
+        gate = x.norm(dim=1)[:, None, None] if self.config.visual_gate else None
         x = self.visual_proj(x)  # (b, heads * dim, h, w)
         b, _, h, w = x.shape
-        return self._norm(x.view(b, self.config.heads, self.config.dim, h, w))
+        x = self._norm(x.view(b, self.config.heads, self.config.dim, h, w))
+        if gate is not None:
+            x = x * gate / gate.flatten(1).max(1).values.clamp_min(1e-6)[:, None, None, None, None]
+        return x
 
     def visual_features(self, frames: torch.Tensor) -> torch.Tensor:
         """``(b, 3, H, W)`` in [0, 1] -> ``(b, heads, dim, h, w)``."""
@@ -178,7 +192,11 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         return (mel + 5.0) / 5.0
 
     def project_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """:meth:`audio_input`'s output -> ``(b, heads, dim, Ta)``, Ta = :meth:`audio_steps`."""
+        """:meth:`audio_input`'s output -> ``(b, heads, dim, Ta)``, Ta = :meth:`audio_steps`.
+        ``center_audio``: each mel band minus its median over the clip, so that a steady bed
+        (ambience) is near zero and the events stand out."""
+        if self.config.center_audio:
+            mel = mel - mel.median(-1, keepdim=True).values
         if self.config.audio_encoder == "cnn2d":
             x = self.audio_backbone(mel.unsqueeze(1)).mean(2)  # (b, C, Ta): pooled over frequency
         else:
