@@ -186,3 +186,39 @@ def test_visual_gate_silences_the_background():
     background[:, 2, 3] = 0.0
     # the background is 1/35 of the way to the odd position from the mean (the mean moved)
     assert float(background.max()) < 0.05
+
+
+def test_dev_ap_heatmaps_equal_the_models(tmp_path, capsys):
+    """``benchmarks/denseav_dev_ap.py``: heatmaps from the stored maps equal
+    ``DenseAVModel.heatmaps`` on the decoded frames (to float16), and every row is printed."""
+    from benchmarks.denseav_dev_ap import build_cache, heatmaps, main
+    from foley.config import DEFAULT_CONFIG as CFG
+    from foley.data.ego4d import load_ground_truth, read_metadata, split_path
+    from foley.data.foleyworld import FoleyWorldSettings, generate_dataset
+    from foley.io import frames_to_tensor, load_video
+
+    data = tmp_path / "data"
+    generate_dataset(data, FoleyWorldSettings(videos=3, clips_per_video=2, seed=7), progress=False)
+    cache = tmp_path / "dev.npz"
+    build_cache(str(data), "train", cache, frame_stride=8, limit=2)
+    z = dict(np.load(cache))
+    assert len(z["mel"]) == 2 and len(z["clip"]) == len(z["masks"]) >= 1
+    torch.manual_seed(6)
+    model = DenseAVModel(**{**DENSEAV_TINY, "visual": "efficientnet", "input_size": 112}).eval()
+    model.load_backbone_weights()
+    c = int(z["clip"][0])
+    rec = read_metadata(split_path(data, "train"))[c]
+    video = load_video(rec.clip_path(data), CFG)
+    frames = frames_to_tensor(video.frames)
+    masks = load_ground_truth(rec.gt_path(data))["masks"][: frames.shape[0]]
+    picked = [k for k in range(0, masks.shape[0], 8) if masks[k].any()]
+    wave = np.zeros(CFG.samples_per_clip, np.float32)
+    n = min(wave.size, video.audio.size)
+    wave[:n] = video.audio[:n]
+    theirs, _ = model.heatmaps(frames[picked], torch.from_numpy(wave))
+    ours = heatmaps(model, z["maps"][z["clip"] == c], z["mel"][c], z["wave"][c])
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=0.03)
+    model.save_pretrained(tmp_path / "model")
+    assert main([str(tmp_path / "model"), "--data", str(data), "--cache", str(cache)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4 and rows[2].startswith("| saliency") and str(tmp_path) in rows[3]
