@@ -353,7 +353,7 @@ def test_freeze_encoder_trains_the_decoder_only_and_keeps_the_latents(tmp_path):
         train_codec.run(bad)
 
 
-def test_disc_gain_scales_what_the_discriminator_judges_and_disc_lr_is_its_own(tmp_path, monkeypatch):
+def test_disc_gain_scales_what_the_discriminator_sees_and_disc_lr_is_its_own(tmp_path, monkeypatch):
     from encodec import msstftd
 
     from training import train_codec

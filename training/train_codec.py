@@ -414,9 +414,14 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
         export_every=s["save_every"],
         max_minutes=args.max_minutes,
         export=export_codec,
-        state={"preset": args.preset, **s, "freeze_encoder": args.freeze_encoder,
-               "loss_weights": weights, "disc_lr": args.disc_lr or s["lr"],
-               "disc_gain": args.disc_gain},  # fmt: skip
+        state={
+            "preset": args.preset,
+            **s,
+            "freeze_encoder": args.freeze_encoder,
+            "loss_weights": weights,
+            "disc_lr": args.disc_lr or s["lr"],
+            "disc_gain": args.disc_gain,
+        },  # fmt: skip
         postfix="mel",
     )
     if loop.step == 0 and args.patience > 0:  # the starting point counts
