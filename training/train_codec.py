@@ -421,7 +421,7 @@ def run(args: CodecConfig | argparse.Namespace) -> int:
             "loss_weights": weights,
             "disc_lr": args.disc_lr or s["lr"],
             "disc_gain": args.disc_gain,
-        },  # fmt: skip
+        },
         postfix="mel",
     )
     if loop.step == 0 and args.patience > 0:  # the starting point counts
