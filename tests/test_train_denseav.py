@@ -103,3 +103,67 @@ def test_train_by_video_with_augmentation(tmp_path):
     best = min(range(len(vals)), key=lambda i: vals[i]["val_nce"])
     if len(vals) < 8:  # stopped early: one validation after the best without improvement
         assert best == len(vals) - 2
+
+
+def test_loud_frames_follow_the_loud_steps():
+    """``--frames loudest``: the picked frames are those nearest the loudest audio steps,
+    ``min_gap`` apart, from the waveform alone."""
+    import numpy as np
+
+    from training.train_denseav import loud_frames
+
+    sr, times = 16000, np.arange(48) / 16.0  # 3 s, 16 fps
+    wave = np.random.default_rng(0).normal(0, 1e-3, 3 * sr)
+    for at, level in ((0.5, 1.0), (0.56, 0.9), (2.0, 0.5), (1.25, 0.2)):
+        wave[int(at * sr) : int(at * sr) + 400] += level  # 25 ms bursts
+    assert loud_frames(wave, times, 1, sample_rate=sr).tolist() == [8]  # 0.5 s
+    # 0.56 s (frame 9) is louder than 2.0 s but closer than min_gap to 0.5 s
+    assert loud_frames(wave, times, 3, sample_rate=sr).tolist() == [8, 20, 32]
+    assert loud_frames(wave, times, 2, sample_rate=sr, min_gap=0.0).tolist() == [8, 9]
+    # coarse frames (the decoded cache's 6): each takes the loudest step nearest it
+    coarse = np.array([0, 9, 19, 28, 38, 47]) / 16.0
+    assert loud_frames(wave, coarse, 2, sample_rate=sr).tolist() == [1, 3]
+    # too few frames min_gap apart: topped up with the next loudest (frame 3 takes every step
+    # after 0.16 s, the bursts too)
+    few = loud_frames(wave, times[:4], 3, sample_rate=sr, min_gap=1.0).tolist()
+    assert len(set(few)) == 3 and 3 in few
+    again = loud_frames(wave, times, 3, sample_rate=sr)
+    assert again.tolist() == [8, 20, 32]  # deterministic
+
+
+def test_loudest_store_keeps_its_own_key(tmp_path):
+    """``build_features(frames="loudest")`` on a decoded cache: per clip, the frames nearest its
+    loudest audio, in a store of its own (the spread store is left as it is)."""
+    import numpy as np
+
+    from foley.errors import InputError
+    from training.train_denseav import build_features
+
+    data, src = tmp_path / "data", tmp_path / "decoded" / "train"
+    data.mkdir()
+    src.mkdir(parents=True)
+    (data / "train.tsv").write_text("")  # the store key reads only its size and time
+    model = DenseAVModel(visual="cnn", input_size=32, dim=4, audio_channels=(8, 8, 8))
+    S, N, sr = model.av.frame_size, model.av.samples_per_clip, model.av.sample_rate
+    source = [0, 9, 19, 28, 38, 47]  # the decoded frames' indices in the clip
+    frames = np.zeros((2, 6, S, S, 3), np.uint8)
+    frames[:] = np.arange(6, dtype=np.uint8)[None, :, None, None, None] * 40  # frame j: 40 j
+    waves = np.zeros((2, N), np.float16)
+    waves[0, int(28 / 16 * sr) : int(28 / 16 * sr) + 400] = 0.5  # clip 0: loud at frame 28
+    waves[0, int(9 / 16 * sr) : int(9 / 16 * sr) + 400] = 0.2  # then frame 9
+    waves[1, int(47 / 16 * sr) - 400 : int(47 / 16 * sr)] = 0.5  # clip 1: at the end
+    waves[1, int(19 / 16 * sr) : int(19 / 16 * sr) + 400] = 0.3
+    np.save(src / "frames.npy", frames)
+    np.save(src / "waves.npy", waves)
+    (src / "index.json").write_text(json.dumps({"clips": ["a", "b"], "frames": source}))
+    kw = dict(frames_per_clip=2, decoded=tmp_path / "decoded")
+    spread = build_features(model, data, "train", tmp_path / "cache", **kw)
+    loud = build_features(model, data, "train", tmp_path / "cache", frames="loudest", **kw)
+    assert loud.path != spread.path and loud.settings != spread.settings
+    assert loud["frame_index"].tolist() == [[9, 28], [19, 47]]
+    # the stored frames are those frames (frame j of the cache is 40 j everywhere)
+    assert loud["visual"][:, :, 0, 0, 0].tolist() == [[40, 120], [80, 200]]
+    assert spread["visual"][:, :, 0, 0, 0].tolist() == [[0, 200], [0, 200]]
+    assert "frame_index" not in spread and "frames" not in spread.settings
+    with pytest.raises(InputError):
+        build_features(model, data, "train", tmp_path / "cache", frames="middle", **kw)

@@ -16,7 +16,9 @@ builds each batch from ``batch_size / K`` videos with ``K`` clips each
 (:func:`draw_video_batch`; the video is metadata, not a label), so most negatives share the
 positive's background and ambience; ``--augment`` shifts the stored maps and the audio in time
 and level (:func:`augment`); the model's ``center_audio``, ``center_visual`` and
-``visual_gate`` options; ``--weight-decay``.
+``visual_gate`` options; ``--weight-decay``; ``--frames loudest`` stores, per clip, the frames
+nearest its loudest audio steps (:func:`loud_frames`, from the clip's own waveform: the contacts)
+instead of frames spread over the clip.
 """
 
 from __future__ import annotations
@@ -59,6 +61,40 @@ def feature_settings(model, data: str | os.PathLike, split: str, frames_per_clip
     }
 
 
+FRAME_CHOICES = ("spread", "loudest")
+
+
+def loud_frames(
+    wave: np.ndarray,
+    frame_times: np.ndarray,
+    k: int,
+    *,
+    sample_rate: int,
+    hop: int = 160,
+    min_gap: float = 0.25,
+) -> np.ndarray:
+    """The ``k`` frames nearest the clip's loudest audio, from its own waveform alone (no labels):
+    the energy (dB) of each ``hop``-sample audio step goes to the frame nearest in time
+    (``frame_times``, seconds); frames are taken by their loudest step, greedily, at least
+    ``min_gap`` seconds apart (topped up with the next loudest if too few are). Sorted indices
+    into ``frame_times``."""
+    frame_times = np.asarray(frame_times, np.float64)
+    x = np.asarray(wave, np.float64)
+    x = np.pad(x, (0, -len(x) % hop if len(x) else hop))
+    db = 10.0 * np.log10((x.reshape(-1, hop) ** 2).mean(1) + 1e-10)
+    centre = (np.arange(len(db)) + 0.5) * hop / sample_rate
+    nearest = np.abs(centre[:, None] - frame_times[None]).argmin(1)
+    score = np.full(len(frame_times), -np.inf)
+    np.maximum.at(score, nearest, db)
+    order = np.argsort(-score, kind="stable")
+    picked: list[int] = []
+    for j in order:
+        if len(picked) < k and all(abs(frame_times[j] - frame_times[i]) >= min_gap for i in picked):
+            picked.append(int(j))
+    picked += [int(j) for j in order if j not in picked][: k - len(picked)]
+    return np.sort(np.array(picked[:k], dtype=np.int64))
+
+
 @torch.no_grad()
 def build_features(
     model,
@@ -70,6 +106,7 @@ def build_features(
     limit: int | None = None,
     batch_size: int = 16,
     decoded: str | os.PathLike | None = None,
+    frames: str = "spread",
 ) -> FeatureStore:
     """Decode ``split`` of ``data`` once and store what a training step reads (a
     :mod:`training.store` store at ``cache/<split>-<visual>-<input_size>``, resumable):
@@ -81,13 +118,23 @@ def build_features(
 
     ``decoded``: read the clips from a folder the first version of this trainer decoded
     (``<split>/frames.npy`` (n, 6, S, S, 3) uint8 and ``waves.npy`` (n, N)) instead of the mp4s.
+
+    ``frames``: ``"spread"`` (``F`` frames evenly over the clip, the same for every clip) or
+    ``"loudest"`` (per clip, the ``F`` available frames nearest its loudest audio steps,
+    :func:`loud_frames`; label-free); a loudest store lives at ``...-loudest`` and also holds
+    ``frame_index`` (n, F) int16, the chosen frames' indices in the clip (at ``fps``).
     """
+    if frames not in FRAME_CHOICES:
+        raise InputError(f"frames must be one of {FRAME_CHOICES}, not {frames!r}")
     from foley.data.ego4d import ClipDataset
 
     c = model.config
-    path = Path(cache) / f"{split}-{c.visual}-{c.input_size}"
+    loudest = frames == "loudest"
+    path = Path(cache) / f"{split}-{c.visual}-{c.input_size}{'-loudest' if loudest else ''}"
     settings = feature_settings(model, data, split, frames_per_clip, limit)
     settings["decoded"] = str((Path(decoded) / split).resolve()) if decoded else None
+    if loudest:  # spread stores keep their key (and stay valid)
+        settings["frames"] = frames
     store = FeatureStore.open(path, settings)
     if store is not None:
         return store
@@ -95,8 +142,14 @@ def build_features(
         src = Path(decoded) / split
         all_frames = np.load(src / "frames.npy", mmap_mode="r")  # (n, F0, S, S, 3) uint8
         all_waves = np.load(src / "waves.npy", mmap_mode="r")  # (n, N) float16
-        ids = json.loads((src / "index.json").read_text())["clips"]
+        index = json.loads((src / "index.json").read_text())
+        ids = index["clips"]
         pick = np.linspace(0, all_frames.shape[1] - 1, frames_per_clip).round().astype(int)
+        # the decoded frames' indices in the clip (the first trainer spread them over it)
+        source = np.asarray(
+            index.get("frames")
+            or np.linspace(0, model.av.frames_per_clip - 1, all_frames.shape[1]).round()
+        ).astype(int)
 
         def load(i: int) -> tuple[np.ndarray, np.ndarray]:
             return all_frames[i], all_waves[i].astype(np.float32)
@@ -104,13 +157,18 @@ def build_features(
         ds = ClipDataset(data, split, model.av)
         ids = [r.clip_stem for r in ds.records]
         pick = np.linspace(0, model.av.frames_per_clip - 1, frames_per_clip).round().astype(int)
+        source = np.arange(model.av.frames_per_clip)
         load = ds.load_clip
     n = min(len(ids), limit or len(ids))
     if n == 0:
         raise InputError(f"{data}: split {split!r} has no clips")
     ids = ids[:n]
     writer = StoreWriter(
-        path, settings, n, resume=True, meta={"clips": ids, "frames": pick.tolist()}
+        path,
+        settings,
+        n,
+        resume=True,
+        meta={"clips": ids, "frames": frames if loudest else pick.tolist()},
     )
     mel_shape = tuple(model.audio_input(torch.zeros(1, model.av.samples_per_clip)).shape[1:])
     steps = model.audio_steps(mel_shape[-1])
@@ -122,12 +180,20 @@ def build_features(
         visual = writer.array("visual", np.uint8, (n, frames_per_clip, 3, S, S))
     mel = writer.array("mel", np.float16, (n, *mel_shape))
     voiced = writer.array("voiced", np.bool_, (n, steps))
+    frame_index = writer.array("frame_index", np.int16, (n, frames_per_clip)) if loudest else None
+    times = source / model.av.fps
     model.eval()
     bar = tqdm(total=n, initial=writer.rows_done, desc=f"DenseAV features {split}", unit="clip")
     for lo in range(writer.rows_done, n, batch_size):
         hi = min(n, lo + batch_size)
-        frames, waves = zip(*(load(i) for i in range(lo, hi)))
-        frames = np.stack([f[pick] for f in frames])  # (b, F, S, S, 3) uint8
+        clips, waves = zip(*(load(i) for i in range(lo, hi)))
+        if loudest:
+            sr = model.av.sample_rate
+            picks = [loud_frames(w, times, frames_per_clip, sample_rate=sr) for w in waves]
+            frame_index[lo:hi] = source[np.stack(picks)]
+        else:
+            picks = [pick] * len(clips)
+        frames = np.stack([f[p] for f, p in zip(clips, picks)])  # (b, F, S, S, 3) uint8
         if model.frozen_visual:
             x = torch.from_numpy(frames).flatten(0, 1).permute(0, 3, 1, 2).float() / 255.0
             visual[lo:hi] = model.visual_input(x).unflatten(0, frames.shape[:2]).numpy()
@@ -136,7 +202,7 @@ def build_features(
         wave = torch.from_numpy(np.stack(waves))  # (b, N) float32
         mel[lo:hi] = model.audio_input(wave).numpy()
         voiced[lo:hi] = model.voiced(wave, steps).numpy()
-        for array in (visual, mel, voiced):
+        for array in (visual, mel, voiced) + ((frame_index,) if loudest else ()):
             array.flush()
         writer.checkpoint(hi)
         bar.update(hi - lo)
@@ -293,6 +359,11 @@ class DenseAVConfig:
     decoded: str = opt("", "read clips from the first trainer's decoded cache (not the mp4s)")
     limit: int = opt(0, "clips per split (0: all)")
     frames_per_clip: int = opt(4, "frames stored per clip")
+    frames: str = opt(
+        "spread",
+        "which frames: spread over the clip or at its loudest audio",
+        choices=FRAME_CHOICES,
+    )
     steps: int = opt(3000)
     batch_size: int = opt(16)
     lr: float = opt(0.001)
@@ -346,6 +417,7 @@ def run(args: DenseAVConfig | argparse.Namespace) -> int:
     model.load_backbone_weights()
     with accelerator.main_process_first():
         kw = dict(frames_per_clip=args.frames_per_clip, limit=limit, decoded=args.decoded or None)
+        kw["frames"] = args.frames
         splits = ["train"] + (["val"] if (Path(args.data) / "val.tsv").is_file() else [])
         stored = {}
         for split in splits:
