@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from foley.config import DEFAULT_CONFIG as CFG
 from foley.metrics.heatmaps import best_iou, pixel_ap
-from foley.models.denseav import DenseAVModel
+from foley.models.denseav import DenseAVModel, minmax_upsample, voiced_similarity
 
 
 @torch.no_grad()
@@ -71,29 +70,25 @@ def build_cache(data: str, split: str, cache: Path, frame_stride: int, limit: in
 @torch.no_grad()
 def heatmaps(model: DenseAVModel, maps: np.ndarray, mel: np.ndarray, wave: np.ndarray):
     """``(t, S, S)`` heatmaps of stored ``maps (t, 112, h, w)`` for one clip's ``mel`` and
-    ``wave (N,)``."""
+    ``wave (N,)``: :meth:`DenseAVModel.heatmaps` from stored inputs."""
     audio = model.project_audio(torch.from_numpy(mel.astype(np.float32))[None])[0]  # (K, D, Ta)
-    wave_ = torch.from_numpy(wave.astype(np.float32))[None]
-    weight = model.voiced(wave_, audio.shape[-1])[0].float()  # (Ta,)
-    raw = []
-    for lo in range(0, maps.shape[0], 64):
-        vis = model.project_visual(torch.from_numpy(maps[lo : lo + 64].astype(np.float32)))
-        sim = torch.einsum("kdt,vkdhw->vkhwt", audio, vis)
-        raw.append(((sim * weight).sum(-1) / weight.sum()).max(1).values)  # (t, h, w)
-    raw = torch.cat(raw)
-    lo_, hi_ = raw.flatten(1).min(1).values, raw.flatten(1).max(1).values
-    norm = (raw - lo_[:, None, None]) / (hi_ - lo_).clamp_min(1e-8)[:, None, None]
-    up = F.interpolate(norm[:, None], size=(CFG.frame_size,) * 2, mode="bilinear")
-    return up[:, 0].clamp(0, 1).numpy()
+    voiced = model.voiced(torch.from_numpy(wave.astype(np.float32))[None], audio.shape[-1])[0]
+    raw = torch.cat(
+        [
+            voiced_similarity(
+                audio, voiced, model.project_visual(torch.from_numpy(maps[lo : lo + 64]).float())
+            )
+            for lo in range(0, maps.shape[0], 64)
+        ]
+    )
+    return minmax_upsample(raw, (CFG.frame_size,) * 2).numpy()
 
 
 def saliency(maps: np.ndarray) -> np.ndarray:
     """``(t, S, S)``: each position's distance from its frame's mean map, min-max per frame."""
     x = torch.from_numpy(maps.astype(np.float32))
     raw = (x - x.mean((-2, -1), keepdim=True)).norm(dim=1)  # (t, h, w)
-    lo_, hi_ = raw.flatten(1).min(1).values, raw.flatten(1).max(1).values
-    norm = (raw - lo_[:, None, None]) / (hi_ - lo_).clamp_min(1e-8)[:, None, None]
-    return F.interpolate(norm[:, None], size=(CFG.frame_size,) * 2, mode="bilinear")[:, 0].numpy()
+    return minmax_upsample(raw, (CFG.frame_size,) * 2).numpy()
 
 
 def score(model: DenseAVModel, z: dict) -> dict[str, tuple[float, float]]:

@@ -250,19 +250,32 @@ class DenseAVModel(ModelMixin, ConfigMixin):
         the max over heads), min-max normalised per frame, upsampled to the frame size; and the
         raw per-frame maximum ``(T,)``."""
         audio = self.audio_features(wave.reshape(1, -1))[0]  # (K, D, Ta)
-        voiced = self.voiced(wave.reshape(1, -1), audio.shape[-1])[0].float()  # (Ta,)
-        maps = []
-        for lo in range(0, frames.shape[0], 16):
-            vis = self.visual_features(frames[lo : lo + 16])  # (t, K, D, h, w)
-            sim = torch.einsum("kdt,vkdhw->vkhwt", audio, vis)
-            sim = (sim * voiced).sum(-1) / voiced.sum()  # (t, K, h, w)
-            maps.append(sim.max(1).values if head is None else sim[:, head])
-        raw = torch.cat(maps)  # (T, h, w)
-        peak = raw.flatten(1).max(1).values
-        lo_, hi_ = raw.flatten(1).min(1).values, peak
-        norm = (raw - lo_[:, None, None]) / (hi_ - lo_).clamp_min(1e-8)[:, None, None]
-        up = F.interpolate(norm[:, None], size=frames.shape[-2:], mode="bilinear")
-        return up[:, 0].clamp(0, 1), peak
+        voiced = self.voiced(wave.reshape(1, -1), audio.shape[-1])[0]  # (Ta,)
+        raw = torch.cat(
+            [
+                voiced_similarity(audio, voiced, self.visual_features(frames[lo : lo + 16]), head)
+                for lo in range(0, frames.shape[0], 16)
+            ]
+        )  # (T, h, w)
+        return minmax_upsample(raw, frames.shape[-2:]), raw.flatten(1).max(1).values
+
+
+def voiced_similarity(
+    audio: torch.Tensor, voiced: torch.Tensor, visual: torch.Tensor, head: int | None = None
+) -> torch.Tensor:
+    """``(t, h, w)``: one clip's audio ``(K, D, Ta)`` against visual features ``(t, K, D, h, w)``,
+    averaged over the voiced steps ``voiced (Ta,)``; the max over heads, or ``head``."""
+    weight = voiced.float()
+    sim = torch.einsum("kdt,vkdhw->vkhwt", audio, visual)
+    sim = (sim * weight).sum(-1) / weight.sum()  # (t, K, h, w)
+    return sim.max(1).values if head is None else sim[:, head]
+
+
+def minmax_upsample(raw: torch.Tensor, size) -> torch.Tensor:
+    """``(t, h, w)`` maps, min-max normalised per map and upsampled to ``size``, in [0, 1]."""
+    lo_, hi_ = raw.flatten(1).min(1).values, raw.flatten(1).max(1).values
+    norm = (raw - lo_[:, None, None]) / (hi_ - lo_).clamp_min(1e-8)[:, None, None]
+    return F.interpolate(norm[:, None], size=tuple(size), mode="bilinear")[:, 0].clamp(0, 1)
 
 
 def similarity_volume(audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
