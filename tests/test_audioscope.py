@@ -257,6 +257,20 @@ def test_trainer_runs_and_resumes(tmp_path):
     assert sync_model.config.context == "sync"
     assert sync_model.config.weighting == "relative"  # what the trainer exports now
     torch.testing.assert_close(sync_model.mask.weight, separator.mask.weight)  # kept frozen
+    # the separator alone (MixIT only): the classifier keeps its weights, no labels computed
+    sep_args = [*args[:1], "-o", str(tmp_path / "sep"), *args[3:5], "--batch-size", "2"]
+    sep_args += ["--init", str(tmp_path / "sync/model"), "--context", "sync"]
+    sep_args += ["--classifier-weight", "0", "--lr", "0.01", "--steps", "2", "--val-every", "2"]
+    assert train(sep_args) == 0
+    sep_model = AudioScope.from_pretrained(tmp_path / "sep/model")
+    assert not torch.equal(sep_model.mask.weight, sync_model.mask.weight)
+    for name, p in sync_model.named_parameters():
+        if name.split(".")[0] in ("coincidence", "head", "null_curves"):
+            torch.testing.assert_close(dict(sep_model.named_parameters())[name], p)
+    logged = [json.loads(line) for line in (tmp_path / "sep/metrics.jsonl").open()]
+    assert any("mixit" in m for m in logged) and not any("bce" in m for m in logged)
+    with pytest.raises(InputError, match="trains nothing"):
+        train([*sep_args, "--freeze-separator", "-o", str(tmp_path / "sep2")])
 
 
 def test_app_separate_only_takes_uploads(tmp_path):

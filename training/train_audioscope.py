@@ -57,7 +57,9 @@ class AudioScopeConfig:
     num_sources: int = opt(4)
     channels: int = opt(128)
     num_blocks: int = opt(8)
-    classifier_weight: float = opt(5.0)
+    classifier_weight: float = opt(
+        5.0, "weight of the classifier's BCE; 0: train the separator alone (MixIT only)"
+    )
     video_dropout: float = opt(0.2, "share of steps whose classifier sees no video")
     label_threshold: float = opt(
         0.0, "train on hard noisy labels (label > this); 0: the soft labels themselves"
@@ -204,6 +206,8 @@ def step_losses(model, mc3, batch: dict, args, rng: np.random.Generator) -> dict
     with torch.set_grad_enabled(torch.is_grad_enabled() and not args.freeze_separator):
         out_sources = model.separate(mixtures.sum(1))
     mixit, assignment = mixit_loss(mixtures, out_sources)
+    if not args.classifier_weight:  # separator only: no noisy labels, no classifier
+        return {"mixit": mixit.mean()}
     labels = harden(noisy_labels(mc3, out_sources, assignment, batch, args.labels), args)
     drop = rng.random() < args.video_dropout
     if model.config.context == "sync":
@@ -347,6 +351,12 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     mc3 = mc3.to(accelerator.device)
     frozen = {"sync", *(SEPARATOR_MODULES if args.freeze_separator else ())}
     params = [p for name, p in model.named_parameters() if name.split(".")[0] not in frozen]
+    if not args.classifier_weight:  # separator only: the classifier keeps its weights
+        if args.freeze_separator:
+            raise InputError("--classifier-weight 0 with --freeze-separator trains nothing")
+        params = [
+            p for name, p in model.named_parameters() if name.split(".")[0] in SEPARATOR_MODULES
+        ]
     optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
     model, optim, sched = accelerator.prepare(model, optim, sched)
@@ -385,7 +395,7 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
             a, b = draw_pairs(train["video_uid"], rng, args.batch_size)
             batch = batch_tensors(train, a, b, accelerator.device)
             losses = step_losses(model, mc3, batch, args, rng)
-        loss = args.classifier_weight * losses["bce"]
+        loss = args.classifier_weight * losses["bce"] if "bce" in losses else 0.0
         if not args.freeze_separator:
             loss = loss + losses["mixit"]
         loop.optimize(loss, optim, model.parameters(), 5.0, sched)
