@@ -271,6 +271,7 @@ def test_trainer_runs_and_resumes(tmp_path):
     assert any("mixit" in m for m in logged) and not any("bce" in m for m in logged)
     with pytest.raises(InputError, match="trains nothing"):
         train([*sep_args, "--freeze-separator", "-o", str(tmp_path / "sep2")])
+    assert not (tmp_path / "sep2").exists()  # refused before any cache is built
 
 
 def test_app_separate_only_takes_uploads(tmp_path):

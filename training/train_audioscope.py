@@ -312,6 +312,8 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
     from training.common import start_run
     from training.loop import TrainLoop, cosine_schedule
 
+    if not args.classifier_weight and args.freeze_separator:
+        raise InputError("--classifier-weight 0 with --freeze-separator trains nothing")
     accelerator, out = start_run(args)
     mc3 = MC3Model.from_pretrained(mc3_dir_or_default(args.mc3 or None)).eval()
     sync = SyncModel.from_pretrained(args.sync or DEFAULT_MODEL_DIR / "video_encoder").eval()
@@ -350,13 +352,9 @@ def run(args: AudioScopeConfig | argparse.Namespace) -> int:
             }
     mc3 = mc3.to(accelerator.device)
     frozen = {"sync", *(SEPARATOR_MODULES if args.freeze_separator else ())}
-    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in frozen]
     if not args.classifier_weight:  # separator only: the classifier keeps its weights
-        if args.freeze_separator:
-            raise InputError("--classifier-weight 0 with --freeze-separator trains nothing")
-        params = [
-            p for name, p in model.named_parameters() if name.split(".")[0] in SEPARATOR_MODULES
-        ]
+        frozen = {name.split(".")[0] for name, _ in model.named_parameters()} - {*SEPARATOR_MODULES}
+    params = [p for name, p in model.named_parameters() if name.split(".")[0] not in frozen]
     optim = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     sched = cosine_schedule(optim, args.steps, min(200, args.steps // 10))
     model, optim, sched = accelerator.prepare(model, optim, sched)
