@@ -6,6 +6,8 @@
     python benchmarks/generate_speed.py --model DIR        # a trained pipeline ("default": shipped)
     python benchmarks/generate_speed.py --model default --solver euler --steps 8 --threads 2 \
         --codec /work/runs/codec-stft-step3500-model --breakdown   # issue 22's figure
+    python benchmarks/generate_speed.py --model default --steps 8 --threads 2 --against DIR
+        # two models side by side: their runs interleaved, so machine noise hits both alike
 
 Without ``--model`` the components are built at their default sizes with random weights (speed
 does not depend on the weights). ``--codec DIR`` swaps the pipeline's codec for another one
@@ -124,7 +126,7 @@ def breakdown_timers(pipe):
     t.wrap(pipe, "_encode_conditions", "condition: codec encode")
     t.wrap(pipe, "_encode_video", "video encoder (+ sync curves)")
     t.wrap(pipe, "_denoise", "sampler loop (total)")
-    t.wrap(pipe.denoiser, "forward", "  denoiser calls (CFG: 2x batch)")
+    t.wrap(pipe.denoiser, "forward", "  denoiser calls (2x batch if guided)")
     t.wrap(pipe.codec, "decode", "codec decode")
     t.wrap(fp, "shape_to_curves", "sync shaping")
     t.wrap(fp, "stitch", "windows + crossfade")
@@ -174,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 runs, no throughput")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--breakdown", action="store_true", help="time each part")
+    parser.add_argument(
+        "--against", metavar="MODEL", help="a second pipeline timed in the same run, each "
+        "round running both (the shipped one: 'default')",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -193,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     params = sum(p.numel() for p in pipe.denoiser.parameters()) / 1e6
 
-    def run(batch: int) -> None:
-        pipe(
+    def run(batch: int, target=None) -> None:
+        (target or pipe)(
             [frames] * batch if batch > 1 else frames,
             mode=args.mode,
             condition_audio=condition,
@@ -215,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'retrieval' if retrieve else 'given condition'}, solver {args.solver or 'saved'}, "
         f"{args.steps} steps, guidance {args.guidance}"
     )
+    if args.against:
+        return _side_by_side(pipe, args, run, runs, sync)
     if args.breakdown:
         with breakdown_timers(pipe) as timers:
             times, cpu, parts = timed(lambda: run(1), runs, sync, timers)
@@ -241,6 +249,35 @@ def main(argv: list[str] | None = None) -> int:
             f"batch {args.batch}: {t:.3f} s for {args.batch} x {args.seconds:g} s; "
             f"throughput {args.batch * args.seconds / t:.1f} s of audio per second"
         )
+    return 0
+
+
+def _side_by_side(pipe, args, run, runs: int, sync) -> int:
+    """``--against``: rounds of one run of each pipeline (alternating which goes first) after a
+    warm-up of each; medians and minima of each, and the median of the per-round ratio."""
+    other = build_pipeline(args.against, args.codec).to(args.device)
+    other.set_progress_bar_config(disable=True)
+    models = {args.model or "random weights": pipe, args.against: other}
+    names = list(models)
+    times: dict[str, list[float]] = {n: [] for n in names}
+
+    def one(name: str) -> float:
+        start = time.perf_counter()
+        run(1, models[name])
+        sync()
+        return time.perf_counter() - start
+
+    for name in names:  # warm-up
+        run(1, models[name])
+    for r in range(runs):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name].append(one(name))
+    for name in names:
+        t = times[name]
+        print(f"{name}: {statistics.median(t):.3f} s for {args.seconds:g} s of audio (median of "
+              f"{runs}; min {min(t):.3f}, max {max(t):.3f})")  # fmt: skip
+    ratio = statistics.median(b / a for a, b in zip(times[names[0]], times[names[1]]))
+    print(f"median per-round ratio {names[1]} / {names[0]}: {ratio:.3f}")
     return 0
 
 

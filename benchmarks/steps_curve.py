@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 MODES = ("ambient_joint", "action_focused")
-METRICS = (("onset_f1", "onset F1"), ("fd_aisfx", "FD aisfx"), ("fd_mel", "FD mel"))
+METRICS = (
+    ("onset_f1", "onset F1"),
+    ("fd_aisfx", "FD aisfx"),
+    ("fd_mel", "FD mel"),
+    ("kl_soundnet", "KL SoundNet"),
+    ("fd_mc3", "FD MC3"),
+)
 
 
 def solver_pipeline(pipe, solver: str, shift: float | None):
@@ -40,7 +46,10 @@ def solver_pipeline(pipe, solver: str, shift: float | None):
 
 
 def cpu_seconds_8s(pipe, frames: np.ndarray, steps: int, runs: int, **call) -> float:
-    """Median process CPU seconds of one generation of ``frames`` (8 s, batch 1)."""
+    """Median process CPU seconds of one generation of ``frames`` (8 s, batch 1); NaN for
+    ``runs`` 0 (not timed)."""
+    if runs <= 0:
+        return float("nan")
     times = []
     for i in range(runs + 1):  # the first is a warm-up
         start = time.process_time()
@@ -107,6 +116,8 @@ def run(args: argparse.Namespace) -> dict:
                     "cpu_s_8s": cpu,
                     "clips": report.settings["clips"],
                     "modes": {m: {k: float(rows[m][k]) for k, _ in METRICS} for m in MODES},
+                    # every figure of the eval row (levels, AV-sim, AVS J, ...), for the record
+                    "rows": {m: {k: float(v) for k, v in rows[m].items()} for m in MODES},
                 }
             )
             print(f"{solver} {steps} steps: {json.dumps(runs[-1]['modes'])} cpu {cpu:.2f} s")

@@ -300,3 +300,21 @@ def test_init_denoiser_widens_the_video_input_as_the_same_function(tmp_path):
     for dim, widen in ((width - 1, True), (width + 5, False)):  # narrower; other features
         with pytest.raises(ModelMismatchError, match="video features"):
             _init_denoiser(str(tmp_path / "pipe"), 0, dim, widen=widen)
+
+
+def test_step_invariants_computed_once_give_the_same_prediction():
+    """A sampler computes the video / condition / curve streams, the cross-attention keys and
+    values and the guidance embedding once (``invariants``): bit-identical predictions."""
+    model = tiny(curve_dim=2, guidance_embed=True)
+    with torch.no_grad():
+        model.guidance_embedding.linear_2.weight.normal_(0, 0.2)
+    latents, video, cond = inputs(3)
+    curves = torch.rand(3, L, 2, generator=torch.Generator().manual_seed(2))
+    keep = torch.tensor([True, False, True])
+    with torch.no_grad():
+        inv = model.invariants(3, L, video, cond, keep, keep.flip(0), curves, 4.0)
+        for t in (999.0, 500.0, 3.0):
+            direct = model(latents, t, video, cond, keep, keep.flip(0), curves, guidance=4.0)
+            assert torch.equal(model(latents, t, invariants=inv), direct)
+        other = model(latents, 500.0, video, cond, keep, keep.flip(0), curves, guidance=2.0)
+        assert not torch.allclose(model(latents, 500.0, invariants=inv), other)

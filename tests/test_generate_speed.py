@@ -44,7 +44,7 @@ def test_breakdown_times_every_part_and_leaves_the_output_unchanged():
     after = _generate(pipe, frames, condition)
     np.testing.assert_array_equal(before, timed)
     np.testing.assert_array_equal(before, after)
-    assert timers.calls["  denoiser calls (CFG: 2x batch)"] == STEPS  # euler: one per step
+    assert timers.calls["  denoiser calls (2x batch if guided)"] == STEPS  # euler: one per step
     for part in (
         "frame preparation",
         "condition: codec encode",

@@ -13,7 +13,8 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     assert foley_main(["train", "all", "--preset", "tiny", "--out", str(out)]) == 0
     state = json.loads((out / "recipe.json").read_text())
-    stages = ["data", "codec", "mc3", "avs", "features", "sync", "denoiser", "assemble", "eval"]
+    stages = ["data", "codec", "mc3", "avs", "features", "sync", "denoiser", "distill",
+              "assemble", "eval"]  # fmt: skip
     assert list(state["stages"]) == stages
     assert all(s["seconds"] >= 0 for s in state["stages"].values())
 
@@ -36,6 +37,9 @@ def test_tiny_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
 
     # --denoiser-video mc3 (default): MC3's video tower feeds the denoiser, sync/ the shaping
     assert isinstance(pipe.sync, SyncModel) and not isinstance(pipe.video_encoder, SyncModel)
+    # the preset distils guidance: the shipped denoiser is the student, named in the card
+    assert pipe.denoiser.config.guidance_embed
+    assert "guidance-distilled" in card
     clips = sorted(p.name for p in (pipeline / "retriever" / "clips").iterdir())
     tracks = [c for c in clips if c.endswith(".action.ogg")]
     assert pipe.index is not None and len(pipe.index) == len(clips) - len(tracks)

@@ -13,6 +13,7 @@ TRAINERS: dict[str, str] = {
     "mc3": "training.train_mc3",
     "avs": "training.train_avs",
     "denoiser": "training.train_denoiser",
+    "distill": "training.distill",
     "codec": "training.train_codec",
     "sync": "training.train_sync",
     "audioscope": "training.train_audioscope",

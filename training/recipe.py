@@ -1,4 +1,5 @@
-"""The whole recipe: FoleyWorld -> codec, MC3, AVS, sync, denoiser -> index -> eval -> card.
+"""The whole recipe: FoleyWorld -> codec, MC3, AVS, sync, denoiser (-> distill) -> index -> eval
+-> card.
 
     foley train all --preset small --out runs/default            # this 2-core CPU, bounded
     foley train all --preset base --out runs/base                # GPU machine, hours
@@ -45,7 +46,8 @@ from pathlib import Path
 from foley.cli.main import main as foley_main
 from foley.defaults import SOUND_BANK_ENV, USER_SOUND_BANK, default_sound_bank
 from foley.errors import InputError
-from training import train_avs, train_codec, train_denoiser, train_mc3, train_sync
+from training import distill, train_avs, train_codec, train_denoiser, train_mc3, train_sync
+from training.distill import DistillConfig
 from training.train_avs import AVSConfig
 from training.train_codec import CodecConfig
 from training.train_denoiser import DenoiserConfig
@@ -58,6 +60,7 @@ TRAINERS = {
     "avs": train_avs,
     "sync": train_sync,
     "denoiser": train_denoiser,
+    "distill": distill,
 }
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "foley" / "assets" / "default"
@@ -92,6 +95,7 @@ class RecipePreset:
     # solver (foley.pipelines.solvers; None: the denoiser's flow Euler scheduler), its step
     # count (None: 25) and the sync-shaping factor (None: 1 with a sync model)
     solver: str | None = None
+    shift: float | None = None  # the solver's time shift (None: the denoiser's, 1)
     default_steps: int | None = None
     sync_shaping_default: float | None = None
     # action-focused loudness calibrated on the data's action tracks (foley.pipelines.level):
@@ -99,6 +103,9 @@ class RecipePreset:
     # 8 dB) but raised the floor between events with the contacts, losing the suppression
     action_level: bool = False
     default_guidance: dict | None = None  # per-mode guidance saved with the pipeline
+    # guidance distillation of the trained denoiser (training/distill.py; None: the guided
+    # denoiser ships, two calls per sampler step)
+    distill: DistillConfig | None = None
 
 
 PRESETS: dict[str, RecipePreset] = {
@@ -127,11 +134,19 @@ PRESETS: dict[str, RecipePreset] = {
         # is within 6 % of 25 Euler steps on every metric; shaping did not improve both onset
         # F1 and FD aisfx of the denoiser trained with teacher-forced curves (session 6)
         solver="dpm",
+        # session 11, chosen on 48 val clips (fw-real val; docs/BENCHMARKS.md, "Session 11"):
+        # time shift 1.5 keeps 8 dpm steps within 3.9 % of 25 on every metric (shift 1: 4.4 %,
+        # shift 2: 7.3 %, both on ambient-joint FD mel)
+        shift=1.5,
         default_steps=8,
         sync_shaping_default=0.0,
         # session 8, 48 fresh clips: action-focused at guidance 5 keeps the ambience 21.6 dB
         # under ambient-joint (19.2 at 3) with onset F1 0.630 (0.616) and FD aisfx 275 (275)
         default_guidance={"action_focused": 5.0},
+        # session 11: one denoiser call per step instead of two (guidance distillation)
+        distill=DistillConfig(
+            steps=4000, batch_size=16, lr=1e-4, action_tracks=0.3, val_every=500, val_clips=64
+        ),
     ),
     "tiny": RecipePreset(  # a smoke run of every stage (tests): minutes, meaningless weights
         videos=6,
@@ -145,6 +160,7 @@ PRESETS: dict[str, RecipePreset] = {
             steps=2, batch_size=4, hidden_dim=32, layers=1, heads=2, val_num=0, workers=0,
             action_tracks=0.5,  # (exercised by the tests)
         ),
+        distill=DistillConfig(steps=2, batch_size=4, val_every=1, val_clips=4),
         eval_n=2,
         eval_steps=None,  # the default below
         index_max_clips=8,
@@ -165,6 +181,8 @@ PRESETS: dict[str, RecipePreset] = {
         sync=SyncConfig(steps=6000, batch_size=32, val_every=500),
         denoiser=DenoiserConfig(steps=60000, batch_size=64, workers=4, teacher_curves=0.8,
                                 curve_input="peaks"),
+        distill=DistillConfig(steps=10000, batch_size=64, lr=1e-4, action_tracks=0.3,
+                              val_every=1000, workers=4),
         eval_n=200,
         eval_steps=None,
         index_max_clips=2000,
@@ -182,6 +200,8 @@ PRESETS: dict[str, RecipePreset] = {
     #   sync      capped by max_minutes                                                  <=60 s
     #   denoiser  0.18 s/step (192 wide, batch 16) on CPU -> assumed ~15 ms/step at 256
     #             wide, batch 64: 8,000 steps                                            ~120 s
+    #   distill   1,000 steps at batch 64, a teacher and a student call each (0.9 s/step at
+    #             batch 16 on one CPU thread) -> assumed ~15 ms/step                     ~20 s
     #   assemble + eval (48 clips x 3 runs, 25 steps, no pretrained judges)              ~60 s
     # about 9 minutes, plus ~30 s of wheel install; fetch.sh runs the full eval here.
     "gpu": RecipePreset(
@@ -197,6 +217,8 @@ PRESETS: dict[str, RecipePreset] = {
         denoiser=DenoiserConfig(steps=8000, batch_size=64, hidden_dim=256, layers=4, lr=4e-4,
                                 save_every=2000, val_every=4000, val_num=2, workers=4,
                                 teacher_curves=0.8, curve_input="peaks"),
+        distill=DistillConfig(steps=1000, batch_size=64, lr=1e-4, action_tracks=0.3,
+                              val_every=500, workers=4),
         eval_n=48,
         eval_steps=None,
         index_max_clips=600,
@@ -356,7 +378,8 @@ class Recipe:
 
         if self.pipeline.exists():
             shutil.rmtree(self.pipeline)
-        pipe = FoleyPipeline.from_pretrained(self.out / "denoiser" / "model")
+        trained = "distill" if self.preset.distill is not None else "denoiser"
+        pipe = FoleyPipeline.from_pretrained(self.out / trained / "model")
         extra = {"avs": AVSModel.from_pretrained(self.out / "avs" / "model").eval()}
         if self.video in SYNC_BESIDE:  # else the video_encoder holds the sync encoder
             extra["sync"] = SyncModel.from_pretrained(self.out / "sync" / "model").eval()
@@ -371,7 +394,7 @@ class Recipe:
         if p.solver is not None:
             from foley.pipelines.solvers import flow_scheduler
 
-            extra["scheduler"] = flow_scheduler(pipe.scheduler, p.solver, None)
+            extra["scheduler"] = flow_scheduler(pipe.scheduler, p.solver, p.shift)
         extra["default_steps"] = p.default_steps
         extra["sync_shaping_default"] = p.sync_shaping_default
         extra["default_guidance"] = p.default_guidance
@@ -439,6 +462,14 @@ class Recipe:
                 mc3=str(out / "mc3" / "model"),
             ),
         )  # fmt: skip
+        if self.preset.distill is not None:  # the trained denoiser is the teacher
+            self.stage(
+                "distill",
+                lambda: self.train(
+                    "distill", features=feats, out=str(out / "distill"),
+                    teacher=str(out / "denoiser" / "model"),
+                ),
+            )  # fmt: skip
         self.stage("assemble", self.assemble)
         self.stage("eval", self.evaluate)
         write_model_card(
@@ -522,7 +553,13 @@ def shaping_note(pipeline: Path) -> str:
     scheduler = type(pipe.scheduler).__name__
     lines = [
         f"Sampling: `{scheduler}`, {pipe.default_num_inference_steps} steps by default "
-        "(`--steps`, `--solver` choose others).",
+        "(`--steps`, `--solver` choose others)."
+        + (
+            " The denoiser is guidance-distilled (`foley train distill`): one call per step "
+            "gives the guided prediction its teacher needed two calls for."
+            if pipe.denoiser.config.get("guidance_embed", False)
+            else ""
+        ),
         "",
         f"Sync shaping is on by default (factor {shaping:g}). {SHAPING_NOTE}{SHAPING_ROWS}"
         if shaping > 0

@@ -21,6 +21,11 @@ Conditioning (Action2Sound's AV-LDM):
   peaks (:func:`clean_onset_curve`), so a denoiser trained on the bumps of the audio's own
   onsets (``--teacher-curves``) sees the same kind of input from the sync encoder's blurrier
   predictions at inference.
+* optional **guidance embedding** (``guidance_embed=True``: a guidance-distilled student,
+  ``foley train distill``): the classifier-free guidance scale is embedded like the timestep and
+  added to it, and the network predicts in one call what the teacher's two guided calls give,
+  ``uncond + g * (cond - uncond)``. Its last layer starts at zero, so a new student is exactly
+  its teacher's conditional branch. The pipeline then runs one call per step instead of two.
 
 The network predicts whatever the training objective asked for (flow velocity, epsilon or v);
 the sampler is a diffusers scheduler that lives in the pipeline, not here.
@@ -39,6 +44,7 @@ from torch import nn
 
 CURVE_INPUTS = ("raw", "peaks")
 ONSET_SIGMA_FRAMES = 1.0  # the sync targets' bump width (20 ms) in 50 Hz latent frames
+GUIDANCE_EMBED_SCALE = 100.0  # guidance g is embedded as the timestep (g - 1) * 100 would be
 
 
 def clean_onset_curve(
@@ -106,12 +112,23 @@ class _Attention(nn.Module):
         self.to_kv = nn.Linear(context_dim, 2 * dim)
         self.to_out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(k, v), each (batch, heads, tokens, head_dim), of ``context``."""
+        b, n, d = context.shape[0], context.shape[1], self.to_q.out_features
+        h = self.num_heads
+        k, v = self.to_kv(context).view(b, n, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        return k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         b, n, d = x.shape
-        context = x if context is None else context
         h = self.num_heads
         q = self.to_q(x).view(b, n, h, d // h).transpose(1, 2)
-        k, v = self.to_kv(context).view(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        k, v = self.keys_values(x if context is None else context) if kv is None else kv
         out = F.scaled_dot_product_attention(q, k, v)  # (batch, heads, n, head_dim)
         return self.to_out(out.transpose(1, 2).reshape(b, n, d))
 
@@ -137,11 +154,18 @@ class _Block(nn.Module):
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        # x: (batch, L, dim); context: (batch, tokens, dim); temb: (batch, dim)
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None,
+        temb: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        # x: (batch, L, dim); context: (batch, tokens, dim); temb: (batch, dim); kv: the
+        # cross-attention's keys and values of ``context``, when already computed
         sh1, sc1, g1, sh2, sc2, g2 = self.modulation(F.silu(temb))[:, None].chunk(6, dim=-1)
         x = x + g1 * self.self_attn(self.norm1(x) * (1 + sc1) + sh1)
-        x = x + self.cross_attn(self.norm2(x), context)
+        x = x + self.cross_attn(self.norm2(x), context, kv=kv)
         x = x + g2 * self.mlp(self.norm3(x) * (1 + sc2) + sh2)
         return x
 
@@ -161,6 +185,10 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         curve_dim: channels of the optional sync curves at the latent rate (0: none).
         curve_input: ``raw`` (the curves as given) or ``peaks`` (channel 0, the onset curve,
             re-drawn by :func:`clean_onset_curve` first).
+        guidance_embed: a guidance-distilled network: ``forward(..., guidance=g)`` predicts the
+            guided output in one call (see the module docstring).
+        guidance_min, guidance_max: the guidance scales such a network was trained on (the
+            pipeline mixes two of its calls, at 0 and 1, for scales outside).
     """
 
     _supports_gradient_checkpointing = False
@@ -180,6 +208,9 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         dropout: float = 0.0,
         curve_dim: int = 0,
         curve_input: str = "raw",
+        guidance_embed: bool = False,
+        guidance_min: float = 0.0,
+        guidance_max: float = 8.0,
     ) -> None:
         super().__init__()
         if curve_input not in CURVE_INPUTS:
@@ -204,6 +235,10 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
                 nn.SiLU(),
                 nn.Linear(hidden_dim, hidden_dim),
             )
+        if guidance_embed:  # zero last layer: starts as the conditional branch
+            self.guidance_embedding = TimestepEmbedding(hidden_dim, hidden_dim)
+            nn.init.zeros_(self.guidance_embedding.linear_2.weight)
+            nn.init.zeros_(self.guidance_embedding.linear_2.bias)
         self.type_embed = nn.Parameter(torch.randn(2, hidden_dim) * 0.02)  # video, condition
         # learned null tokens for classifier-free guidance
         self.null_video_sync = nn.Parameter(torch.zeros(hidden_dim))
@@ -278,6 +313,50 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
             tokens = torch.where(k, tokens, self.null_condition_token.to(tokens.dtype))
         return tokens + self.type_embed[1]
 
+    def invariants(
+        self,
+        batch: int,
+        num_latents: int,
+        video_features: torch.Tensor | None = None,
+        condition_latents: torch.Tensor | None = None,
+        video_keep: torch.Tensor | None = None,
+        condition_keep: torch.Tensor | None = None,
+        sync_curves: torch.Tensor | None = None,
+        guidance: torch.Tensor | float | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> dict:
+        """What :meth:`forward` computes from everything but the noisy latents and the
+        timestep: the video stream, the token positions, the curve stream, every block's
+        cross-attention keys and values, and the guidance embedding. Constant over a sampler's
+        steps, so a sampler computes it once (``forward(..., invariants=...)``)."""
+        patch = self.config.patch_size
+        num_tokens = -(-num_latents // patch)
+        device = device if device is not None else self.proj_in.weight.device
+        sync, video_tokens = self._video_streams(video_features, video_keep, batch, num_tokens)
+        cond_tokens = self._condition_tokens(condition_latents, condition_keep, batch)
+        context = torch.cat([video_tokens, cond_tokens], dim=1)  # (batch, tokens, d)
+        # token positions in latent frames, like the video and condition tokens' positions
+        pos = sinusoidal_positions(
+            (torch.arange(num_tokens, device=device) + 0.5) * patch - 0.5, self.config.hidden_dim
+        ).to(dtype)
+        curves = None
+        if self.config.curve_dim and video_features is not None:
+            curves = self._curve_stream(sync_curves, video_keep, batch, num_tokens, dtype)
+        guidance_emb = None
+        if self.config.guidance_embed:
+            g = torch.as_tensor(1.0 if guidance is None else guidance, dtype=torch.float32)
+            g = g.to(device)
+            g = g.expand(batch) if g.ndim == 0 else g.reshape(batch)
+            g = self.time_proj((g - 1.0) * GUIDANCE_EMBED_SCALE).to(dtype)
+            guidance_emb = self.guidance_embedding(g)
+        kv = [block.cross_attn.keys_values(context) for block in self.blocks]
+        return {
+            "sync": sync, "pos": pos, "curves": curves, "kv": kv,
+            "guidance_emb": guidance_emb, "guidance": guidance,
+        }  # fmt: skip
+
     def forward(
         self,
         latents: torch.Tensor,
@@ -287,6 +366,8 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
         video_keep: torch.Tensor | None = None,
         condition_keep: torch.Tensor | None = None,
         sync_curves: torch.Tensor | None = None,
+        guidance: torch.Tensor | float | None = None,
+        invariants: dict | None = None,
     ) -> torch.Tensor:
         """Predict the training target for noisy latents.
 
@@ -302,34 +383,37 @@ class FoleyDenoiser(ModelMixin, ConfigMixin):
             sync_curves: (batch, L, curve_dim) sync curves of the video at the latent rate
                 (models with ``curve_dim``; part of the video: dropped with it, and ignored
                 when ``video_features`` is None).
+            guidance: the guidance scale(s), scalar or (batch,), of a ``guidance_embed`` network
+                (None: 1, the conditional prediction); ignored by other networks.
+            invariants: what :meth:`invariants` computed for these inputs (a sampler computes
+                it once for all its steps); the video, condition, curves and guidance arguments
+                are then not read. The result is bit-identical either way.
 
         Returns:
             (batch, L, latent_dim) prediction (velocity, epsilon or v: set by training).
         """
         batch, num_latents, channels = latents.shape
         patch = self.config.patch_size
+        if invariants is None:
+            invariants = self.invariants(
+                batch, num_latents, video_features, condition_latents, video_keep,
+                condition_keep, sync_curves, guidance, device=latents.device, dtype=latents.dtype,
+            )  # fmt: skip
         num_tokens = -(-num_latents // patch)
         if num_tokens * patch != num_latents:  # pad to whole patches, cropped again at the end
             latents = F.pad(latents, (0, 0, 0, num_tokens * patch - num_latents))
         t = torch.as_tensor(timestep, device=latents.device, dtype=torch.float32)
         t = t.expand(batch) if t.ndim == 0 else t.reshape(batch)
         temb = self.time_embed(self.time_proj(t).to(latents.dtype))  # (batch, d)
+        if invariants["guidance_emb"] is not None:
+            temb = temb + invariants["guidance_emb"]
 
-        sync, video_tokens = self._video_streams(video_features, video_keep, batch, num_tokens)
-        cond_tokens = self._condition_tokens(condition_latents, condition_keep, batch)
-        context = torch.cat([video_tokens, cond_tokens], dim=1)  # (batch, tokens, d)
-
-        # token positions in latent frames, like the video and condition tokens' positions
-        pos = sinusoidal_positions(
-            (torch.arange(num_tokens, device=latents.device) + 0.5) * patch - 0.5,
-            self.config.hidden_dim,
-        )
         x = latents.reshape(batch, num_tokens, patch * channels)  # (batch, tokens, patch * C)
-        x = self.proj_in(x) + sync + pos.to(latents.dtype)  # (batch, tokens, d)
-        if self.config.curve_dim and video_features is not None:
-            x = x + self._curve_stream(sync_curves, video_keep, batch, num_tokens, latents.dtype)
-        for block in self.blocks:
-            x = block(x, context, temb)
+        x = self.proj_in(x) + invariants["sync"] + invariants["pos"]  # (batch, tokens, d)
+        if invariants["curves"] is not None:
+            x = x + invariants["curves"]
+        for block, kv in zip(self.blocks, invariants["kv"]):
+            x = block(x, None, temb, kv=kv)
         shift, scale = self.out_modulation(F.silu(temb))[:, None].chunk(2, dim=-1)
         out = self.proj_out(self.norm_out(x) * (1 + scale) + shift)  # (batch, tokens, patch * C)
         return out.reshape(batch, num_tokens * patch, channels)[:, :num_latents]

@@ -844,27 +844,44 @@ class FoleyPipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """The sampler loop for one batch of windows: (n, L, C) noise -> (n, L, C) latents."""
         n = latents.shape[0]
-        use_cfg = guidance_scale != 1.0
+        # a guidance-distilled denoiser predicts the guided velocity in one call, for the scales
+        # it was trained on; outside them its calls at 0 (unconditional) and 1 (conditional)
+        # are mixed as the two branches
+        config = self.denoiser.config
+        distilled = bool(config.get("guidance_embed", False))
+        one_call = distilled and (
+            float(config.get("guidance_min", 0.0))
+            <= guidance_scale
+            <= float(config.get("guidance_max", 8.0))
+        )
+        use_cfg = guidance_scale != 1.0 and not one_call
         if use_cfg:  # one batch: [with video; null video], same condition
             video_feats = torch.cat([video_feats, video_feats])
             cond_latents = torch.cat([cond_latents, cond_latents])
             cond_keep = torch.cat([cond_keep, cond_keep])
             curves = None if curves is None else torch.cat([curves, curves])
         video_keep = torch.arange(video_feats.shape[0], device=latents.device) < n
+        guidance = None
+        if one_call:
+            guidance = float(guidance_scale)
+        elif distilled:  # both branches keep the video; the scale says which branch
+            video_keep = torch.ones_like(video_keep)
+            branch = torch.arange(video_keep.shape[0], device=latents.device) < n
+            guidance = branch.float() if use_cfg else 1.0  # 1: with video, 0: without
         dtype = self.denoiser.dtype
+        # everything but the noisy latents and the timestep, computed once for all the steps
+        with torch.no_grad():
+            invariants = self.denoiser.invariants(
+                video_keep.shape[0], latents.shape[1], video_feats.to(dtype),
+                cond_latents.to(dtype), video_keep, cond_keep,
+                None if curves is None else curves.to(dtype), guidance,
+                device=latents.device, dtype=dtype,
+            )  # fmt: skip
 
         def velocity(model_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if use_cfg:
                 model_in = torch.cat([model_in, model_in])
-            pred = self.denoiser(
-                model_in.to(dtype),
-                t,
-                video_features=video_feats.to(dtype),
-                condition_latents=cond_latents.to(dtype),
-                video_keep=video_keep,
-                condition_keep=cond_keep,
-                sync_curves=None if curves is None else curves.to(dtype),
-            ).float()
+            pred = self.denoiser(model_in.to(dtype), t, invariants=invariants).float()
             if use_cfg:
                 p_cond, p_uncond = pred.chunk(2)
                 pred = p_uncond + guidance_scale * (p_cond - p_uncond)
