@@ -82,3 +82,21 @@ def _write_audio_only_mp4(path: Path) -> None:
         stream = c.add_stream("aac", rate=16000)
         stream.layout = "mono"
         io._encode_audio(c, stream, np.zeros(16000, np.float32), 16000)
+
+
+def prepared_footage(root: Path, videos: int = 4, val_fraction: float = 0.25) -> Path:
+    """``root/data``: a ``foley prepare`` folder of ``videos`` 2 s clips (counter frames at
+    16 fps, 32 x 32, seeded noise audio) written into ``root/footage``, with a val split."""
+    from foley.data.prepare import prepare_folder
+
+    src = root / "footage"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(videos):
+        wave = (0.2 * rng.standard_normal(16_000 * 2)).astype(np.float32)
+        io.write_video(src / f"take {i}.mp4", counter_frames(16 * 2, 32, 32), 16.0, wave, 16_000)
+    data = root / "data"
+    prepare_folder(
+        src, data, val_fraction=val_fraction, test_fraction=0.0, progress=False, log=print
+    )
+    return data

@@ -12,12 +12,10 @@ import pytest
 import torch
 
 from foley.cli.main import main
-from foley.data.prepare import prepare_folder
 from foley.errors import InputError
-from foley.io import write_video
 from foley.models.denoiser import FoleyDenoiser
 from foley.pipelines.foley_pipeline import FoleyPipeline
-from tests.media import counter_frames
+from tests.media import counter_frames, prepared_footage
 from tests.tiny import TINY_CONFIG, tiny_denoiser, tiny_pipeline
 from training.distill import guided_target, make_student
 
@@ -119,14 +117,7 @@ def test_the_pipeline_runs_a_distilled_denoiser_once_per_step(tmp_path):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("distill")
-    src = root / "footage"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):  # 3 train videos, 1 val
-        wave = (0.2 * rng.standard_normal(16_000 * 2)).astype(np.float32)
-        write_video(src / f"take {i}.mp4", counter_frames(16 * 2, 32, 32), 16.0, wave, 16_000)
-    data = root / "data"
-    prepare_folder(src, data, val_fraction=0.25, test_fraction=0.0, progress=False, log=print)
+    data = prepared_footage(root)
     tiny_pipeline().save_pretrained(root / "teacher")
     return {"root": root, "data": data, "teacher": root / "teacher"}
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from foley.cli.main import main
-from foley.data.prepare import prepare_folder
-from foley.io import write_video
-from tests.media import counter_frames
+from tests.media import prepared_footage
 from tests.tiny import tiny_pipeline
 
 WEIGHTS = "denoiser/diffusion_pytorch_model.safetensors"
@@ -23,14 +20,7 @@ WEIGHTS = "denoiser/diffusion_pytorch_model.safetensors"
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("finetune")
-    src = root / "footage"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(4):  # 4 source videos: 3 train, 1 val
-        wave = (0.2 * rng.standard_normal(16_000 * 2)).astype(np.float32)
-        write_video(src / f"take {i}.mp4", counter_frames(16 * 2, 32, 32), 16.0, wave, 16_000)
-    data = root / "data"
-    prepare_folder(src, data, val_fraction=0.25, test_fraction=0.0, progress=False, log=print)
+    data = prepared_footage(root)
     tiny_pipeline().save_pretrained(root / "init")
     return {"root": root, "data": data, "init": root / "init"}
 

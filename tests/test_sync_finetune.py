@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from foley.cli.main import main
-from foley.data.prepare import prepare_folder
-from foley.io import write_video
 from foley.models.sync import SyncModel
-from tests.media import counter_frames
+from tests.media import prepared_footage
 from tests.tiny import TINY_CONFIG, tiny_pipeline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,14 +21,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     from training.finetune import finetune_features
 
     root = tmp_path_factory.mktemp("sync_ft")
-    src = root / "footage"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):  # 2 train videos, 1 val
-        wave = (0.2 * rng.standard_normal(16_000 * 2)).astype(np.float32)
-        write_video(src / f"take {i}.mp4", counter_frames(16 * 2, 32, 32), 16.0, wave, 16_000)
-    data = root / "data"
-    prepare_folder(src, data, val_fraction=0.34, test_fraction=0.0, progress=False, log=print)
+    data = prepared_footage(root, videos=3, val_fraction=0.34)
     tiny_pipeline().save_pretrained(root / "pipe")
     feats = finetune_features(root / "pipe", data, root / "features")
     torch.manual_seed(5)
