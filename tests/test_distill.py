@@ -169,3 +169,24 @@ def test_the_shipped_student_is_refused_as_a_teacher_before_anything_is_written(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "already guidance-distilled" in err[0]
     assert not out.exists()
+
+
+def test_the_objective_of_a_saved_scheduler_is_flow_for_every_flow_sampler():
+    """The shipped DPM-Solver++ samples a flow-matching model: fine-tunes and distillation
+    must noise its inputs as flow (it used to read as v-prediction)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from foley.defaults import DEFAULT_MODEL_DIR
+    from foley.models.objectives import objective_of
+    from foley.pipelines.solvers import flow_scheduler
+
+    shipped = json.loads((DEFAULT_MODEL_DIR / "scheduler" / "scheduler_config.json").read_text())
+    assert objective_of(shipped) == ("flow", 1.5)
+    euler = FlowMatchEulerDiscreteScheduler(shift=2.0)
+    assert objective_of(euler) == ("flow", 2.0)
+    for solver in ("dpm", "unipc", "heun"):
+        assert objective_of(flow_scheduler(euler, solver, 3.0)) == ("flow", 3.0)
+    assert objective_of({"_class_name": "DPMSolverMultistepScheduler",
+                         "prediction_type": "epsilon"}) == ("eps", 1.0)  # fmt: skip
+    assert objective_of({"_class_name": "DPMSolverMultistepScheduler",
+                         "prediction_type": "v_prediction"})[0] == "v"  # fmt: skip

@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from foley.errors import InputError, ModelMismatchError
+from foley.models.objectives import Objective, objective_of
 from training.common import cycle, start_run
 from training.config import add_config_arguments, config_from_args, opt
 from training.features import FEATURES_JSON, SplitFeatures
 from training.loop import TrainLoop
 
-NUM_TRAIN_TIMESTEPS = 1000.0
 VAL_GUIDANCES = (3.0, 5.0)  # the shipped model's ambient-joint and action-focused guidance
 
 
@@ -100,22 +100,6 @@ def make_student(teacher, guidance_min: float = 0.0, guidance_max: float = 8.0):
     return student
 
 
-def noisy(x0: torch.Tensor, objective: str, generator: torch.Generator | None = None):
-    """(x_t, timesteps in [0, 1000]) at a uniform noise level per item: flow's sigma ~ U(0, 1),
-    a DDPM timestep uniform over its range."""
-    b = x0.shape[0]
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    u = torch.rand(b, generator=generator).to(x0.device)
-    if objective == "flow":
-        s = u.view(b, 1, 1)
-        return (1 - s) * x0 + s * noise, u * NUM_TRAIN_TIMESTEPS
-    from foley.models.objectives import Objective
-
-    ddpm = Objective(objective)._ddpm
-    t = (u * (ddpm.config.num_train_timesteps - 1)).round().long()
-    return ddpm.add_noise(x0, noise, t), t.float()
-
-
 @torch.no_grad()
 def guided_target(teacher, xt, t, video, cond, cond_keep, curves, g: torch.Tensor):
     """The teacher's guided prediction, ``uncond + g * (cond - uncond)``: one call on the batch
@@ -131,11 +115,11 @@ def guided_target(teacher, xt, t, video, cond, cond_keep, curves, g: torch.Tenso
     return p_uncond + g.view(b, 1, 1) * (p_cond - p_uncond)
 
 
-def distill_loss(student, teacher, batch: dict, objective: str, g: torch.Tensor, cond_keep,
+def distill_loss(student, teacher, batch: dict, objective, g: torch.Tensor, cond_keep,
                  generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
     """MSE of the student's one-call prediction against the teacher's guided prediction."""
     x0 = batch["latents"]
-    xt, t = noisy(x0, objective, generator)
+    xt, t, _ = objective.noisy_target(x0, uniform=True, generator=generator)
     video, cond, curves = batch["video"], batch["condition"], batch.get("curves")
     target = guided_target(teacher, xt, t, video, cond, cond_keep, curves, g)
     keep = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
@@ -144,7 +128,7 @@ def distill_loss(student, teacher, batch: dict, objective: str, g: torch.Tensor,
 
 
 @torch.no_grad()
-def validation(student, teacher, dataset, objective: str, cfg: DistillConfig, device) -> dict:
+def validation(student, teacher, dataset, objective, cfg: DistillConfig, device) -> dict:
     """``val_mse`` at guidance drawn from the trained range, and at each of ``VAL_GUIDANCES``,
     on the first ``val_clips`` val clips; noise, timesteps and guidance fixed by the seed."""
     was_training = student.training
@@ -168,13 +152,6 @@ def validation(student, teacher, dataset, objective: str, cfg: DistillConfig, de
         sums[name] = total / n
     student.train(was_training)
     return sums
-
-
-def _objective_of(pipe) -> str:
-    name = type(pipe.scheduler).__name__
-    if "FlowMatch" in name:
-        return "flow"
-    return "eps" if pipe.scheduler.config.get("prediction_type") == "epsilon" else "v"
 
 
 def run(args: DistillConfig | argparse.Namespace) -> int:
@@ -219,7 +196,7 @@ def run(args: DistillConfig | argparse.Namespace) -> int:
             f"reads {teacher.config.video_dim}-d; curves {curve_dim}); extract them with the "
             "teacher's video encoder"
         )
-    objective = _objective_of(pipe)
+    objective = Objective(*objective_of(pipe.scheduler))
     dataset = FeatureDataset(
         train, cfg.seed, frozen_video=True, curves=bool(curve_dim), action=cfg.action_tracks
     )

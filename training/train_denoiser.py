@@ -437,11 +437,11 @@ def _finetune_args(args: DenoiserConfig, out: Path) -> DenoiserConfig:
     init = init_dir(args.init_from)
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
     feat_root = finetune_features(init, args.features, out / "features", device)
+    from foley.models.objectives import objective_of
+
     sched = json.loads((init / "scheduler" / "scheduler_config.json").read_text())
-    if sched.get("_class_name") == "FlowMatchEulerDiscreteScheduler":
-        objective, shift = "flow", float(sched.get("shift", 1.0))
-    else:
-        objective = "eps" if sched.get("prediction_type") == "epsilon" else "v"
+    objective, shift = objective_of(sched)  # (the shipped DPM-Solver++ samples a flow model)
+    if objective != "flow":
         shift = args.flow_shift
     mc3 = init / "mc3" if (init / "mc3").is_dir() else None
     return replace(

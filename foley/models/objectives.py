@@ -40,16 +40,29 @@ class Objective:
                 num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule=BETA_SCHEDULE
             )
 
-    def noisy_target(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x0 (batch, L, C) -> (noisy latents, timesteps (batch,) in [0, 1000], target)."""
-        noise = torch.randn_like(x0)
-        b = x0.shape[0]
+    def noisy_target(
+        self, x0: torch.Tensor, *, uniform: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x0 (batch, L, C) -> (noisy latents, timesteps (batch,) in [0, 1000], target).
+
+        uniform: flow's noise level uniform over (0, 1) instead of logit-normal (DDPM timesteps
+        are uniform either way); generator: a CPU generator for noise and levels (fixed draws).
+        """
+        b, device = x0.shape[0], x0.device
+        if generator is None:
+            noise = torch.randn_like(x0)
+        else:
+            noise = torch.randn(x0.shape, generator=generator).to(device, x0.dtype)
         if self.name == "flow":
-            sigma = torch.sigmoid(torch.randn(b, device=x0.device))  # logit-normal (SD3)
+            if uniform:
+                sigma = torch.rand(b, generator=generator).to(device)
+            else:  # logit-normal (SD3)
+                sigma = torch.sigmoid(torch.randn(b, generator=generator).to(device))
             s = sigma.view(b, 1, 1)
             return (1 - s) * x0 + s * noise, sigma * float(NUM_TRAIN_TIMESTEPS), noise - x0
         ddpm = self._ddpm
-        t = torch.randint(0, ddpm.config.num_train_timesteps, (b,), device=x0.device)
+        t = torch.randint(0, ddpm.config.num_train_timesteps, (b,), generator=generator)
+        t = t.to(device)
         noisy = ddpm.add_noise(x0, noise, t)
         target = noise if self.name == "eps" else ddpm.get_velocity(x0, noise, t)
         return noisy, t.float(), target
@@ -68,3 +81,21 @@ class Objective:
             beta_schedule=BETA_SCHEDULE,
             prediction_type=prediction,
         )
+
+
+def objective_of(scheduler) -> tuple[str, float]:
+    """(objective, flow shift) of a scheduler, or of a saved pipeline's scheduler config (a
+    mapping with ``_class_name``): ``flow`` for every flow-matching sampler (FlowMatch*
+    schedulers, and DPM-Solver++ / UniPC with flow sigmas, as ``foley.pipelines.solvers`` makes
+    them), else ``eps`` or ``v`` by its prediction type."""
+    if hasattr(scheduler, "config"):
+        config = {**scheduler.config, "_class_name": type(scheduler).__name__}
+    else:
+        config = dict(scheduler)
+    if (
+        str(config.get("_class_name", "")).startswith("FlowMatch")
+        or config.get("use_flow_sigmas")
+        or config.get("prediction_type") == "flow_prediction"
+    ):
+        return "flow", float(config.get("shift", config.get("flow_shift", 1.0)))
+    return ("eps" if config.get("prediction_type") == "epsilon" else "v"), 1.0

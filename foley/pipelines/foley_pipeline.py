@@ -848,12 +848,8 @@ class FoleyPipeline(DiffusionPipeline):
         # it was trained on; outside them its calls at 0 (unconditional) and 1 (conditional)
         # are mixed as the two branches
         config = self.denoiser.config
-        distilled = bool(config.get("guidance_embed", False))
-        one_call = distilled and (
-            float(config.get("guidance_min", 0.0))
-            <= guidance_scale
-            <= float(config.get("guidance_max", 8.0))
-        )
+        distilled = bool(config.guidance_embed)
+        one_call = distilled and config.guidance_min <= guidance_scale <= config.guidance_max
         use_cfg = guidance_scale != 1.0 and not one_call
         if use_cfg:  # one batch: [with video; null video], same condition
             video_feats = torch.cat([video_feats, video_feats])
