@@ -21,7 +21,14 @@ WEIGHTS = "denoiser/diffusion_pytorch_model.safetensors"
 def setup(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("finetune")
     data = prepared_footage(root)
-    tiny_pipeline().save_pretrained(root / "init")
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+    from foley.pipelines.solvers import flow_scheduler
+
+    tiny = tiny_pipeline()  # saved as a shipped model is: a few-step solver and its defaults
+    FoleyPipeline.from_pipe(
+        tiny, scheduler=flow_scheduler(tiny.scheduler, "dpm", 1.5), default_steps=3,
+        default_guidance={"action_focused": 4.5}, sync_shaping_default=0.0,
+    ).save_pretrained(root / "init")  # fmt: skip
     return {"root": root, "data": data, "init": root / "init"}
 
 
@@ -69,3 +76,19 @@ def test_fine_tune_resumes_and_exports_improvements(setup, capsys):
     assert state["step"] == 4 and "best_val" in state
     best = min(m["val_loss"] for m in _metrics(out) if "val_loss" in m)
     assert state["best_val"] == pytest.approx(best)
+
+
+def test_the_export_samples_as_the_model_it_started_from(setup):
+    """A fine-tune keeps the init's sampler (class, time shift) and its saved defaults (steps,
+    per-mode guidance, shaping), not a fresh 25-step Euler sampler."""
+    out = setup["root"] / "kept"
+    assert _train(setup, out, "--steps", "2", "--val-every", "2", "--lr", "0.003") == 0
+    init, exported = setup["init"], out / "model"
+    for name in ("scheduler/scheduler_config.json",):
+        a, b = (json.loads((d / name).read_text()) for d in (init, exported))
+        assert b["_class_name"] == a["_class_name"] == "DPMSolverMultistepScheduler"
+        assert b["flow_shift"] == a["flow_shift"] == 1.5
+    config = json.loads((exported / "model_index.json").read_text())
+    assert config["default_steps"] == 3
+    assert config["default_guidance"] == {"action_focused": 4.5}
+    assert config["sync_shaping_default"] == 0.0

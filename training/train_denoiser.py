@@ -175,22 +175,55 @@ def export_pipeline(model: AVLDM, args, cfg, out: Path):
         from foley.models.avs import AVSModel
 
         avs = AVSModel.from_pretrained(Path(args.init_from) / "avs")
+    sync = None
+    if args.init_from and (Path(args.init_from) / "sync").is_dir():  # shaping's curves
+        from foley.models.sync import SyncModel
+
+        sync = SyncModel.from_pretrained(Path(args.init_from) / "sync").eval()
     if args.mc3:
         from foley.models.mc3 import MC3Model
         from foley.retrieval import ClipRetriever
 
         retriever = ClipRetriever(MC3Model.from_pretrained(args.mc3))
+    kept = _init_settings(Path(args.init_from)) if args.init_from else {}
+    scheduler = kept.pop("scheduler", None) or Objective(args.objective, args.flow_shift).sampler()
     pipe = FoleyPipeline(
         codec=FoleyCodec.from_pretrained(args.codec),
         video_encoder=copy.deepcopy(model.video_encoder).cpu().eval(),
         denoiser=copy.deepcopy(model.denoiser).cpu().eval(),
-        scheduler=Objective(args.objective, args.flow_shift).sampler(),
+        scheduler=scheduler,
         retriever=retriever,
         av_config=cfg.to_dict(),
         avs=avs,
+        sync=sync,
+        **kept,
     )
     pipe.save_pretrained(out)
     return pipe
+
+
+# what a fine-tune keeps of the pipeline it started from, beside its weights
+KEPT_SETTINGS = ("default_steps", "default_guidance", "sync_shaping_default", "action_level_db")
+
+
+def _init_settings(init: Path) -> dict:
+    """The init pipeline's sampler (its scheduler class and config: e.g. the shipped
+    DPM-Solver++ at its time shift) and its saved defaults (steps, per-mode guidance, shaping,
+    action level), so a fine-tune samples as the model it started from. The objective it trains
+    is read from the same scheduler (``_finetune_args``), so the two agree."""
+    import diffusers
+
+    kept = {}
+    index = init / "model_index.json"
+    config = json.loads(index.read_text()) if index.is_file() else {}
+    kept.update({k: config[k] for k in KEPT_SETTINGS if config.get(k) is not None})
+    sched = init / "scheduler" / "scheduler_config.json"
+    if sched.is_file():
+        name = json.loads(sched.read_text()).get("_class_name", "")
+        cls = getattr(diffusers, name, None)
+        if cls is not None:
+            kept["scheduler"] = cls.from_pretrained(init / "scheduler")
+    return kept
 
 
 def validate(pipe, feats: SplitFeatures, cfg, out: Path, num: int, steps: int) -> dict:
