@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,8 @@ class FoleyService:
         self._model_id: str | None = None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="foley-app-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if work_dir is None:  # its own scratch folder goes when the service does (or at exit)
+            weakref.finalize(self, shutil.rmtree, self.work_dir, ignore_errors=True)
         self.max_age_s = max_age_s
 
     # ---- models and index ---------------------------------------------------------------

@@ -346,3 +346,22 @@ def test_app_serves_the_shipped_audioscope_without_a_flag(monkeypatch):
     monkeypatch.setattr(ui, "launch", lambda demo, **kw: seen.update(launched=demo))
     assert main(["app", "--device", "cpu"]) == 0
     assert seen["launched"] == "demo" and isinstance(seen["audioscope"], AudioScope)
+
+
+def test_the_service_removes_only_its_own_scratch_folder(world, tmp_path):
+    """A service's own temp folder goes when the service does (no foley-app-* left in /tmp per
+    run); a work folder it was given is the user's and stays."""
+    import gc
+
+    loaded = load_models(world["model"])
+    own = FoleyService(Models(pipeline=loaded.pipeline, avs=None), limits=LIMITS)
+    scratch = own.work_dir
+    (scratch / "result.wav").write_bytes(b"x")
+    given = FoleyService(
+        Models(pipeline=loaded.pipeline, avs=None), limits=LIMITS, work_dir=tmp_path / "mine"
+    )
+    assert scratch.is_dir() and given.work_dir.is_dir()
+    del own, given
+    gc.collect()
+    assert not scratch.exists()
+    assert (tmp_path / "mine").is_dir()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from foley.config import AVConfig
+from foley.errors import InputError
 from foley.evaluation import ROWS, audible_onsets, fit_masks, random_partners
 from foley.evaluation.report import EvalReport, targets
 from foley.evaluation.rows import RETRIEVAL_MODES
@@ -497,3 +499,47 @@ def test_eval_skips_a_clip_that_cannot_be_decoded(tiny_setup, tmp_path, capsys):
     first.write_bytes(first.read_bytes()[:300])
     assert main([*argv, "--out", str(tmp_path / "out2"), "--quiet", "--device", "cpu"]) == 1
     assert "only 1 of 3 clips could be decoded" in capsys.readouterr().err
+
+
+def test_unseen_videos_pool_draws_real_clips_of_other_videos(tiny_setup):
+    """The unseen_videos floor: real clips of videos that are not evaluated, from the other
+    splits (or another data folder), drawn the same way on every run."""
+    from foley.data.ego4d import ClipDataset
+    from foley.evaluation.evaluate import FLOOR_SPLITS, UnseenPool
+
+    data = tiny_setup / "fw"
+    evaluated = {r.video_uid for r in ClipDataset(data, "test", CFG).records}
+    pool = UnseenPool(data, data, "test", evaluated, CFG, seed=0)
+    assert len(pool) > 0
+    assert all(ds.records[j].video_uid not in evaluated for ds, j in pool.items)
+    assert {ds.metadata_path.stem for ds, _ in pool.items} <= {"train", "val", "test_shifted"}
+    again = UnseenPool(data, data, "test", evaluated, CFG, seed=0)
+    for i in range(3):  # deterministic, and the clip's own audio
+        ds, j = pool.items[int(pool.order[i % len(pool)])]
+        np.testing.assert_array_equal(pool.audio(i), again.audio(i))
+        np.testing.assert_array_equal(pool.audio(i), ds.load_clip(j, with_frames=False)[1])
+    # another folder as the floor: all its splits, the evaluated split's name included
+    other = UnseenPool(data, tiny_setup / "elsewhere", "test", set(), CFG, seed=0)
+    assert "test" in {ds.metadata_path.stem for ds, _ in other.items}
+    splits = [s for s in FLOOR_SPLITS if (data / f"{s}.tsv").is_file()]
+    assert len(other) == sum(len(ClipDataset(data, s, CFG)) for s in splits)
+
+
+def test_eval_leaves_out_the_unseen_row_without_enough_clips(tiny_setup, tmp_path):
+    from foley.evaluation import evaluate
+    from foley.pipelines.foley_pipeline import FoleyPipeline
+
+    data = tmp_path / "fw"
+    shutil.copytree(tiny_setup / "fw", data)
+    for name in ("train", "val", "test_shifted"):  # no other split: no pool
+        (data / f"{name}.tsv").unlink(missing_ok=True)
+    pipe = FoleyPipeline.from_pretrained(tiny_setup / "model")
+    kwargs = dict(n=2, modes=("no_condition",), num_inference_steps=1, progress=False)
+    report = evaluate(data, "test", pipe, num_examples=0, **kwargs)
+    assert "unseen_videos" not in report.rows and report.settings["unseen_pool"] == 0
+    # the original folder as --floor-data: its train/val clips are of other videos
+    report = evaluate(data, "test", pipe, floor_data=tiny_setup / "fw", num_examples=0, **kwargs)
+    assert "unseen_videos" in report.rows
+    assert report.rows["unseen_videos"]["onset_f1"] is not None
+    with pytest.raises(InputError, match="--floor-data"):
+        evaluate(data, "test", pipe, floor_data=tmp_path / "nowhere", **kwargs)

@@ -74,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--floor-data",
+        help="data folder whose clips (of videos not evaluated) give the unseen_videos row, real "
+        "audio sharing no scene with the reference (default: the other splits of --data)",
+    )
+    p.add_argument(
         "--modes",
         nargs="+",
         default=None,
@@ -137,6 +142,7 @@ def main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_examples=args.examples,
         progress=not args.quiet,
+        floor_data=args.floor_data,
     )
     print(report.to_markdown())
     print(

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from foley.data.ego4d import ClipDataset, load_ground_truth
+from foley.data.ego4d import ClipDataset, load_ground_truth, split_path
 from foley.errors import InputError
 from foley.evaluation.events import audible_spans
 from foley.evaluation.report import EvalReport, guidance_setting, summarise
 from foley.evaluation.rows import (
+    GRID_SKIPPED,
     MODEL_ROWS,
     RETRIEVAL_MODES,
     ROWS,
@@ -103,6 +104,44 @@ def random_partners(video_uids: list[str], seed: int) -> list[int]:
     return out
 
 
+FLOOR_SPLITS = ("train", "val", "test", "test_shifted")
+
+
+class UnseenPool:
+    """Real clips of videos that are not among the evaluated ones: the ``unseen_videos`` row.
+
+    The pool is every clip of ``root``'s splits (``FLOOR_SPLITS`` that exist, the evaluated
+    split of the evaluated data left out) whose video is not evaluated; clip ``i`` of the
+    evaluation gets pool clip ``order[i % len]`` (a seeded permutation). FoleyWorld draws each
+    video's ambient bed and recordings once for all its clips, so the in-split random clip,
+    drawn from the evaluated videos, shares them with the reference; these clips do not.
+    """
+
+    def __init__(self, root, data_dir, split: str, videos: set[str], cfg, seed: int) -> None:
+        same = Path(root).resolve() == Path(data_dir).resolve()
+        self.items: list[tuple[ClipDataset, int]] = []
+        for name in FLOOR_SPLITS:
+            if (same and name == split) or not split_path(Path(root), name).is_file():
+                continue
+            ds = ClipDataset(root, name, cfg)
+            self.items += [(ds, j) for j, r in enumerate(ds.records) if r.video_uid not in videos]
+        self.order = np.random.default_rng([seed, 104729]).permutation(len(self.items))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def audio(self, i: int) -> np.ndarray:
+        """``(N,)`` audio of clip ``i``'s pool clip (the next that decodes if it does not)."""
+        n = len(self.items)
+        for k in range(n):
+            ds, j = self.items[int(self.order[(i + k) % n])]
+            try:
+                return ds.load_clip(j, with_frames=False)[1]
+            except Exception:  # noqa: BLE001 - a corrupt pool clip: the next one
+                continue
+        raise InputError("the unseen-videos pool has no clip that decodes")
+
+
 def _check(pipeline, modes: tuple[str, ...], n_clips: int) -> None:
     unknown = [m for m in modes if m not in MODEL_ROWS]
     if unknown:
@@ -138,6 +177,7 @@ def evaluate(
     num_examples: int = 4,
     progress: bool = True,
     sync_shaping: float | None = None,
+    floor_data: str | os.PathLike | None = None,
 ) -> EvalReport:
     """Score every row of the quality table on ``split`` of ``data_dir``.
 
@@ -162,6 +202,9 @@ def evaluate(
             model; 0: the denoiser's audio as it is). When it is on, each model row has an
             ``_unshaped`` twin: the same denoised audio before shaping (what ``sync_shaping=0``
             gives), and the report compares the two (:func:`~foley.evaluation.report.shaping`).
+        floor_data: the data folder whose clips (videos not evaluated, every split) give the
+            ``unseen_videos`` row; None: the other splits of ``data_dir``. The row is left out
+            when there are fewer such clips than evaluated clips.
     """
     modes = tuple(dict.fromkeys(modes))
     cfg = pipeline.av_config
@@ -181,6 +224,13 @@ def evaluate(
             continue
         row_names += [r, unshaped(r)] if r.startswith("model_") and shaping > 0 else [r]
     partners = random_partners([r.video_uid for r in dataset.records[:total]], seed)
+    if floor_data is not None and not Path(floor_data).is_dir():
+        raise InputError(f"--floor-data {floor_data}: no such folder")
+    pool = UnseenPool(
+        floor_data or data_dir, data_dir, split, {r.video_uid for r in dataset.records}, cfg, seed
+    )
+    if len(pool) < total:
+        row_names = [r for r in row_names if r != "unseen_videos"]
 
     per_clip: list[dict] = []
     skipped: list[str] = []  # file names of clips that could not be decoded
@@ -203,6 +253,7 @@ def evaluate(
                 partners,
                 modes,
                 row_names,
+                pool,
                 seed=seed,
                 steps=num_inference_steps,
                 guidance=guidance_scale,
@@ -232,11 +283,11 @@ def evaluate(
                         {
                             "clip_id": truth.clip_id,
                             "video_uid": truth.video_uid,
-                            "waves": {r: audios[r][k] for r in row_names if r != "silence"},
+                            "waves": {r: audios[r][k] for r in row_names if r not in GRID_SKIPPED},
                             "onsets": {
                                 r: detect_onsets(audios[r][k], cfg)
                                 for r in row_names
-                                if r != "silence"
+                                if r not in GRID_SKIPPED
                             },
                         }
                     )
@@ -265,6 +316,8 @@ def evaluate(
         "sync_shaping": shaping,
         "ambient_db_max": float(ambient_db_max),
         "seed": int(seed),
+        "floor_data": str(Path(floor_data or data_dir)),
+        "unseen_pool": len(pool),
         "mc3": scorers.mc3 is not None,
         "avs": avs is not None,
         "pretrained": judges is not None,
@@ -284,6 +337,7 @@ def _rows_for_batch(
     partners: list[int],
     modes: tuple[str, ...],
     row_names: list[str],
+    pool: UnseenPool,
     *,
     seed: int,
     steps: int,
@@ -300,6 +354,8 @@ def _rows_for_batch(
         "silence": [np.zeros(n, np.float32) for _ in truths],
         "random_clip": [_partner_audio(dataset, i, partners[i], len(partners)) for i in idx],
     }
+    if "unseen_videos" in row_names:
+        audios["unseen_videos"] = [pool.audio(i) for i in idx]
     retrieved: list[dict] = [{} for _ in truths]
     conditions: dict[str, list[np.ndarray]] = {}
     wanted = [

@@ -31,7 +31,13 @@ ROWS: dict[str, str] = {
     ),
     "silence": "all-zero audio (floor)",
     "random_clip": "another clip's audio from the same split, another video if any (floor)",
+    "unseen_videos": (
+        "a real clip's audio from videos outside the evaluated clips (other splits, or "
+        "--floor-data): real audio that shares no scene or recording with the reference (floor)"
+    ),
 }
+#: rows that are drawn for comparison only and left out of the spectrogram grid
+GRID_SKIPPED = ("silence", "unseen_videos")
 MODEL_ROWS: dict[str, str] = {
     "no_condition": "model_no_condition",
     "ambient_joint": "model_ambient_joint",
