@@ -543,3 +543,24 @@ def test_eval_leaves_out_the_unseen_row_without_enough_clips(tiny_setup, tmp_pat
     assert report.rows["unseen_videos"]["onset_f1"] is not None
     with pytest.raises(InputError, match="--floor-data"):
         evaluate(data, "test", pipe, floor_data=tmp_path / "nowhere", **kwargs)
+
+
+def test_fd_aisfx_targets_against_both_floors_and_retrieval():
+    nan = math.nan
+    base = dict(onset_f1=0.5, avs_j=nan, fd_mel=1.0)
+    rows = {
+        "gt_mix": dict(base, fd_aisfx=0.0),
+        "retrieval": dict(base, fd_aisfx=150.0),
+        "random_clip": dict(base, fd_aisfx=20.0),
+        "unseen_videos": dict(base, fd_aisfx=180.0),
+        "model_ambient_joint": dict(base, fd_aisfx=200.0),
+    }
+    got = {t["target"]: t for t in targets(rows, []) if t["row"] == "model_ambient_joint"}
+    assert got["FD aisfx <= 1.5x random_clip's (ratio)"]["measured"] == pytest.approx(10.0)
+    assert got["FD aisfx <= 1.5x random_clip's (ratio)"]["met"] is False
+    unseen = got["FD aisfx <= 1.5x unseen_videos's (ratio)"]
+    assert unseen["measured"] == pytest.approx(200 / 180) and unseen["met"] is True
+    retrieval = got["FD aisfx < retrieval-only's (ratio)"]
+    assert retrieval["measured"] == pytest.approx(200 / 150) and retrieval["met"] is False
+    del rows["unseen_videos"]  # no pool: no such target
+    assert not any("unseen" in t["target"] for t in targets(rows, []))

@@ -79,7 +79,29 @@ def _targets(rows: dict[str, dict[str, float]], per_clip: list[dict], suffix: st
                 lambda x: x >= 0.9,
             )
         )
+        # issue 22: FD aisfx at most 1.5x a random real clip's, and below retrieval-only's; the
+        # in-split random clip shares the reference's videos, unseen_videos does not
+        for floor in ("random_clip", "unseen_videos"):
+            if floor in rows:
+                out.append(
+                    _target(
+                        f"FD aisfx <= 1.5x {floor}'s (ratio)",
+                        row,
+                        _ratio(r.get("fd_aisfx", math.nan), rows[floor].get("fd_aisfx", math.nan)),
+                        lambda x: x <= 1.5,
+                    )
+                )
         if "retrieval" in rows:
+            out.append(
+                _target(
+                    "FD aisfx < retrieval-only's (ratio)",
+                    row,
+                    _ratio(
+                        r.get("fd_aisfx", math.nan), rows["retrieval"].get("fd_aisfx", math.nan)
+                    ),
+                    lambda x: x < 1.0,
+                )
+            )
             out.append(
                 _target(
                     "FD mel <= 0.3x retrieval-only's (ratio)",
