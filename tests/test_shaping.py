@@ -171,3 +171,31 @@ def test_shaping_without_a_sync_model_is_a_one_line_error():
     for bad in (-1.0, float("nan"), 99.0):
         with pytest.raises(InputError, match="sync_shaping"):
             synced(video, mode="no_condition", num_inference_steps=1, sync_shaping=bad)
+
+
+def test_a_sync_model_beside_a_sync_encoder_times_the_denoiser():
+    """With a ``sync`` model beside a sync video encoder, the denoiser (and shaping) get the sync
+    model's curves and still the encoder's features: a better-timed sync model plugs in."""
+    from foley.io import frames_to_tensor
+
+    encoder, other = _tiny_sync(), _tiny_sync()
+    torch.manual_seed(1)
+    for p in other.parameters():  # a different timing model
+        p.data.add_(torch.randn_like(p) * 0.5)
+    video = np.random.default_rng(0).integers(0, 255, (48, 112, 112, 3), dtype=np.uint8)
+    x = frames_to_tensor(video)[None]
+    plain = _tiny_pipeline(encoder, curve_dim=2)
+    beside = _tiny_pipeline(encoder, curve_dim=2, sync=other)
+    beside.denoiser.load_state_dict(plain.denoiser.state_dict())
+    feats, curves = beside._encode_video(x, CFG.latents_per_clip, with_curves=False)
+    own_feats, own_curves = encoder.encode(x, CFG.latents_per_clip)
+    assert torch.equal(feats, own_feats)
+    assert torch.equal(curves, other.encode(x, CFG.latents_per_clip)[1])
+    assert not torch.allclose(curves, own_curves)
+
+    def run(p):
+        gen = torch.Generator().manual_seed(0)
+        out = p(video, mode="no_condition", num_inference_steps=2, generator=gen, sync_shaping=0)
+        return out.audios[0]
+
+    assert not np.allclose(run(plain), run(beside))  # the curves reach the denoiser

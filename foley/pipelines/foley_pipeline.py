@@ -211,7 +211,9 @@ class FoleyPipeline(DiffusionPipeline):
     def set_sync(self, sync=None) -> FoleyPipeline:
         """Attach (or detach, with None) a :class:`~foley.models.sync.SyncModel` whose curves
         drive sync shaping when the video encoder is not itself a SyncModel (a denoiser
-        conditioned on other video features). Saved to ``sync/``."""
+        conditioned on other video features), and, when it is, replace the encoder's curves
+        (shaping's and the denoiser's; the features stay the encoder's): a better-timed sync
+        model plugs in without retraining the denoiser. Saved to ``sync/``."""
         self.register_modules(sync=sync)
         return self
 
@@ -768,7 +770,12 @@ class FoleyPipeline(DiffusionPipeline):
         sync curves (n, L, 2) (else None)."""
 
         if isinstance(self.video_encoder, SyncModel) or self._encoder_has_sync:
-            return self.video_encoder.encode(frames, num_latents)
+            feats, curves = self.video_encoder.encode(frames, num_latents)
+            if self.sync is not None and (with_curves or self.denoiser.config.curve_dim):
+                # a separate sync model times the contacts: its curves replace the encoder's
+                # (the denoiser still reads the encoder's features, the ones it was trained on)
+                curves = self.sync.encode(frames.to(self.sync.dtype), num_latents)[1]
+            return feats, curves
         if self.denoiser.config.curve_dim:
             raise ModelMismatchError(
                 "this denoiser takes sync curves but the pipeline's video_encoder is not a "
