@@ -62,9 +62,9 @@ def fetch(out: Path) -> list[Path]:
     return written
 
 
-def _clips(args) -> list[dict]:
-    """Real videos and FoleyWorld test clips: frames (T, S, S, 3) uint8 and own audio."""
-    from foley.config import DEFAULT_CONFIG
+def _clips(args, cfg) -> list[dict]:
+    """Real videos and FoleyWorld test clips: frames (T, S, S, 3) uint8 and own audio, decoded
+    at the models' frame rate and size."""
     from foley.io import load_video
 
     clips = []
@@ -72,14 +72,14 @@ def _clips(args) -> list[dict]:
         path = Path(args.videos) / name
         if not path.is_file():
             raise SystemExit(f"real_clips: {path}: missing (run with --fetch {args.videos})")
-        video = load_video(path, DEFAULT_CONFIG, until=args.seconds)
-        n = int(round(len(video.frames) / DEFAULT_CONFIG.fps * DEFAULT_CONFIG.sample_rate))
+        video = load_video(path, cfg, until=args.seconds)
+        n = int(round(len(video.frames) / cfg.fps * cfg.sample_rate))
         audio = np.zeros(n, np.float32) if video.audio is None else video.audio[:n]
         clips.append({"name": f"real: {name}", "frames": video.frames, "audio": audio})
     if args.foleyworld:
         from foley.data.ego4d import ClipDataset
 
-        data = ClipDataset(args.foleyworld, "test", DEFAULT_CONFIG)
+        data = ClipDataset(args.foleyworld, "test", cfg)
         for i in range(min(args.fw_clips, len(data))):
             frames, audio = data.load_clip(i)
             rec = data.records[i]
@@ -88,16 +88,19 @@ def _clips(args) -> list[dict]:
     return clips
 
 
-def _pipelines(models: list[str], device: str):
-    """Each model; one without a retriever borrows the shipped one's (the modes retrieve)."""
+def _pipelines(models: list[str], modes: list[str], device: str):
+    """Each model; for the retrieving modes, one without a retriever borrows the shipped one's."""
     from foley.pipelines.foley_pipeline import FoleyPipeline
     from foley.pipelines.loading import load_pipeline
 
-    default = load_pipeline(None, device, quiet=True)
+    retrieves = any(m in ("ambient_joint", "action_focused") for m in modes)
+    default = None
+    if "default" in models or retrieves:
+        default = load_pipeline(None, device, quiet=True)
     out = []
     for m in models:
         pipe = default if m == "default" else load_pipeline(m, device, quiet=True)
-        if pipe.retriever is None:
+        if pipe.retriever is None and retrieves:
             pipe = FoleyPipeline.from_pipe(pipe, retriever=default.retriever)
         pipe.set_progress_bar_config(disable=True)
         out.append(pipe)
@@ -133,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
     import torch
 
-    from foley.config import DEFAULT_CONFIG as cfg
     from foley.metrics.onsets import detect_onsets
     from foley.viz.spectrogram import _draw
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    clips = _clips(args)
-    pipes = _pipelines(args.model, "cpu")
+    pipes = _pipelines(args.model, args.modes, "cpu")
+    cfg = pipes[0].av_config
+    if any(pipe.av_config != cfg for pipe in pipes):
+        raise SystemExit("real_clips: the models decode video differently (av_config)")
+    clips = _clips(args, cfg)
     columns = [(n, pipe, mode) for n, pipe in zip(names, pipes) for mode in args.modes]
     fig, axes = plt.subplots(
         len(clips), 2 + len(columns), figsize=(3.2 * (2 + len(columns)), 2.0 * len(clips)),
