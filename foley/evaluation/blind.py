@@ -98,9 +98,11 @@ def sync_f1(pipeline, frames: torch.Tensor, wave: np.ndarray) -> float:
 
     cfg = pipeline.av_config
     encoder = pipeline.video_encoder
-    # a SyncModel video encoder, the sync part of a sync+efficientnet one, or sync/ beside it
-    sync = encoder if isinstance(encoder, SyncModel) else getattr(encoder, "sync", None)
-    sync = sync or getattr(pipeline, "sync", None)
+    # sync/ beside the encoder (the pipeline's timing model when present), else a SyncModel
+    # video encoder or the sync part of a sync+efficientnet one
+    sync = getattr(pipeline, "sync", None)
+    if sync is None:
+        sync = encoder if isinstance(encoder, SyncModel) else getattr(encoder, "sync", None)
     if sync is None:
         return math.nan
     num_latents = cfg.num_latents(len(wave))
