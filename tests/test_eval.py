@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -564,3 +565,33 @@ def test_fd_aisfx_targets_against_both_floors_and_retrieval():
     assert retrieval["measured"] == pytest.approx(200 / 150) and retrieval["met"] is False
     del rows["unseen_videos"]  # no pool: no such target
     assert not any("unseen" in t["target"] for t in targets(rows, []))
+
+
+def test_eval_without_ground_truth_takes_the_first_clip_and_skips_bad_files(
+    tiny_setup, tmp_path, capsys
+):
+    """A video longer than a clip is scored on its first clip (it used to be refused), and a
+    file that does not decode is skipped with one line: the others are still scored."""
+    from foley.cli.main import main
+    from foley.io import write_video
+    from tests.media import make_bad_files
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(16_000 * 5)).astype(np.float32)
+    frames = rng.integers(0, 255, (5 * 15, 48, 64, 3), dtype=np.uint8)
+    write_video(videos / "long.mp4", frames, fps=15, audio=wave, sample_rate=16_000)
+    write_video(videos / "short.mp4", frames[:20], fps=15, audio=wave[:21_000], sample_rate=16_000)
+    bad = make_bad_files(tmp_path / "bad")
+    shutil.copy(bad["text_as_mp4"], videos / "corrupt.mp4")
+    out = tmp_path / "out"
+    argv = ["eval", "--no-ground-truth", "--data", str(videos), "--model",
+            str(tiny_setup / "model"), "--steps", "1", "--out", str(out), "--quiet",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    assert "skipped corrupt.mp4" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["skipped"] == ["corrupt.mp4"]
+    assert [Path(v["file"]).name for v in report["per_video"]] == ["long.mp4", "short.mp4"]
+    assert report["rows"]["own_audio"]["videos"] == 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,12 +147,23 @@ def evaluate_videos(
     # per video in the second pass, so a large folder is never held in memory
     tracks: list[np.ndarray | None] = []
     lengths: list[int] = []
+    skipped: list[str] = []
+    kept: list[Path] = []
     for path in tqdm(videos, desc="load soundtracks", disable=not progress):
-        video = load_video(path, cfg, max_seconds=cfg.clip_seconds)
+        try:  # the first clip of a video of any length; a file that does not decode is skipped
+            video = load_video(path, cfg, until=cfg.clip_seconds)
+        except InputError as err:
+            print(f"foley eval: skipped {path.name}: {err}", file=sys.stderr)
+            skipped.append(path.name)
+            continue
+        kept.append(path)
         num_samples = round(video.frames.shape[0] * cfg.samples_per_frame)
         has_audio = video.audio is not None and np.abs(video.audio).max() > 0
         tracks.append(_fit(video.audio, num_samples) if has_audio else None)
         lengths.append(num_samples)
+    videos = kept
+    if not videos:
+        raise InputError(f"--data {data_dir}: no video could be decoded ({len(skipped)} skipped)")
     with_audio = [i for i, t in enumerate(tracks) if t is not None]
     rng = np.random.default_rng([seed, 7919])
     per_video: list[dict] = []
@@ -159,7 +171,7 @@ def evaluate_videos(
     pipeline.set_progress_bar_config(disable=True)
     try:
         for i, path in enumerate(tqdm(videos, desc="foley eval", disable=not progress)):
-            video = load_video(path, cfg, max_seconds=cfg.clip_seconds, with_audio=False)
+            video = load_video(path, cfg, until=cfg.clip_seconds, with_audio=False)
             frames = frames_to_tensor(video.frames)  # (T, 3, S, S) in [0, 1]
             n_samples = lengths[i]
             waves: dict[str, np.ndarray] = {}
@@ -191,6 +203,7 @@ def evaluate_videos(
     settings = {
         "data": str(Path(data_dir)),
         "videos": len(per_video),
+        "skipped": skipped,
         "clip_seconds": cfg.clip_seconds,
         "modes": list(modes),
         "num_inference_steps": int(num_inference_steps),
