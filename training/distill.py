@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from foley.errors import InputError, ModelMismatchError
 from foley.models.objectives import Objective, objective_of
 from training.common import cycle, start_run
-from training.config import add_config_arguments, config_from_args, opt
+from training.config import add_config_arguments, config_from_args, opt, trainer_main
 from training.features import FEATURES_JSON, SplitFeatures
 from training.loop import TrainLoop
 
@@ -252,9 +252,7 @@ def run(args: DistillConfig | argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return trainer_main(DistillConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from foley.models.objectives import Objective
 from training.common import cycle, make_accelerator
-from training.config import add_config_arguments, config_from_args, opt
+from training.config import add_config_arguments, config_from_args, opt, trainer_main
 from training.features import FEATURES_JSON, SplitFeatures, read_config
 from training.loop import TrainLoop
 
@@ -520,9 +520,7 @@ def _init_denoiser(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return trainer_main(DenoiserConfig, run, __doc__, argv)
 
 
 if __name__ == "__main__":
